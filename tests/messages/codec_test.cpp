@@ -1,0 +1,193 @@
+#include "messages/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+namespace simpleci::msg {
+namespace {
+
+const std::string kSha1(40, 'a');
+const std::string kSha256(64, '0');
+
+template <class T>
+T round_trip(const T& in) {
+  const Decoded d = decode(header_frame(), encode(Message(in)));
+  EXPECT_TRUE(d.ok()) << d.detail;
+  EXPECT_TRUE(std::holds_alternative<T>(d.message));
+  return std::get<T>(d.message);
+}
+
+TEST(Codec, RoundTripsEveryMessageType) {
+  EXPECT_EQ(round_trip(Register{"runner-1", 4, {7, 9}}), (Register{"runner-1", 4, {7, 9}}));
+  EXPECT_EQ(round_trip(Welcome{250}), Welcome{250});
+  EXPECT_EQ(round_trip(Heartbeat{}), Heartbeat{});
+  const Job job{42, 2, kSha1, "feature/x", "make test", 30, 4096};
+  EXPECT_EQ(round_trip(job), job);
+  const Output out{42, 2, 1000, std::string("a\0b\xff", 4)};
+  EXPECT_EQ(round_trip(out), out);
+  const Result res{42, 2, JobStatus::kFailed, 1, 1000, 2000, true, "boom"};
+  EXPECT_EQ(round_trip(res), res);
+  EXPECT_EQ(round_trip(ResultAck{42, 2}), (ResultAck{42, 2}));
+  EXPECT_EQ(round_trip(Reregister{}), Reregister{});
+  EXPECT_EQ(round_trip(CancelJob{42, 1}), (CancelJob{42, 1}));
+  const Commit c{5, kSha256, "main", true};
+  EXPECT_EQ(round_trip(c), c);
+  EXPECT_EQ(round_trip(Accepted{5, 42, true}), (Accepted{5, 42, true}));
+  EXPECT_EQ(round_trip(StatusRequest{9}), StatusRequest{9});
+  StatusReply sr;
+  sr.request_id = 9;
+  sr.runners.push_back(RunnerInfo{"r1", "busy", 2, {42}, 123});
+  sr.queue_length = 3;
+  sr.running.push_back(JobSummary{42, kSha1, "main", JobStatus::kRunning, -1, 0, "r1", 1, 1, 2, 0,
+                                  false});
+  sr.counters.push_back(Counter{"rejected.malformed", 7});
+  EXPECT_EQ(round_trip(sr), sr);
+  const ResultsRequest rq{3, kSha1, 10, true};
+  EXPECT_EQ(round_trip(rq), rq);
+  ResultsReply rr;
+  rr.request_id = 3;
+  rr.jobs = sr.running;
+  rr.output = "hello";
+  EXPECT_EQ(round_trip(rr), rr);
+  EXPECT_EQ(round_trip(CancelRequest{1, 42}), (CancelRequest{1, 42}));
+  EXPECT_EQ(round_trip(RetryRequest{1, 42}), (RetryRequest{1, 42}));
+  EXPECT_EQ(round_trip(Ok{1, 42, "done"}), (Ok{1, 42, "done"}));
+  EXPECT_EQ(round_trip(Error{1, ErrorCode::kNotFound, "no job 42"}),
+            (Error{1, ErrorCode::kNotFound, "no job 42"}));
+  EXPECT_EQ(round_trip(Drain{}), Drain{});
+}
+
+TEST(Codec, TypeNamesAreStable) {
+  EXPECT_EQ(to_string(MessageType::kCommit), "commit");
+  EXPECT_EQ(to_string(MessageType::kDrain), "drain");
+  EXPECT_EQ(to_string(JobStatus::kCancelled), "cancelled");
+  EXPECT_EQ(job_status_from_string("timeout"), JobStatus::kTimeout);
+  EXPECT_EQ(job_status_from_string("nope"), std::nullopt);
+  EXPECT_EQ(static_cast<int>(MessageType::kResult), 6);  // wire value, never renumber
+}
+
+// Packs an arbitrary msgpack value for hostile-input cases.
+template <class F>
+std::string pack(F&& f) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  f(pk);
+  return std::string(buf.data(), buf.size());
+}
+
+struct BadCase {
+  const char* what;
+  std::string header;
+  std::string body;
+  DecodeError want;
+};
+
+std::vector<BadCase> bad_cases() {
+  const std::string h = header_frame();
+  const std::string good_commit = encode(Commit{1, kSha1, "main", false});
+  std::vector<BadCase> v = {
+      {"empty body", h, "", DecodeError::kMalformed},
+      {"empty header", "", good_commit, DecodeError::kBadHeader},
+      {"wrong magic", "XYZ\x01", good_commit, DecodeError::kBadHeader},
+      {"long header", h + "x", good_commit, DecodeError::kBadHeader},
+      {"future version", std::string("SCI\x02", 4), good_commit, DecodeError::kVersion},
+      {"random bytes", h, std::string("\xc1\xc1\xc1\xc1", 4), DecodeError::kMalformed},
+      {"truncated", h, good_commit.substr(0, good_commit.size() - 3), DecodeError::kMalformed},
+      {"trailing bytes", h, good_commit + "x", DecodeError::kTrailingBytes},
+      // array32 header claiming 4 G elements in 5 bytes
+      {"4G array", h, std::string("\xdd\xff\xff\xff\xff", 5), DecodeError::kMalformed},
+      {"4G map", h, std::string("\xdf\xff\xff\xff\xff", 5), DecodeError::kMalformed},
+      {"4G str", h, std::string("\xdb\xff\xff\xff\xff", 5), DecodeError::kMalformed},
+      {"4G bin", h, std::string("\xc6\xff\xff\xff\xff", 5), DecodeError::kMalformed},
+      {"not an array", h, pack([](auto& pk) { pk.pack(7); }), DecodeError::kMalformed},
+      {"empty array", h, pack([](auto& pk) { pk.pack_array(0); }), DecodeError::kMalformed},
+      {"type 0", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(0); }),
+       DecodeError::kUnknownType},
+      {"type 99", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(99); }),
+       DecodeError::kUnknownType},
+      {"type as string", h, pack([](auto& pk) { pk.pack_array(1); pk.pack("job"); }),
+       DecodeError::kUnknownType},
+      {"deep nesting", h, std::string(100, '\x91') + '\x01', DecodeError::kMalformed},
+      {"missing fields", h, pack([](auto& pk) { pk.pack_array(2); pk.pack(10); pk.pack(1); }),
+       DecodeError::kBadField},
+      {"extra field", h, pack([](auto& pk) { pk.pack_array(2); pk.pack(3); pk.pack(1); }),
+       DecodeError::kBadField},
+      {"commit id is a path", h, encode(Commit{1, "../../etc/passwd", "main", false}),
+       DecodeError::kBadField},
+      {"commit id not hex", h, encode(Commit{1, std::string(40, 'g'), "main", false}),
+       DecodeError::kBadField},
+      {"commit id uppercase", h, encode(Commit{1, std::string(40, 'A'), "main", false}),
+       DecodeError::kBadField},
+      {"name with slash", h, encode(Register{"a/b", 1, {}}), DecodeError::kBadField},
+      {"name with NUL", h, encode(Register{std::string("a\0b", 3), 1, {}}), DecodeError::kBadField},
+      {"name dot-dot", h, encode(Register{"..", 1, {}}), DecodeError::kBadField},
+      {"capacity 0", h, encode(Register{"r", 0, {}}), DecodeError::kBadField},
+      {"job id 0", h, encode(ResultAck{0, 1}), DecodeError::kBadField},
+      {"branch with ..", h, encode(Commit{1, kSha1, "a..b", false}), DecodeError::kBadField},
+      {"wrong field type", h,
+       pack([](auto& pk) { pk.pack_array(3); pk.pack(7); pk.pack("x"); pk.pack(1); }),
+       DecodeError::kBadField},
+      {"bool as int", h,
+       pack([](auto& pk) {
+         pk.pack_array(5); pk.pack(10); pk.pack(1); pk.pack(std::string(40, 'a'));
+         pk.pack("main"); pk.pack(1);
+       }),
+       DecodeError::kBadField},
+      {"status out of range", h,
+       pack([](auto& pk) {
+         pk.pack_array(9); pk.pack(6); pk.pack(1); pk.pack(1); pk.pack(77); pk.pack(0);
+         pk.pack(0); pk.pack(0); pk.pack(false); pk.pack_bin(0);
+       }),
+       DecodeError::kBadField},
+      {"result with non-final status", h,
+       pack([](auto& pk) {
+         pk.pack_array(9); pk.pack(6); pk.pack(1); pk.pack(1); pk.pack(1); pk.pack(0);
+         pk.pack(0); pk.pack(0); pk.pack(false); pk.pack_bin(0);
+       }),
+       DecodeError::kBadField},
+      {"negative time", h,
+       pack([](auto& pk) {
+         pk.pack_array(9); pk.pack(6); pk.pack(1); pk.pack(1); pk.pack(2); pk.pack(0);
+         pk.pack(-5); pk.pack(0); pk.pack(false); pk.pack_bin(0);
+       }),
+       DecodeError::kBadField},
+      {"map where array expected", h,
+       pack([](auto& pk) { pk.pack_array(4); pk.pack(1); pk.pack("r"); pk.pack(1); pk.pack_map(0); }),
+       DecodeError::kBadField},
+      {"output chunk too big", h, encode(Output{1, 1, 0, std::string(kMaxChunkBytes + 1, 'x')}),
+       DecodeError::kBadField},
+  };
+  return v;
+}
+
+TEST(Codec, RejectsEveryBadInputWithTheRightReason) {
+  for (const BadCase& c : bad_cases()) {
+    const Decoded d = decode(c.header, c.body);
+    EXPECT_EQ(d.error, c.want) << c.what << ": got " << to_string(d.error) << " (" << d.detail
+                               << ")";
+    EXPECT_FALSE(d.detail.empty()) << c.what;
+  }
+}
+
+TEST(Codec, ErrorTextNamesTheField) {
+  const Decoded d = decode(header_frame(), encode(Commit{1, "nothex", "main", false}));
+  EXPECT_EQ(d.detail, "commit.commit: not a commit id (40 or 64 lowercase hex characters)");
+}
+
+TEST(Codec, ValidateCatchesWhatDecodeWouldReject) {
+  EXPECT_EQ(validate(Commit{1, kSha1, "main", false}), "");
+  EXPECT_NE(validate(Commit{1, "xyz", "main", false}), "");
+  EXPECT_NE(validate(Register{"bad name", 1, {}}), "");
+  EXPECT_NE(validate(Job{1, 0, kSha1, "", "t", 1, 4096}), "");  // attempt 0
+}
+
+TEST(Codec, LargestLegalResultFitsTheFrameLimit) {
+  Result r{1, 1, JobStatus::kPassed, 0, 1, 2, true, std::string(kMaxOutputCap, 'x')};
+  const std::string body = encode(r);
+  EXPECT_LT(body.size(), static_cast<size_t>(kMaxFrameBytes));
+  EXPECT_TRUE(decode_body(body).ok());
+}
+
+}  // namespace
+}  // namespace simpleci::msg
