@@ -1,0 +1,35 @@
+// Fuzzes the message decoder with arbitrary bytes. The first byte picks how the input is split
+// into header and body so both frames get explored. Anything decode() accepts must re-encode
+// and decode to the same message, and must pass the sender-side validate().
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "messages/codec.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace simpleci::msg;
+  if (size == 0) return 0;
+  const std::string_view all(reinterpret_cast<const char*>(data + 1), size - 1);
+  // Mode 0: valid header + fuzzed body (the common case); otherwise split at data[0] % 8.
+  std::string_view header, body;
+  const std::string good = header_frame();
+  if (data[0] < 200) {
+    header = good;
+    body = all;
+  } else {
+    const size_t cut = std::min<size_t>(data[0] % 8, all.size());
+    header = all.substr(0, cut);
+    body = all.substr(cut);
+  }
+  const Decoded d = decode(header, body);
+  if (!d.ok()) {
+    if (d.detail.empty()) std::abort();  // every rejection must say why
+    return 0;
+  }
+  if (!validate(d.message).empty()) std::abort();
+  const Decoded again = decode_body(encode(d.message));
+  if (!again.ok() || !(again.message == d.message)) std::abort();
+  return 0;
+}
