@@ -1,0 +1,225 @@
+#include "messages/curve.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/fsutil.h"
+#include "messages/validate.h"
+
+namespace simpleci::curve {
+
+namespace {
+
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+constexpr const char* kDomain = "simpleci";
+
+bool decodes_to_32_bytes(const std::string& z85) {
+  if (z85.size() != kZ85KeyLen) return false;
+  std::array<uint8_t, 32> raw{};
+  return zmq_z85_decode(raw.data(), z85.c_str()) != nullptr;
+}
+
+bool write_new_file(const std::filesystem::path& p, const std::string& text, mode_t mode,
+                    std::string* err) {
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    *err = "cannot create '" + p.string() + "': " + std::strerror(errno);
+    return false;
+  }
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::fchmod(fd, mode);  // umask must not widen or narrow what we promised
+  if (::close(fd) != 0 || !ok) {
+    *err = "cannot write '" + p.string() + "'";
+    return false;
+  }
+  return true;
+}
+
+std::string z85_of(const zmq::message_t& m) {
+  char out[kZ85KeyLen + 1] = {};
+  zmq_z85_encode(out, static_cast<const uint8_t*>(m.data()), m.size());
+  return out;
+}
+
+}  // namespace
+
+bool keygen(const std::filesystem::path& dir, const std::string& name, std::string* err) {
+  if (!is_safe_name(name)) {
+    *err = "key name must be 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -), got '" + name +
+           "'";
+    return false;
+  }
+  char pub[kZ85KeyLen + 1] = {}, sec[kZ85KeyLen + 1] = {};
+  if (zmq_curve_keypair(pub, sec) != 0) {
+    *err = "cannot generate a CURVE key pair: libzmq was built without CURVE";
+    return false;
+  }
+  const auto key = dir / (name + ".key");
+  const auto pubf = dir / (name + ".pub");
+  if (std::filesystem::exists(key) || std::filesystem::exists(pubf)) {
+    *err = "refusing to overwrite '" + key.string() + "' or '" + pubf.string() + "'";
+    return false;
+  }
+  return write_new_file(key, "# simpleCI CURVE secret key: keep private\n" + std::string(sec) + "\n",
+                        0600, err) &&
+         write_new_file(pubf, "# simpleCI CURVE public key\n" + std::string(pub) + "\n", 0644, err);
+}
+
+bool load_key(const std::filesystem::path& file, std::string* z85, std::string* err) {
+  std::string text;
+  if (!read_file(file, 4096, &text, err)) return false;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (!decodes_to_32_bytes(line)) {
+      *err = "'" + file.string() + "' does not hold a 40-character Z85 CURVE key";
+      return false;
+    }
+    *z85 = line;
+    return true;
+  }
+  *err = "'" + file.string() + "' holds no key";
+  return false;
+}
+
+bool public_from_secret(const std::string& secret_z85, std::string* public_z85, std::string* err) {
+  char pub[kZ85KeyLen + 1] = {};
+  if (!decodes_to_32_bytes(secret_z85) || zmq_curve_public(pub, secret_z85.c_str()) != 0) {
+    *err = "not a valid CURVE secret key";
+    return false;
+  }
+  *public_z85 = pub;
+  return true;
+}
+
+bool load_authorized_keys(const std::filesystem::path& dir,
+                          std::map<std::string, std::string>* key_to_name, std::string* err) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    *err = "authorized keys folder '" + dir.string() + "' does not exist";
+    return false;
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".pub") continue;
+    const std::string name = entry.path().stem().string();
+    if (!is_safe_name(name)) {
+      *err = "authorized key '" + entry.path().string() + "': name is not a safe name";
+      return false;
+    }
+    std::string key;
+    if (!load_key(entry.path(), &key, err)) return false;
+    (*key_to_name)[key] = name;
+  }
+  if (ec) {
+    *err = "cannot list '" + dir.string() + "': " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+void configure_client(zmq::socket_t& s, const std::string& server_public_z85,
+                      const std::string& client_secret_z85) {
+  std::string pub, err;
+  public_from_secret(client_secret_z85, &pub, &err);
+  s.set(zmq::sockopt::curve_serverkey, server_public_z85);
+  s.set(zmq::sockopt::curve_publickey, pub);
+  s.set(zmq::sockopt::curve_secretkey, client_secret_z85);
+}
+
+void configure_server(zmq::socket_t& s, const std::string& server_secret_z85) {
+  s.set(zmq::sockopt::curve_server, 1);
+  s.set(zmq::sockopt::curve_secretkey, server_secret_z85);
+  s.set(zmq::sockopt::zap_domain, kDomain);
+}
+
+ZapHandler::ZapHandler(zmq::context_t& ctx, std::map<std::string, std::string> key_to_name)
+    : ctx_(ctx),
+      key_to_name_(std::move(key_to_name)),
+      rep_(ctx, zmq::socket_type::rep),
+      stop_tx_(ctx, zmq::socket_type::pair) {
+  rep_.set(zmq::sockopt::linger, 0);
+  rep_.bind(kZapEndpoint);
+  const std::string stop_ep = "inproc://simpleci-zap-stop-" + std::to_string(
+      reinterpret_cast<uintptr_t>(this));
+  stop_tx_.set(zmq::sockopt::linger, 0);
+  stop_tx_.bind(stop_ep);
+  thread_ = std::thread([this, stop_ep] {
+    zmq::socket_t stop_rx(ctx_, zmq::socket_type::pair);
+    stop_rx.set(zmq::sockopt::linger, 0);
+    stop_rx.connect(stop_ep);
+    for (;;) {
+      zmq::pollitem_t items[] = {{rep_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {stop_rx.handle(), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(-1));
+      } catch (const zmq::error_t&) {
+        return;
+      }
+      if (items[1].revents & ZMQ_POLLIN) return;
+      if (items[0].revents & ZMQ_POLLIN) run();
+    }
+  });
+}
+
+ZapHandler::~ZapHandler() {
+  try {
+    stop_tx_.send(zmq::str_buffer("stop"), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+// Handles one ZAP request: [version, request_id, domain, address, routing_id, mechanism,
+// credentials...] and replies [version, request_id, status, text, user_id, metadata].
+void ZapHandler::run() {
+  std::vector<zmq::message_t> req;
+  try {
+    for (;;) {
+      zmq::message_t part;
+      if (!rep_.recv(part, zmq::recv_flags::dontwait)) break;
+      const bool more = part.more();
+      if (req.size() < 8) req.push_back(std::move(part));
+      if (!more) break;
+    }
+  } catch (const zmq::error_t&) {
+    return;
+  }
+  if (req.size() < 6) return;  // libzmq never sends this; nothing sane to answer
+  const std::string address = req[3].to_string();
+  std::string status = "400", text = "not authorized", user;
+  if (req[5].to_string() == "CURVE" && req.size() >= 7 && req[6].size() == 32) {
+    const std::string key = z85_of(req[6]);
+    if (auto it = key_to_name_.find(key); it != key_to_name_.end()) {
+      status = "200";
+      text = "OK";
+      user = it->second;
+    } else {
+      spdlog::warn("refused a CURVE client from {} with unlisted key {}", address, key);
+    }
+  } else {
+    spdlog::warn("refused a client from {}: mechanism {} is not CURVE", address,
+                 req[5].to_string());
+  }
+  (status == "200" ? admitted_ : refused_)++;
+  try {
+    rep_.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
+    rep_.send(req[1], zmq::send_flags::sndmore);
+    rep_.send(zmq::buffer(status), zmq::send_flags::sndmore);
+    rep_.send(zmq::buffer(text), zmq::send_flags::sndmore);
+    rep_.send(zmq::buffer(user), zmq::send_flags::sndmore);
+    rep_.send(zmq::str_buffer(""), zmq::send_flags::none);
+  } catch (const zmq::error_t&) {
+  }
+}
+
+}  // namespace simpleci::curve
