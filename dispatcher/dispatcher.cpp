@@ -1,0 +1,594 @@
+#include "dispatcher/dispatcher.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "dispatcher/results.h"
+#include "messages/validate.h"
+
+namespace simpleci::dispatcher {
+
+using msg::JobStatus;
+
+Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg)
+    : clock_(clock),
+      store_(store),
+      out_(out),
+      cfg_(std::move(cfg)),
+      hb_(cfg_.heartbeat_ms),
+      started_(clock.now()) {}
+
+bool Dispatcher::recover(std::string* err) {
+  std::vector<JobRow> rows;
+  if (!store_.load_active(&rows, err)) return false;
+  active_.clear();
+  active_by_commit_.clear();
+  queue_.clear();
+  for (auto& [name, r] : runners_) r.jobs.clear();
+  size_t orphans = 0;
+  for (auto& row : rows) {
+    Active a;
+    a.s = row.summary;
+    if (a.s.status == JobStatus::kQueued) {
+      queue_.push_back(a.s.job_id);
+    } else if (auto it = runners_.find(a.s.runner); it != runners_.end()) {
+      it->second.jobs.insert(a.s.job_id);
+    } else {
+      a.orphaned = true;
+      a.orphan_since = clock_.now();
+      ++orphans;
+    }
+    active_by_commit_[a.s.commit] = a.s.job_id;
+    active_[a.s.job_id] = std::move(a);
+  }
+  if (!rows.empty()) {
+    spdlog::info("store holds {} queued and {} running jobs", queue_.size(),
+                 rows.size() - queue_.size());
+  }
+  if (orphans > 0) {
+    spdlog::info("{} running jobs wait up to {} ms for their runners to return", orphans,
+                 3 * hb_.count());
+  }
+  return true;
+}
+
+// ---- input ------------------------------------------------------------------------------
+
+void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::string_view> frames,
+                            std::string_view user_id) {
+  if (frames.size() != 2) {
+    reject(msg::DecodeError::kFrameCount, peer, std::to_string(frames.size()) + " frames", 0);
+    return;
+  }
+  msg::Decoded d = msg::decode(frames[0], frames[1]);
+  if (!d.ok()) {
+    reject(d.error, peer, d.detail, 0);
+    return;
+  }
+  handle(peer, fd, d.message, user_id);
+}
+
+void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,
+                        std::string_view user_id) {
+  Runner* r = session(peer);
+  if (r) {  // any message is a sign of life
+    r->last_seen = clock_.now();
+    r->last_seen_wall = clock_.wall_ms();
+    if (fd >= 0) r->fd = fd;
+  }
+  auto need_session = [&]() -> Runner* {
+    if (!r) {
+      reject_reason("unregistered", peer, std::string(msg::to_string(msg::type_of(m))));
+      send_later(peer, msg::Reregister{});
+    }
+    return r;
+  };
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, msg::Register>) {
+          on_register(peer, fd, v, user_id);
+        } else if constexpr (std::is_same_v<T, msg::Heartbeat> || std::is_same_v<T, msg::Output>) {
+          need_session();
+          if constexpr (std::is_same_v<T, msg::Output>) {
+            if (r) counters_["output.bytes"] += v.data.size();
+          }
+        } else if constexpr (std::is_same_v<T, msg::Result>) {
+          if (Runner* s = need_session()) on_result(*s, v);
+        } else if constexpr (std::is_same_v<T, msg::Drain>) {
+          if (Runner* s = need_session()) {
+            s->draining = true;
+            spdlog::info("runner {} is draining ({} jobs left)", s->name, s->jobs.size());
+          }
+        } else if constexpr (std::is_same_v<T, msg::Commit>) {
+          on_commit(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::StatusRequest>) {
+          on_status(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::ResultsRequest>) {
+          on_results(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::CancelRequest>) {
+          on_cancel(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::RetryRequest>) {
+          on_retry(peer, v);
+        } else {
+          std::string what(msg::to_string(msg::type_of(m)));
+          reject_reason("unexpected_type", peer, what);
+          // Never answer an ERROR with an ERROR: two confused peers would ping-pong forever.
+          if constexpr (!std::is_same_v<T, msg::Error>) {
+            send_later(peer, msg::Error{0, msg::ErrorCode::kBadRequest,
+                                        "the dispatcher does not accept " + what});
+          }
+        }
+      },
+      m);
+}
+
+void Dispatcher::on_register(std::string_view peer, int fd, const msg::Register& reg,
+                             std::string_view user_id) {
+  if (cfg_.require_identity && reg.name != user_id) {
+    reject_reason("unauthorized", peer, "runner name '" + reg.name + "' but key '" +
+                                            std::string(user_id) + "'");
+    send_later(peer, msg::Error{0, msg::ErrorCode::kUnauthorized,
+                                "runner name must be the name of its key: " + std::string(user_id)});
+    return;
+  }
+  std::set<uint64_t> held(reg.held_jobs.begin(), reg.held_jobs.end());
+  std::set<uint64_t> previous;
+  if (auto it = runners_.find(reg.name); it != runners_.end()) {
+    previous = it->second.jobs;
+    if (it->second.peer != peer) peers_.erase(it->second.peer);
+    runners_.erase(it);
+    spdlog::info("runner {} registered again ({} jobs held)", reg.name, held.size());
+  } else {
+    spdlog::info("runner {} registered, capacity {}", reg.name, reg.capacity);
+  }
+  // A peer that registers under a new name drops its old session.
+  if (auto p = peers_.find(std::string(peer)); p != peers_.end()) runner_lost(p->second, "renamed");
+
+  Runner& r = runners_[reg.name];
+  r.name = reg.name;
+  r.peer = std::string(peer);
+  r.fd = fd;
+  r.capacity = reg.capacity;
+  r.last_seen = r.last_sent = clock_.now();
+  r.last_seen_wall = clock_.wall_ms();
+  peers_[r.peer] = r.name;
+
+  // Running jobs of this runner: from its previous session, or found in the store after a
+  // restart. Those it still holds stay; the others were lost with its old process.
+  for (auto& [id, a] : active_) {
+    if (a.s.status == JobStatus::kRunning && a.s.runner == reg.name) previous.insert(id);
+  }
+  for (uint64_t id : previous) {
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second.s.status != JobStatus::kRunning) continue;
+    if (held.count(id)) {
+      r.jobs.insert(id);
+      it->second.orphaned = false;
+    } else {
+      requeue(id, "its runner came back without it");
+    }
+  }
+  for (uint64_t id : held) {
+    if (r.jobs.count(id)) continue;
+    auto it = active_.find(id);
+    if (it != active_.end()) {
+      send_later(peer, msg::CancelJob{id, std::max<uint32_t>(1, it->second.s.attempt)});
+    }
+    // Jobs no longer active are left alone: the runner re-sends their results, which are
+    // acknowledged as stale.
+  }
+  send_later(peer, msg::Welcome{cfg_.heartbeat_ms});
+}
+
+void Dispatcher::on_result(Runner& r, const msg::Result& res) {
+  auto it = active_.find(res.job_id);
+  bool current = it != active_.end() && it->second.s.status == JobStatus::kRunning &&
+                 it->second.s.attempt == res.attempt && it->second.s.runner == r.name;
+  if (!current) {
+    ++counters_["results.stale"];
+    spdlog::info("stale result for job {} attempt {} from {} acknowledged and dropped",
+                 res.job_id, res.attempt, r.name);
+    send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
+    return;
+  }
+  int64_t started = res.started_at_ms ? res.started_at_ms : it->second.s.started_at_ms;
+  int64_t finished = res.finished_at_ms ? res.finished_at_ms : clock_.wall_ms();
+  finish(res.job_id, res.status, res.exit_code, started, finished, res.truncated, res.output);
+  send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
+}
+
+void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
+  if (auto it = active_by_commit_.find(c.commit); it != active_by_commit_.end()) {
+    send_later(peer, msg::Accepted{c.request_id, it->second, true});
+    return;
+  }
+  if (!c.force) {
+    std::string err;
+    if (auto latest = store_.latest_for_commit(c.commit, &err)) {
+      send_later(peer, msg::Accepted{c.request_id, latest->summary.job_id, true});
+      return;
+    }
+  }
+  uint64_t id = enqueue(c.commit, c.branch);
+  if (id == 0) {
+    send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
+    return;
+  }
+  spdlog::info("job {} queued: {} ({})", id, c.commit, c.branch.empty() ? "no branch" : c.branch);
+  send_later(peer, msg::Accepted{c.request_id, id, false});
+}
+
+void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
+  msg::StatusReply rep;
+  rep.request_id = q.request_id;
+  for (const auto& [name, r] : runners_) {
+    if (rep.runners.size() >= msg::kMaxListLen) break;
+    msg::RunnerInfo info;
+    info.name = name;
+    info.state = r.draining ? "draining" : (r.jobs.empty() ? "idle" : "busy");
+    info.capacity = r.capacity;
+    for (uint64_t id : r.jobs) {
+      if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);
+    }
+    info.last_seen_ms = r.last_seen_wall;
+    rep.runners.push_back(std::move(info));
+  }
+  rep.queue_length = queue_.size();
+  for (const auto& [id, a] : active_) {
+    if (a.s.status == JobStatus::kRunning && rep.running.size() < msg::kMaxListLen) {
+      rep.running.push_back(a.s);
+    }
+  }
+  std::sort(rep.running.begin(), rep.running.end(),
+            [](const auto& a, const auto& b) { return a.job_id < b.job_id; });
+  rep.counters = counters();
+  send_later(peer, std::move(rep));
+}
+
+void Dispatcher::on_results(std::string_view peer, const msg::ResultsRequest& q) {
+  msg::ResultsReply rep;
+  rep.request_id = q.request_id;
+  std::string err;
+  if (!store_.recent(q.commit, q.limit, &rep.jobs, &err)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
+  if (q.with_output && !q.commit.empty() && !rep.jobs.empty() && msg::is_final(rep.jobs[0].status)) {
+    store_.output(rep.jobs[0].job_id, &rep.output, &err);
+  }
+  send_later(peer, std::move(rep));
+}
+
+void Dispatcher::on_cancel(std::string_view peer, const msg::CancelRequest& q) {
+  auto it = active_.find(q.job_id);
+  if (it == active_.end()) {
+    std::string err;
+    auto row = store_.job(q.job_id, &err);
+    if (!row) {
+      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
+                                  "no job " + std::to_string(q.job_id)});
+    } else {
+      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
+                                  "job " + std::to_string(q.job_id) + " already ended as " +
+                                      std::string(msg::to_string(row->summary.status))});
+    }
+    return;
+  }
+  const msg::JobSummary s = it->second.s;
+  if (s.status == JobStatus::kRunning) {
+    if (auto r = runners_.find(s.runner); r != runners_.end()) {
+      send_later(r->second.peer, msg::CancelJob{s.job_id, std::max<uint32_t>(1, s.attempt)});
+    }
+  }
+  int64_t now = clock_.wall_ms();
+  finish(s.job_id, JobStatus::kCancelled, -1, s.started_at_ms, now, false,
+         "simpleci: job cancelled by request\n");
+  spdlog::info("job {} cancelled", s.job_id);
+  send_later(peer, msg::Ok{q.request_id, s.job_id, "cancelled job " + std::to_string(s.job_id)});
+}
+
+void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
+  if (auto it = active_.find(q.job_id); it != active_.end()) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
+                                "job " + std::to_string(q.job_id) + " is still " +
+                                    std::string(msg::to_string(it->second.s.status))});
+    return;
+  }
+  std::string err;
+  auto row = store_.job(q.job_id, &err);
+  if (!row) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
+                                "no job " + std::to_string(q.job_id)});
+    return;
+  }
+  const std::string& commit = row->summary.commit;
+  uint64_t id;
+  if (auto a = active_by_commit_.find(commit); a != active_by_commit_.end()) {
+    id = a->second;
+  } else {
+    id = enqueue(commit, row->summary.branch);
+  }
+  if (id == 0) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
+    return;
+  }
+  send_later(peer, msg::Ok{q.request_id, id, "queued job " + std::to_string(id)});
+}
+
+// ---- bad input --------------------------------------------------------------------------
+
+void Dispatcher::reject(msg::DecodeError why, std::string_view peer, const std::string& detail,
+                        uint64_t request_id) {
+  reject_reason(std::string(msg::to_string(why)), peer, detail);
+  if (why == msg::DecodeError::kVersion) {
+    send_later(peer, msg::Error{request_id, msg::ErrorCode::kVersionMismatch,
+                                "this dispatcher speaks protocol version " +
+                                    std::to_string(msg::kProtocolVersion)});
+  } else if (why == msg::DecodeError::kBadField) {
+    send_later(peer, msg::Error{request_id, msg::ErrorCode::kBadRequest, detail.substr(0, 1000)});
+  }
+}
+
+void Dispatcher::reject_reason(const std::string& reason, std::string_view peer,
+                               const std::string& detail) {
+  ++counters_["rejected." + reason];
+  uint64_t held = 0;
+  if (bad_log_.allow(clock_.now(), &held)) {
+    auto it = peers_.find(std::string(peer));
+    spdlog::warn("dropped a message from {}: {} ({}){}",
+                 it != peers_.end() ? "runner " + it->second : "an unregistered peer", reason,
+                 detail.substr(0, 200),
+                 held ? " [" + std::to_string(held) + " similar lines held back]" : "");
+  }
+}
+
+// ---- state changes ----------------------------------------------------------------------
+
+bool Dispatcher::store_ok(bool ok, const std::string& err) {
+  if (!ok && !tx_failed_) {
+    tx_failed_ = true;
+    tx_error_ = err;
+  }
+  return ok;
+}
+
+uint64_t Dispatcher::enqueue(const std::string& commit, const std::string& branch) {
+  std::string err;
+  if (!store_ok(store_.begin(&err), err)) return 0;
+  int64_t now = clock_.wall_ms();
+  uint64_t id = store_.insert_job(commit, branch, now, &err);
+  if (!store_ok(id != 0, err)) return 0;
+  Active a;
+  a.s.job_id = id;
+  a.s.commit = commit;
+  a.s.branch = branch;
+  a.s.status = JobStatus::kQueued;
+  a.s.created_at_ms = now;
+  active_[id] = std::move(a);
+  active_by_commit_[commit] = id;
+  queue_.push_back(id);
+  return id;
+}
+
+void Dispatcher::requeue(uint64_t job_id, const char* why) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  msg::JobSummary& s = it->second.s;
+  if (auto r = runners_.find(s.runner); r != runners_.end()) r->second.jobs.erase(job_id);
+  if (s.attempt + 1 > cfg_.max_attempts) {
+    spdlog::warn("job {} ({}) gave up after {} attempts: {}", job_id, s.commit, s.attempt, why);
+    finish(job_id, JobStatus::kError, -1, s.started_at_ms, clock_.wall_ms(), false,
+           "simpleci: the job was lost " + std::to_string(s.attempt) +
+               " times (last: " + why + "); giving up\n");
+    return;
+  }
+  std::string err;
+  int64_t pos = store_.min_queue_pos() - 1;
+  if (!store_ok(store_.begin(&err), err) || !store_ok(store_.requeue(job_id, pos, &err), err)) return;
+  spdlog::info("job {} back to the front of the queue ({}), next attempt {}", job_id, why,
+               s.attempt + 1);
+  s.status = JobStatus::kQueued;
+  s.runner.clear();
+  s.started_at_ms = 0;
+  it->second.orphaned = false;
+  queue_.push_front(job_id);
+  ++counters_["jobs.requeued"];
+}
+
+void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_t started,
+                        int64_t finished, bool truncated, const std::string& output) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  msg::JobSummary s = it->second.s;
+  bool was_queued = s.status == JobStatus::kQueued;
+  s.status = st;
+  s.exit_code = exit_code;
+  s.started_at_ms = started;
+  s.finished_at_ms = finished;
+  s.duration_ms = started > 0 && finished >= started ? finished - started : 0;
+  s.truncated = truncated;
+  std::string err;
+  if (!store_ok(store_.begin(&err), err) || !store_ok(store_.finish(s, output, &err), err)) return;
+  if (auto r = runners_.find(s.runner); r != runners_.end()) r->second.jobs.erase(job_id);
+  if (was_queued) queue_.erase(std::find(queue_.begin(), queue_.end(), job_id));
+  active_by_commit_.erase(s.commit);
+  active_.erase(it);
+  ++counters_[std::string("jobs.") + std::string(msg::to_string(st))];
+  spdlog::info("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
+               s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
+  files_.emplace_back(std::move(s), output);
+}
+
+void Dispatcher::runner_lost(const std::string& name, const char* why) {
+  auto it = runners_.find(name);
+  if (it == runners_.end()) return;
+  std::set<uint64_t> jobs = it->second.jobs;
+  spdlog::warn("runner {} lost ({}); {} job(s) to requeue", name, why, jobs.size());
+  peers_.erase(it->second.peer);
+  runners_.erase(it);
+  ++counters_["runners.lost"];
+  for (uint64_t id : jobs) requeue(id, why);
+}
+
+void Dispatcher::dispatch() {
+  while (!queue_.empty()) {
+    Runner* best = nullptr;
+    size_t n = runners_.size(), i = 0;
+    auto it = runners_.begin();
+    std::advance(it, n ? rr_ % n : 0);
+    for (; i < n; ++i, ++it) {
+      if (it == runners_.end()) it = runners_.begin();
+      Runner& r = it->second;
+      if (r.draining || r.jobs.size() >= r.capacity) continue;
+      if (!best || r.jobs.size() < best->jobs.size()) best = &r;
+    }
+    if (!best) return;
+    ++rr_;
+    uint64_t id = queue_.front();
+    Active& a = active_[id];
+    std::string err;
+    uint32_t attempt = a.s.attempt + 1;
+    int64_t now = clock_.wall_ms();
+    if (!store_ok(store_.begin(&err), err) ||
+        !store_ok(store_.mark_running(id, attempt, best->name, now, &err), err)) {
+      return;
+    }
+    queue_.pop_front();
+    a.s.status = JobStatus::kRunning;
+    a.s.attempt = attempt;
+    a.s.runner = best->name;
+    a.s.started_at_ms = now;
+    best->jobs.insert(id);
+    msg::Job job{id, attempt, a.s.commit, a.s.branch, cfg_.test_command, cfg_.job_timeout_s,
+                 cfg_.output_cap};
+    send_later(best->peer, std::move(job));
+  }
+}
+
+// ---- time -------------------------------------------------------------------------------
+
+void Dispatcher::on_disconnect(int fd) {
+  for (auto& [name, r] : runners_) {
+    if (r.fd == fd) {
+      runner_lost(std::string(name), "connection closed");
+      return;
+    }
+  }
+}
+
+void Dispatcher::tick() {
+  SteadyTime now = clock_.now();
+  std::vector<std::string> dead;
+  for (auto& [name, r] : runners_) {
+    if (now - r.last_seen >= 3 * hb_) {
+      dead.push_back(name);
+    } else if (now - r.last_sent >= hb_) {
+      r.last_sent = now;
+      send_later(r.peer, msg::Heartbeat{});
+    }
+  }
+  for (const auto& name : dead) runner_lost(name, "silent for 3 heartbeat intervals");
+
+  // Running jobs nobody claimed after a restart, and jobs whose runner never reports even though
+  // their timeout passed long ago (a backstop; the runner enforces the timeout itself).
+  std::vector<uint64_t> orphans, overdue;
+  int64_t wall = clock_.wall_ms();
+  int64_t limit_ms = (static_cast<int64_t>(cfg_.job_timeout_s) + 60) * 1000;
+  for (auto& [id, a] : active_) {
+    if (a.s.status != JobStatus::kRunning) continue;
+    if (a.orphaned && now - a.orphan_since >= 3 * hb_) orphans.push_back(id);
+    else if (!a.orphaned && a.s.started_at_ms > 0 && wall - a.s.started_at_ms > limit_ms) overdue.push_back(id);
+  }
+  for (uint64_t id : orphans) requeue(id, "its runner did not come back after the restart");
+  for (uint64_t id : overdue) {
+    const msg::JobSummary s = active_[id].s;
+    if (auto r = runners_.find(s.runner); r != runners_.end()) {
+      send_later(r->second.peer, msg::CancelJob{id, std::max<uint32_t>(1, s.attempt)});
+    }
+    finish(id, JobStatus::kTimeout, -1, s.started_at_ms, wall, false,
+           "simpleci: no result within the job timeout plus 60 s\n");
+  }
+}
+
+// ---- output -----------------------------------------------------------------------------
+
+void Dispatcher::send_later(std::string_view peer, msg::Message m) {
+  deferred_.push_back({std::string(peer), std::move(m)});
+}
+
+void Dispatcher::send_now(std::string_view peer, const msg::Message& m) {
+  if (!out_.send(peer, m)) ++counters_["send.dropped"];
+}
+
+bool Dispatcher::flush() {
+  dispatch();
+  bool ok = !tx_failed_;
+  std::string err = tx_error_;
+  if (ok && store_.in_transaction()) ok = store_.commit(&err);
+  if (!ok) store_.rollback();
+  std::vector<Deferred> out;
+  out.swap(deferred_);
+  if (ok) {
+    for (const auto& [s, output] : files_) {
+      std::string ferr;
+      if (!write_result_files(cfg_.results_dir, s, output, &ferr)) {
+        ++counters_["results.file_errors"];
+        spdlog::error("cannot write result files for job {}: {}", s.job_id, ferr);
+      }
+    }
+    files_.clear();
+    for (const auto& d : out) send_now(d.peer, d.m);
+    return true;
+  }
+  ++counters_["store.failures"];
+  spdlog::error("store commit failed, nothing of this round was kept: {}", err);
+  files_.clear();
+  for (const auto& d : out) {
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, msg::Accepted> || std::is_same_v<T, msg::Ok>) {
+            send_now(d.peer, msg::Error{v.request_id, msg::ErrorCode::kStorageFailure,
+                                        "the dispatcher cannot write its store; retry later"});
+          } else if constexpr (!std::is_same_v<T, msg::Job> && !std::is_same_v<T, msg::ResultAck>) {
+            send_now(d.peer, v);
+          }
+        },
+        d.m);
+  }
+  tx_failed_ = false;
+  tx_error_.clear();
+  reload();
+  return false;
+}
+
+bool Dispatcher::reload() {
+  std::string err;
+  bool ok = recover(&err);
+  if (!ok) spdlog::error("cannot reload the store: {}", err);
+  return ok;
+}
+
+Dispatcher::Runner* Dispatcher::session(std::string_view peer) {
+  auto it = peers_.find(std::string(peer));
+  if (it == peers_.end()) return nullptr;
+  auto r = runners_.find(it->second);
+  return r == runners_.end() ? nullptr : &r->second;
+}
+
+std::vector<msg::Counter> Dispatcher::counters() const {
+  std::vector<msg::Counter> out;
+  for (const auto& [name, v] : counters_) {
+    if (out.size() < msg::kMaxCounters) out.push_back({name, v});
+  }
+  return out;
+}
+
+uint64_t Dispatcher::counter(const std::string& name) const {
+  auto it = counters_.find(name);
+  return it == counters_.end() ? 0 : it->second;
+}
+
+}  // namespace simpleci::dispatcher

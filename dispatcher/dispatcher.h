@@ -1,0 +1,139 @@
+// The dispatcher's logic, free of sockets: runner sessions, the job queue, heartbeats, requeue,
+// results and client requests, as PROTOCOL.md describes them.
+//
+// The server loop feeds it decoded-or-not frames (on_message), connection losses
+// (on_disconnect) and the passage of time (tick), then calls flush(). Everything that changes
+// the store between two flushes is one SQLite transaction; replies that promise durability
+// (ACCEPTED, RESULT_ACK, OK, JOB) are held back until that transaction committed, so a crash
+// never leaves a peer believing something the store does not hold. Time comes from a Clock, so
+// tests drive heartbeat expiry with a FakeClock. Single-threaded.
+#pragma once
+
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dispatcher/store.h"
+#include "messages/clock.h"
+#include "messages/codec.h"
+#include "messages/logging.h"
+
+namespace simpleci::dispatcher {
+
+struct Config {
+  uint32_t heartbeat_ms = 1000;
+  uint32_t max_attempts = 3;
+  uint32_t job_timeout_s = 600;
+  uint64_t output_cap = msg::kMaxOutputCap;
+  std::string test_command = "python3 -m unittest discover -s tests -v";
+  std::filesystem::path results_dir = "test_results";
+  bool require_identity = false;  // CURVE: a runner's name must equal its key's name
+};
+
+// Where replies go. The server implements it over the ROUTER; tests capture.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // False when the peer is gone or its queue is full; the message is then dropped.
+  virtual bool send(std::string_view peer, const msg::Message& m) = 0;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg);
+
+  // Loads queued and running jobs from the store (after a restart). Running jobs wait for their
+  // runner to come back for 3 heartbeat intervals, then are requeued.
+  bool recover(std::string* err);
+
+  // One message from peer: frames are what follows the routing id (header, body). fd is the
+  // connection it arrived on (-1 unknown); user_id the CURVE key name ("" without CURVE).
+  void on_message(std::string_view peer, int fd, std::span<const std::string_view> frames,
+                  std::string_view user_id = {});
+  // The connection with this file descriptor closed: its runner is dead now.
+  void on_disconnect(int fd);
+  // Heartbeats out, dead runners swept, queued jobs dispatched. Call at least every
+  // heartbeat_ms / 2.
+  void tick();
+  // Commits the transaction and sends what waited for it. False when the commit failed (then
+  // the in-memory state is reloaded from the store and the waiting senders get
+  // ERROR storage_failure or nothing, and will retry).
+  bool flush();
+
+  std::vector<msg::Counter> counters() const;
+  uint64_t counter(const std::string& name) const;
+  size_t queue_length() const { return queue_.size(); }
+  size_t runner_count() const { return runners_.size(); }
+
+ private:
+  struct Runner {
+    std::string name, peer;
+    int fd = -1;
+    uint32_t capacity = 1;
+    std::set<uint64_t> jobs;
+    SteadyTime last_seen{}, last_sent{};
+    int64_t last_seen_wall = 0;
+    bool draining = false;
+  };
+  struct Active {  // a queued or running job
+    msg::JobSummary s;
+    SteadyTime orphan_since{};  // running without a live runner session (after a restart)
+    bool orphaned = false;
+  };
+  struct Deferred {
+    std::string peer;
+    msg::Message m;
+  };
+
+  void handle(std::string_view peer, int fd, const msg::Message& m, std::string_view user_id);
+  void on_register(std::string_view peer, int fd, const msg::Register& r, std::string_view user_id);
+  void on_result(Runner& r, const msg::Result& res);
+  void on_commit(std::string_view peer, const msg::Commit& c);
+  void on_status(std::string_view peer, const msg::StatusRequest& q);
+  void on_results(std::string_view peer, const msg::ResultsRequest& q);
+  void on_cancel(std::string_view peer, const msg::CancelRequest& q);
+  void on_retry(std::string_view peer, const msg::RetryRequest& q);
+
+  void reject(msg::DecodeError why, std::string_view peer, const std::string& detail,
+              uint64_t request_id);
+  void reject_reason(const std::string& reason, std::string_view peer, const std::string& detail);
+  void runner_lost(const std::string& name, const char* why);
+  void requeue(uint64_t job_id, const char* why);
+  void finish(uint64_t job_id, msg::JobStatus st, int32_t exit_code, int64_t started,
+              int64_t finished, bool truncated, const std::string& output);
+  uint64_t enqueue(const std::string& commit, const std::string& branch);
+  void dispatch();
+  bool store_ok(bool ok, const std::string& err);
+  void send_now(std::string_view peer, const msg::Message& m);
+  void send_later(std::string_view peer, msg::Message m);
+  Runner* session(std::string_view peer);
+  bool reload();
+
+  Clock& clock_;
+  Store& store_;
+  Outbox& out_;
+  Config cfg_;
+  Millis hb_;
+  SteadyTime started_;
+  std::map<std::string, Runner> runners_;           // by name
+  std::unordered_map<std::string, std::string> peers_;  // routing id -> runner name
+  std::unordered_map<uint64_t, Active> active_;     // queued + running jobs
+  std::unordered_map<std::string, uint64_t> active_by_commit_;
+  std::deque<uint64_t> queue_;
+  std::vector<Deferred> deferred_;
+  std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
+  std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure
+  bool tx_failed_ = false;
+  std::string tx_error_;
+  std::map<std::string, uint64_t> counters_;
+  LogLimiter bad_log_;
+  size_t rr_ = 0;  // round-robin start for spreading work
+};
+
+}  // namespace simpleci::dispatcher

@@ -1,0 +1,143 @@
+#include "dispatcher/server.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "messages/curve.h"
+#include "messages/fsutil.h"
+#include "messages/signals.h"
+#include "messages/transport.h"
+
+namespace simpleci::dispatcher {
+
+namespace {
+
+constexpr const char* kProgram = "simpleci-dispatcher";
+constexpr const char* kMonitorEndpoint = "inproc://simpleci-dispatcher-monitor";
+constexpr int kBatch = 4096;  // messages read per round before one group commit
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());
+  return 1;
+}
+
+class RouterOutbox final : public Outbox {
+ public:
+  explicit RouterOutbox(zmq::socket_t& s) : s_(s) {}
+  bool send(std::string_view peer, const msg::Message& m) override {
+    return net::send_to(s_, peer, m);
+  }
+
+ private:
+  zmq::socket_t& s_;
+};
+
+// Reads every pending monitor event; returns the fds of closed connections.
+std::vector<int> closed_connections(zmq::socket_t& mon) {
+  std::vector<int> fds;
+  while (true) {
+    zmq::message_t ev, addr;
+    if (!mon.recv(ev, zmq::recv_flags::dontwait)) break;
+    if (ev.more()) (void)mon.recv(addr, zmq::recv_flags::dontwait);
+    if (ev.size() < 6) continue;
+    uint16_t event;
+    int32_t value;
+    std::memcpy(&event, ev.data(), 2);
+    std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+    if (event == ZMQ_EVENT_DISCONNECTED) fds.push_back(value);
+  }
+  return fds;
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& opt, int signal_fd) {
+  std::string err;
+  if (!ensure_writable_dir(opt.state_dir, &err)) return fail(err);
+  if (!ensure_writable_dir(opt.config.results_dir, &err)) return fail(err);
+  Store store;
+  if (!store.open((opt.state_dir / "simpleci.db").string(), &err)) return fail(err);
+
+  zmq::context_t ctx(1);
+  std::unique_ptr<curve::ZapHandler> zap;
+  std::string secret;
+  bool use_curve = !opt.curve_secret_key_file.empty();
+  if (use_curve) {
+    std::map<std::string, std::string> keys;
+    if (!curve::load_key(opt.curve_secret_key_file, &secret, &err) ||
+        !curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
+      return fail(err);
+    }
+    spdlog::info("CURVE on: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
+    zap = std::make_unique<curve::ZapHandler>(ctx, std::move(keys));
+  }
+  zmq::socket_t router = net::make_router(ctx);
+  if (use_curve) curve::configure_server(router, secret);
+  try {
+    router.bind(opt.bind);
+  } catch (const zmq::error_t& e) {
+    return fail("cannot bind " + opt.bind + ": " + e.what());
+  }
+  std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  if (!write_file_atomic(opt.state_dir / "endpoint", endpoint + "\n", false, &err)) return fail(err);
+  zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED);
+  zmq::socket_t mon(ctx, zmq::socket_type::pair);
+  mon.connect(kMonitorEndpoint);
+
+  SystemClock clock;
+  RouterOutbox outbox(router);
+  Config cfg = opt.config;
+  cfg.require_identity = use_curve;
+  Dispatcher core(clock, store, outbox, cfg);
+  if (!core.recover(&err)) return fail(err);
+  spdlog::info("listening on {}", endpoint);
+
+  const Millis tick_every(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));
+  SteadyTime next_tick = clock.now();
+  std::vector<std::string_view> views;
+  while (true) {
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                               {mon.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+    auto wait = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_tick - clock.now()));
+    try {
+      zmq::poll(items, 3, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
+    }
+    if (items[2].revents & ZMQ_POLLIN) {
+      int sig = read_signal(signal_fd);
+      spdlog::info("signal {} received, shutting down", sig);
+      break;
+    }
+    // Connection losses first, so a closed fd is never confused with a new connection reusing it.
+    for (int fd : closed_connections(mon)) core.on_disconnect(fd);
+    for (int n = 0; n < kBatch; ++n) {
+      auto r = net::recv(router, true, 4);
+      if (!r) break;
+      if (r->frames.empty()) continue;
+      views.clear();
+      for (size_t i = 1; i < r->frames.size(); ++i) views.push_back(net::view(r->frames[i]));
+      std::string_view user_id;
+      if (use_curve) {
+        const char* uid = zmq_msg_gets(r->frames.back().handle(), "User-Id");
+        if (uid) user_id = uid;
+      }
+      core.on_message(net::view(r->frames[0]), r->src_fd, views, user_id);
+    }
+    if (clock.now() >= next_tick) {
+      core.tick();
+      next_tick = clock.now() + tick_every;
+    }
+    core.flush();
+  }
+  core.flush();
+  zmq_socket_monitor(router.handle(), nullptr, 0);
+  return 0;
+}
+
+}  // namespace simpleci::dispatcher
