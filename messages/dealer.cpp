@@ -1,0 +1,34 @@
+#include "messages/dealer.h"
+
+#include "messages/curve.h"
+#include "messages/transport.h"
+
+namespace simpleci::net {
+
+DealerConnection::DealerConnection(zmq::context_t& ctx, std::string endpoint,
+                                   std::string server_key, std::string secret_key)
+    : ctx_(ctx),
+      endpoint_(std::move(endpoint)),
+      server_key_(std::move(server_key)),
+      secret_key_(std::move(secret_key)) {
+  open();
+}
+
+bool DealerConnection::send(const msg::Message& m) { return net::send(sock_, m); }
+
+void DealerConnection::reconnect() {
+  sock_.close();
+  open();
+}
+
+void DealerConnection::open() {
+  sock_ = zmq::socket_t(ctx_, zmq::socket_type::dealer);
+  configure_common(sock_);
+  sock_.set(zmq::sockopt::reconnect_ivl, 100);
+  sock_.set(zmq::sockopt::reconnect_ivl_max, 2000);
+  // CURVE options must be in place before connect.
+  if (!server_key_.empty()) curve::configure_client(sock_, server_key_, secret_key_);
+  sock_.connect(endpoint_);
+}
+
+}  // namespace simpleci::net

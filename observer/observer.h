@@ -1,0 +1,75 @@
+// The observer's logic: poll git on a timer, queue every new commit of the watched branches
+// (oldest first), send each as COMMIT, and move the per-branch cursor (kept in a state file)
+// only past commits the dispatcher ACCEPTED, strictly in order. Unanswered COMMITs are re-sent
+// (the dispatcher deduplicates them); a silent dispatcher gets a fresh connection with backoff.
+// Single-threaded; tests drive it with a FakeClock and call poll_git() directly.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "messages/clock.h"
+#include "messages/codec.h"
+#include "messages/logging.h"
+
+namespace simpleci::observer {
+
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual bool send(const msg::Message& m) = 0;
+  virtual void reconnect() = 0;
+};
+
+struct Options {
+  std::string clone_dir;
+  std::vector<std::string> branches;
+  std::string state_file;
+  Millis poll{1000};
+  Millis resend{2000};      // no ACCEPTED within this: send the COMMIT again
+  size_t window = 64;       // COMMITs in flight at once
+};
+
+class Observer {
+ public:
+  Observer(Clock& clock, Link& link, Options opt);
+
+  // Reads the cursors from the state file (missing file: first start).
+  bool load_state(std::string* err);
+  // Fetches origin and queues new commits. False (logged) when the fetch failed.
+  bool poll_git();
+  void on_frames(const std::string& header, const std::string& body);
+  // Polls git when due, sends, re-sends, reconnects.
+  void tick();
+  Millis next_wakeup() const;
+
+  const std::map<std::string, std::string>& cursors() const { return cursors_; }
+  size_t queued() const { return items_.size(); }
+
+ private:
+  struct Item {
+    std::string branch, commit;
+    uint64_t request_id = 0;
+    bool sent = false, accepted = false;
+    SteadyTime sent_at{}, retry_at{};
+  };
+  void send_due();
+  void advance();
+  bool save_state(std::string* err);
+
+  Clock& clock_;
+  Link& link_;
+  Options opt_;
+  std::map<std::string, std::string> cursors_;  // branch -> last accepted commit
+  std::deque<Item> items_;
+  uint64_t next_request_ = 1;
+  SteadyTime next_poll_{}, last_reply_{}, reconnect_at_{};
+  bool waiting_reconnect_ = false;
+  Millis backoff_{1000};
+  LogLimiter bad_log_;
+};
+
+}  // namespace simpleci::observer

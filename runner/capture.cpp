@@ -1,0 +1,51 @@
+#include "runner/capture.h"
+
+#include <algorithm>
+
+namespace simpleci::runner {
+
+namespace {
+constexpr uint64_t kMarkerReserve = 128;  // room for the truncation line
+}
+
+OutputCapture::OutputCapture(uint64_t cap) {
+  cap = std::max<uint64_t>(cap, 1024);
+  head_cap_ = cap / 2;
+  tail_cap_ = cap - head_cap_ - kMarkerReserve;
+}
+
+void OutputCapture::append(std::string_view data) {
+  total_ += data.size();
+  if (head_.size() < head_cap_) {
+    size_t n = std::min<size_t>(data.size(), head_cap_ - head_.size());
+    head_.append(data.substr(0, n));
+    data.remove_prefix(n);
+  }
+  if (data.size() >= tail_cap_) {  // only the last tail_cap_ bytes can survive
+    ring_.assign(data.substr(data.size() - tail_cap_));
+    ring_pos_ = 0;
+    return;
+  }
+  while (!data.empty()) {
+    if (ring_.size() < tail_cap_) {
+      size_t n = std::min<size_t>(data.size(), tail_cap_ - ring_.size());
+      ring_.append(data.substr(0, n));
+      data.remove_prefix(n);
+      continue;
+    }
+    size_t n = std::min<size_t>(data.size(), tail_cap_ - ring_pos_);
+    ring_.replace(ring_pos_, n, data.substr(0, n));
+    ring_pos_ = (ring_pos_ + n) % tail_cap_;
+    data.remove_prefix(n);
+  }
+}
+
+std::string OutputCapture::result() const {
+  std::string tail = ring_.size() < tail_cap_ ? ring_ : ring_.substr(ring_pos_) + ring_.substr(0, ring_pos_);
+  if (!truncated()) return head_ + tail;
+  uint64_t omitted = total_ - head_.size() - tail.size();
+  return head_ + "\n[simpleci: output truncated, " + std::to_string(omitted) + " bytes omitted]\n" +
+         tail;
+}
+
+}  // namespace simpleci::runner

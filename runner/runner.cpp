@@ -1,0 +1,356 @@
+#include "runner/runner.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/fsutil.h"
+
+namespace simpleci::runner {
+
+namespace fs = std::filesystem;
+using msg::JobStatus;
+
+namespace {
+constexpr Millis kRegisterRepeat(1000);
+constexpr Millis kMaxBackoff(32000);
+}  // namespace
+
+Runner::Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options opt)
+    : clock_(clock), link_(link), exec_(exec), ws_(ws), opt_(std::move(opt)), slots_(opt_.capacity) {
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+Runner::~Runner() {
+  for (auto& s : slots_) {
+    if (s.worker.joinable()) s.worker.join();
+  }
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+fs::path Runner::result_path(uint64_t job, uint32_t attempt) const {
+  return opt_.work_dir / "results" / (std::to_string(job) + "-" + std::to_string(attempt) + ".result");
+}
+
+bool Runner::start(std::string* err) {
+  if (!ensure_writable_dir(opt_.work_dir / "results", err)) return false;
+  for (const auto& e : fs::directory_iterator(opt_.work_dir / "results")) {
+    if (e.path().extension() != ".result") continue;
+    std::string body, rerr;
+    msg::Decoded d;
+    if (read_file(e.path(), msg::kMaxFrameBytes, &body, &rerr)) d = msg::decode_body(body);
+    if (!d.ok() || !std::holds_alternative<msg::Result>(d.message)) {
+      spdlog::warn("ignoring unreadable saved result {}", e.path().string());
+      continue;
+    }
+    const auto& r = std::get<msg::Result>(d.message);
+    pending_[{r.job_id, r.attempt}] = Pending{r, SteadyTime{}};
+  }
+  if (!pending_.empty()) spdlog::info("{} unacknowledged result(s) to deliver", pending_.size());
+  last_heard_ = clock_.now();
+  send_register();
+  return true;
+}
+
+void Runner::send(const msg::Message& m) {
+  if (!link_.send(m)) spdlog::debug("could not queue {} for the dispatcher", msg::to_string(msg::type_of(m)));
+}
+
+void Runner::send_register() {
+  std::set<uint64_t> held;
+  for (const auto& s : slots_) {
+    if (s.job) held.insert(s.job->job_id);
+  }
+  for (const auto& j : waiting_) held.insert(j.job_id);
+  for (const auto& [key, p] : pending_) held.insert(key.first);
+  msg::Register r{opt_.name, opt_.capacity, {}};
+  for (uint64_t id : held) {
+    if (r.held_jobs.size() < msg::kMaxListLen) r.held_jobs.push_back(id);
+  }
+  send(r);
+  last_register_ = clock_.now();
+}
+
+void Runner::on_frames(const std::string& header, const std::string& body) {
+  msg::Decoded d = msg::decode(header, body);
+  if (!d.ok()) {
+    uint64_t held = 0;
+    if (bad_log_.allow(clock_.now(), &held)) {
+      spdlog::warn("dropped a bad message from the dispatcher: {} ({})", msg::to_string(d.error), d.detail);
+    }
+    return;
+  }
+  last_heard_ = clock_.now();
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, msg::Welcome>) {
+          if (!registered_) spdlog::info("registered with the dispatcher (heartbeat {} ms)", m.heartbeat_ms);
+          registered_ = true;
+          hb_ = Millis(m.heartbeat_ms);
+          backoff_ = Millis(1000);
+          reconnect_pending_ = false;
+          if (draining_) send(msg::Drain{});
+          for (auto& [key, p] : pending_) {
+            send(p.result);
+            p.last_sent = clock_.now();
+          }
+        } else if constexpr (std::is_same_v<T, msg::Job>) {
+          accept_job(m);
+        } else if constexpr (std::is_same_v<T, msg::ResultAck>) {
+          on_ack(m);
+        } else if constexpr (std::is_same_v<T, msg::Reregister>) {
+          registered_ = false;
+          send_register();
+        } else if constexpr (std::is_same_v<T, msg::CancelJob>) {
+          cancel_job(m.job_id);
+        } else if constexpr (std::is_same_v<T, msg::Error>) {
+          spdlog::warn("dispatcher says: {} ({})", m.text, msg::to_string(m.code));
+        } else if constexpr (!std::is_same_v<T, msg::Heartbeat>) {
+          spdlog::warn("ignoring unexpected {} from the dispatcher", msg::to_string(msg::type_of(m)));
+        }
+      },
+      d.message);
+}
+
+void Runner::accept_job(const msg::Job& job) {
+  for (const auto& s : slots_) {
+    if (s.job && s.job->job_id == job.job_id) return;  // already ours
+  }
+  for (const auto& j : waiting_) {
+    if (j.job_id == job.job_id) return;
+  }
+  if (auto it = pending_.find({job.job_id, job.attempt}); it != pending_.end()) {
+    send(it->second.result);  // ran it already: deliver the result again
+    return;
+  }
+  spdlog::info("job {} attempt {}: {} ({})", job.job_id, job.attempt, job.commit, job.branch);
+  waiting_.push_back(job);
+  start_next();
+}
+
+void Runner::start_next() {
+  for (size_t i = 0; i < slots_.size() && !waiting_.empty(); ++i) {
+    if (slots_[i].job) continue;
+    slots_[i].job = waiting_.front();
+    waiting_.pop_front();
+    start_checkout(static_cast<int>(i));
+  }
+}
+
+void Runner::start_checkout(int slot) {
+  Slot& s = slots_[slot];
+  s.checking_out = true;
+  s.started_ms = clock_.wall_ms();
+  s.streamed = 0;
+  if (s.worker.joinable()) s.worker.join();
+  std::string commit = s.job->commit;
+  s.worker = std::thread([this, slot, commit] {
+    CheckoutDone d{slot, false, "", ""};
+    d.ok = ws_.prepare(slot, commit, &d.workdir, &d.error);
+    {
+      std::lock_guard<std::mutex> lock(done_mu_);
+      done_.push_back(std::move(d));
+    }
+    uint64_t one = 1;
+    (void)!::write(event_fd_, &one, sizeof one);
+  });
+}
+
+void Runner::collect_checkouts() {
+  uint64_t n;
+  (void)!::read(event_fd_, &n, sizeof n);
+  std::vector<CheckoutDone> done;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done.swap(done_);
+  }
+  for (auto& d : done) {
+    Slot& s = slots_[d.slot];
+    if (s.worker.joinable()) s.worker.join();
+    s.checking_out = false;
+    if (s.cancelled || !s.job) {
+      s.job.reset();
+      s.cancelled = false;
+      continue;
+    }
+    if (!d.ok) {
+      spdlog::error("job {}: {}", s.job->job_id, d.error);
+      complete(d.slot, JobStatus::kError, -1, "simpleci: " + d.error + "\n", false);
+    } else {
+      run_job(d.slot, d.workdir);
+    }
+  }
+  start_next();
+}
+
+void Runner::wait_checkouts() {
+  for (auto& s : slots_) {
+    if (s.worker.joinable()) s.worker.join();
+  }
+  collect_checkouts();
+}
+
+void Runner::run_job(int slot, const std::string& workdir) {
+  Slot& s = slots_[slot];
+  const msg::Job& job = *s.job;
+  RunSpec spec;
+  spec.job_id = job.job_id;
+  spec.workdir = workdir;
+  fs::path own = fs::path(workdir) / ".simpleci" / "test";
+  std::error_code ec;
+  if (fs::is_regular_file(own, ec) && ::access(own.c_str(), X_OK) == 0) {
+    spec.argv = {own.string()};
+  } else {
+    spec.argv = {"/bin/sh", "-c", job.test_command};
+  }
+  spec.env = {"CI=true", "SIMPLECI_COMMIT=" + job.commit, "SIMPLECI_BRANCH=" + job.branch,
+              "SIMPLECI_JOB=" + std::to_string(job.job_id)};
+  spec.timeout_s = job.timeout_s;
+  spec.output_cap = job.output_cap;
+  std::string err;
+  if (!exec_.start(spec, &err)) {
+    complete(slot, JobStatus::kError, -1, "simpleci: " + err + "\n", false);
+    return;
+  }
+  s.running = true;
+}
+
+void Runner::complete(int slot, JobStatus st, int32_t exit_code, const std::string& output,
+                      bool truncated) {
+  Slot& s = slots_[slot];
+  msg::Result r{s.job->job_id, s.job->attempt, st, exit_code, s.started_ms, clock_.wall_ms(),
+                truncated, output};
+  spdlog::info("job {} attempt {} {} (exit {}, {} bytes of output)", r.job_id, r.attempt,
+               msg::to_string(st), exit_code, output.size());
+  std::string err;
+  if (!write_file_atomic(result_path(r.job_id, r.attempt), msg::encode(r), true, &err)) {
+    spdlog::error("cannot save the result of job {} (kept in memory only): {}", r.job_id, err);
+  }
+  pending_[{r.job_id, r.attempt}] = Pending{r, clock_.now()};
+  if (registered_) send(r);
+  s.job.reset();
+  s.running = false;
+  s.cancelled = false;
+  if (draining_) drain_since_ = clock_.now();
+  start_next();
+}
+
+void Runner::cancel_job(uint64_t job_id) {
+  for (auto& s : slots_) {
+    if (!s.job || s.job->job_id != job_id) continue;
+    spdlog::info("job {} cancelled by the dispatcher", job_id);
+    if (s.checking_out) {
+      s.cancelled = true;  // freed when the checkout returns
+    } else {
+      if (s.running) exec_.cancel(job_id);
+      s.job.reset();
+      s.running = false;
+    }
+  }
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
+                                [&](const msg::Job& j) { return j.job_id == job_id; }),
+                 waiting_.end());
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first.first == job_id) {
+      std::error_code ec;
+      fs::remove(result_path(it->first.first, it->first.second), ec);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  start_next();
+}
+
+void Runner::on_ack(const msg::ResultAck& a) {
+  if (pending_.erase({a.job_id, a.attempt}) == 0) return;
+  std::error_code ec;
+  fs::remove(result_path(a.job_id, a.attempt), ec);
+}
+
+void Runner::stream_output() {
+  if (!registered_) return;
+  for (auto& s : slots_) {
+    if (!s.running) continue;
+    const std::string* head = exec_.head(s.job->job_id);
+    if (!head || head->size() <= s.streamed) continue;
+    size_t n = std::min<size_t>(head->size() - s.streamed, msg::kMaxChunkBytes);
+    send(msg::Output{s.job->job_id, s.job->attempt, s.streamed, head->substr(s.streamed, n)});
+    s.streamed += n;
+  }
+}
+
+void Runner::tick() {
+  SteadyTime now = clock_.now();
+  for (auto& f : exec_.poll()) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].running && slots_[i].job->job_id == f.job_id) {
+        complete(static_cast<int>(i), f.status, f.exit_code, f.output, f.truncated);
+        break;
+      }
+    }
+  }
+  stream_output();
+
+  if (reconnect_pending_) {
+    if (now >= reconnect_at_) {
+      spdlog::info("reconnecting to the dispatcher");
+      link_.reconnect();
+      reconnect_pending_ = false;
+      last_heard_ = now;
+      send_register();
+    }
+    return;
+  }
+  Millis silence_limit = registered_ ? 3 * hb_ : std::max<Millis>(3 * hb_, Millis(3000));
+  if (now - last_heard_ >= silence_limit) {
+    spdlog::warn("the dispatcher is silent; reconnecting in {} ms", backoff_.count());
+    registered_ = false;
+    reconnect_pending_ = true;
+    reconnect_at_ = now + backoff_;
+    backoff_ = std::min(2 * backoff_, kMaxBackoff);
+    return;
+  }
+  if (!registered_) {
+    if (now - last_register_ >= kRegisterRepeat) send_register();
+    return;
+  }
+  if (now - last_hb_sent_ >= hb_) {
+    send(msg::Heartbeat{});
+    last_hb_sent_ = now;
+  }
+  for (auto& [key, p] : pending_) {
+    if (now - p.last_sent >= 3 * hb_) {
+      send(p.result);
+      p.last_sent = now;
+    }
+  }
+}
+
+void Runner::drain() {
+  if (draining_) return;
+  draining_ = true;
+  drain_since_ = clock_.now();
+  spdlog::info("draining: finishing {} job(s), taking no new ones", slots_used() + waiting_.size());
+  if (registered_) send(msg::Drain{});
+}
+
+bool Runner::done() const {
+  if (!draining_ || slots_used() > 0 || !waiting_.empty()) return false;
+  return pending_.empty() || clock_.now() - drain_since_ >= 3 * hb_;
+}
+
+size_t Runner::slots_used() const {
+  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.job.has_value(); }));
+}
+
+Millis Runner::next_wakeup() const {
+  if (slots_used() > 0) return Millis(20);
+  return std::clamp<Millis>(hb_ / 4, Millis(5), Millis(250));
+}
+
+}  // namespace simpleci::runner

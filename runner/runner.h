@@ -1,0 +1,117 @@
+// The runner's protocol logic (PROTOCOL.md "Runners"), free of sockets and real time: register
+// until welcomed, heartbeat both ways, reconnect with backoff when the dispatcher goes silent,
+// run each JOB in a free slot (checkout on a worker thread, then the executor), keep every
+// result on disk until it is acknowledged, and drain on request. Single-threaded apart from
+// the checkout workers it starts; tests drive it with a FakeClock and fakes.
+#pragma once
+
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "messages/clock.h"
+#include "messages/codec.h"
+#include "messages/logging.h"
+#include "runner/executor.h"
+#include "runner/workspace.h"
+
+namespace simpleci::runner {
+
+// The connection to the dispatcher.
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual bool send(const msg::Message& m) = 0;
+  // Drops the connection and opens a new one (a new routing id).
+  virtual void reconnect() = 0;
+};
+
+struct Options {
+  std::string name;
+  uint32_t capacity = 1;
+  std::filesystem::path work_dir;  // <clone>/.git/simpleci: unacknowledged results live here
+};
+
+class Runner {
+ public:
+  Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options opt);
+  ~Runner();
+
+  // Loads unacknowledged results from disk and sends the first REGISTER.
+  bool start(std::string* err);
+  void on_frames(const std::string& header, const std::string& body);
+  // Timers: registration, heartbeats, silence, resends, output chunks, executor polling.
+  void tick();
+  // Collects finished checkouts (worker threads); the loop calls it when checkout_fd() fires.
+  void collect_checkouts();
+  // Test helper: waits for every running checkout thread, then collects.
+  void wait_checkouts();
+  // SIGTERM: send DRAIN, take no new jobs. done() once nothing runs and nothing is unacked (or
+  // the wait for acks passed 3 heartbeat intervals).
+  void drain();
+  bool done() const;
+
+  int checkout_fd() const { return event_fd_; }
+  bool registered() const { return registered_; }
+  size_t pending_results() const { return pending_.size(); }
+  size_t active_jobs() const { return slots_used(); }
+  Millis next_wakeup() const;  // how long the loop may sleep
+
+ private:
+  struct Slot {
+    std::optional<msg::Job> job;
+    bool checking_out = false, running = false, cancelled = false;
+    int64_t started_ms = 0;
+    uint64_t streamed = 0;
+    std::thread worker;
+  };
+  struct Pending {
+    msg::Result result;
+    SteadyTime last_sent{};
+  };
+  struct CheckoutDone {
+    int slot;
+    bool ok;
+    std::string workdir, error;
+  };
+
+  void send(const msg::Message& m);
+  void send_register();
+  void accept_job(const msg::Job& job);
+  void start_next();
+  void start_checkout(int slot);
+  void run_job(int slot, const std::string& workdir);
+  void complete(int slot, msg::JobStatus st, int32_t exit_code, const std::string& output,
+                bool truncated);
+  void cancel_job(uint64_t job_id);
+  void on_ack(const msg::ResultAck& a);
+  void stream_output();
+  size_t slots_used() const;
+  std::filesystem::path result_path(uint64_t job, uint32_t attempt) const;
+
+  Clock& clock_;
+  Link& link_;
+  Executor& exec_;
+  Workspace& ws_;
+  Options opt_;
+  std::vector<Slot> slots_;
+  std::deque<msg::Job> waiting_;
+  std::map<std::pair<uint64_t, uint32_t>, Pending> pending_;
+  bool registered_ = false, draining_ = false;
+  Millis hb_{1000};
+  SteadyTime last_heard_{}, last_hb_sent_{}, last_register_{}, reconnect_at_{}, drain_since_{};
+  bool reconnect_pending_ = false;
+  Millis backoff_{1000};
+  int event_fd_ = -1;
+  std::mutex done_mu_;
+  std::vector<CheckoutDone> done_;
+  LogLimiter bad_log_;
+};
+
+}  // namespace simpleci::runner

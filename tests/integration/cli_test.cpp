@@ -1,0 +1,82 @@
+// Bad input on the command line: every executable answers with one clear line naming the
+// problem and a non-zero exit (2 for usage errors, 1 for runtime failures).
+#include <gtest/gtest.h>
+
+#include "tests/integration/cluster.h"
+
+namespace simpleci::itest {
+namespace {
+
+struct BadCase {
+  std::string what;
+  std::vector<std::string> argv;  // argv[0] is the executable name in build/bin
+  int exit_code;
+  std::string mentions;  // the line must name this
+};
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char ch : s) n += ch == '\n';
+  return n + (!s.empty() && s.back() != '\n');
+}
+
+TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
+  TempDir tmp;
+  fs::path not_repo = tmp.path() / "plain";
+  fs::create_directories(not_repo);
+  GitRepo repo = GitRepo::init(tmp.path() / "repo");
+  repo.commit({{"a", "b"}}, "one");
+  fs::path clone = tmp.path() / "clone";
+  GitRepo::clone(repo.dir(), clone);
+  std::string logs = (tmp.path() / "logs").string();
+  std::string missing = (tmp.path() / "missing").string();
+
+  std::vector<BadCase> cases = {
+      {"unknown flag", {"simpleci-dispatcher", "--frobnicate"}, 2, "frobnicate"},
+      {"bad endpoint", {"simpleci-dispatcher", "--bind", "tcp://127.0.0.1:99999"}, 2, "99999"},
+      {"attempts 0", {"simpleci-dispatcher", "--max-attempts", "0"}, 2, "max-attempts"},
+      {"public bind without curve", {"simpleci-dispatcher", "--bind", "tcp://0.0.0.0:0"}, 2, "insecure"},
+      {"jobs 0", {"simpleci-runner", "--jobs", "0", clone.string()}, 2, "jobs"},
+      {"runner missing clone", {"simpleci-runner", missing}, 1, missing},
+      {"runner not a repo", {"simpleci-runner", not_repo.string()}, 1, not_repo.string()},
+      {"runner bad server", {"simpleci-runner", "--dispatcher-server=localhost", clone.string()}, 2, "localhost"},
+      {"runner bad name", {"simpleci-runner", "--name", "../x", clone.string()}, 2, "name"},
+      {"observer missing clone", {"simpleci-observer", missing}, 1, missing},
+      {"observer not a repo", {"simpleci-observer", not_repo.string()}, 1, not_repo.string()},
+      {"observer poll 0", {"simpleci-observer", "--poll-ms", "0", clone.string()}, 2, "poll-ms"},
+      {"client bad commit", {"simpleci", "submit", "not-a-commit"}, 2, "not-a-commit"},
+      {"client unknown sub", {"simpleci", "explode"}, 2, "explode"},
+  };
+  for (auto c : cases) {
+    c.argv[0] = bin(c.argv[0]);
+    c.argv.insert(c.argv.end(), {"--log-dir", logs});
+    if (c.argv[0].ends_with("/simpleci")) c.argv.resize(c.argv.size() - 2);
+    RunResult r = run(c.argv, tmp.path(), std::chrono::milliseconds(10000));
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
+    EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;
+    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.what << ": " << r.output;
+  }
+}
+
+TEST(CommandLine, AddressInUseIsOneLineAndExitOne) {
+  Cluster c;
+  ASSERT_TRUE(c.start_dispatcher()) << c.logs();
+  TempDir other;
+  RunResult r = run({bin("simpleci-dispatcher"), "--bind", c.endpoint(), "--state-dir",
+                     (other.path() / "s").string(), "--log-dir", (other.path() / "l").string()},
+                    other.path(), std::chrono::milliseconds(10000));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("in use"), std::string::npos) << r.output;
+}
+
+TEST(CommandLine, ClientWithNoDispatcherSaysSoWithinItsTimeout) {
+  // Port 1 on loopback: nothing listens there for an unprivileged service.
+  RunResult r = run({bin("simpleci"), "status", "--dispatcher", "tcp://127.0.0.1:1",
+                     "--timeout-ms", "300"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no answer"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace simpleci::itest

@@ -1,0 +1,237 @@
+// simpleci: the command-line client. Talks to the dispatcher (status, results, submit, cancel,
+// retry), reads component logs, and makes CurveZMQ key pairs.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "messages/cli.h"
+#include "messages/clock.h"
+#include "messages/curve.h"
+#include "messages/dealer.h"
+#include "messages/endpoint.h"
+#include "messages/logging.h"
+#include "messages/transport.h"
+#include "messages/validate.h"
+#include "tools/client/format.h"
+
+using namespace simpleci;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kProg = "simpleci";
+
+struct Common {
+  std::string dispatcher, dispatcher_server, server_key_file, secret_key_file;
+  int64_t timeout_ms = 5000;
+  bool json = false;
+};
+
+// Sends one request and waits for the reply that echoes its request id.
+int request(const Common& c, const msg::Message& req, uint64_t request_id, msg::Message* reply) {
+  std::string err;
+  std::string endpoint = resolve_dispatcher(c.dispatcher, c.dispatcher_server, &err);
+  if (endpoint.empty()) return cli::fail(kProg, err, cli::kUsageError);
+  if (!cli::in_range(kProg, "--timeout-ms", c.timeout_ms, 1, 3600000)) return cli::kUsageError;
+  if (c.server_key_file.empty() != c.secret_key_file.empty()) {
+    return cli::fail(kProg, "--curve-server-key and --curve-secret-key go together", cli::kUsageError);
+  }
+  std::string server_key, secret_key;
+  if (!c.server_key_file.empty() && (!curve::load_key(c.server_key_file, &server_key, &err) ||
+                                     !curve::load_key(c.secret_key_file, &secret_key, &err))) {
+    return cli::fail(kProg, err, cli::kRuntimeError);
+  }
+  zmq::context_t ctx(1);
+  net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
+  conn.send(req);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c.timeout_ms);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    zmq::pollitem_t item{conn.socket().handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, left);
+    auto r = net::recv(conn.socket(), true, 2);
+    if (!r) continue;
+    msg::Decoded d = net::decode_frames(*r, 0);
+    if (!d.ok()) continue;
+    if (const auto* e = std::get_if<msg::Error>(&d.message); e && (e->request_id == request_id || e->request_id == 0)) {
+      return cli::fail(kProg, "dispatcher: " + e->text, cli::kRuntimeError);
+    }
+    *reply = d.message;
+    return 0;
+  }
+  return cli::fail(kProg, "no answer from " + endpoint + " within " + std::to_string(c.timeout_ms) + " ms",
+                   cli::kRuntimeError);
+}
+
+int do_status(const Common& c) {
+  msg::Message rep;
+  if (int rc = request(c, msg::StatusRequest{1}, 1, &rep)) return rc;
+  const auto* s = std::get_if<msg::StatusReply>(&rep);
+  if (!s) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+  SystemClock clock;
+  std::fputs((c.json ? client::status_json(*s) : client::status_text(*s, clock.wall_ms())).c_str(), stdout);
+  return 0;
+}
+
+int do_results(const Common& c, const std::string& commit_arg, int64_t limit) {
+  std::string commit;
+  if (!commit_arg.empty()) {
+    commit = normalize_commit_id(commit_arg);
+    if (commit.empty()) return cli::fail(kProg, "not a commit id (40 or 64 hex characters): '" + commit_arg + "'", cli::kUsageError);
+  }
+  if (!cli::in_range(kProg, "--limit", limit, 1, 1000)) return cli::kUsageError;
+  msg::Message rep;
+  msg::ResultsRequest req{1, commit, static_cast<uint32_t>(limit), !commit.empty()};
+  if (int rc = request(c, req, 1, &rep)) return rc;
+  const auto* r = std::get_if<msg::ResultsReply>(&rep);
+  if (!r) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+  if (!commit.empty() && r->jobs.empty()) return cli::fail(kProg, "no jobs for " + commit, cli::kRuntimeError);
+  std::fputs((c.json ? client::results_json(*r) : client::results_text(*r, !commit.empty())).c_str(), stdout);
+  return 0;
+}
+
+int do_submit(const Common& c, const std::string& commit_arg, const std::string& branch, bool force) {
+  std::string commit = normalize_commit_id(commit_arg);
+  if (commit.empty()) return cli::fail(kProg, "not a commit id (40 or 64 hex characters): '" + commit_arg + "'", cli::kUsageError);
+  if (!is_valid_branch(branch)) return cli::fail(kProg, "--branch: not a valid branch name: '" + branch + "'", cli::kUsageError);
+  msg::Message rep;
+  if (int rc = request(c, msg::Commit{1, commit, branch, force}, 1, &rep)) return rc;
+  const auto* a = std::get_if<msg::Accepted>(&rep);
+  if (!a) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+  std::printf(a->duplicate ? "already known as job %llu\n" : "queued job %llu\n",
+              static_cast<unsigned long long>(a->job_id));
+  return 0;
+}
+
+int do_job_request(const Common& c, bool cancel, int64_t job) {
+  if (job < 1) return cli::fail(kProg, "JOB must be a job number (1 or more), got " + std::to_string(job), cli::kUsageError);
+  msg::Message rep;
+  msg::Message req = cancel ? msg::Message(msg::CancelRequest{1, static_cast<uint64_t>(job)})
+                            : msg::Message(msg::RetryRequest{1, static_cast<uint64_t>(job)});
+  if (int rc = request(c, req, 1, &rep)) return rc;
+  const auto* ok = std::get_if<msg::Ok>(&rep);
+  if (!ok) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+  std::printf("%s\n", ok->text.c_str());
+  return 0;
+}
+
+// Prints a component's log; with follow, keeps printing what is appended (and follows the file
+// through rotation, when a new file takes its name).
+int do_logs(std::string component, const std::string& log_dir, bool follow) {
+  if (component == "runner") {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(log_dir, ec)) {
+      std::string n = e.path().filename().string();
+      if (n.rfind("runner-", 0) == 0 && e.path().extension() == ".log") found.push_back(n.substr(0, n.size() - 4));
+    }
+    if (found.size() != 1) {
+      return cli::fail(kProg, std::to_string(found.size()) + " runner logs in " + log_dir + "; name one (runner-NAME)", cli::kUsageError);
+    }
+    component = found[0];
+  }
+  if (!is_safe_name(component)) return cli::fail(kProg, "not a component name: '" + component + "'", cli::kUsageError);
+  fs::path path = fs::path(log_dir) / (component + ".log");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return cli::fail(kProg, "no log at " + path.string(), cli::kRuntimeError);
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  ino_t inode = st.st_ino;
+  std::streamoff pos = 0;
+  char buf[65536];
+  while (true) {
+    in.clear();
+    in.seekg(pos);
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      std::fwrite(buf, 1, static_cast<size_t>(in.gcount()), stdout);
+      pos += in.gcount();
+    }
+    std::fflush(stdout);
+    if (!follow) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    struct stat now {};
+    if (::stat(path.c_str(), &now) == 0 && (now.st_ino != inode || now.st_size < pos)) {
+      in.close();  // rotated or truncated: start on the new file
+      in.open(path, std::ios::binary);
+      inode = now.st_ino;
+      pos = 0;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"simpleCI client"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  Common c;
+  app.add_option("--dispatcher", c.dispatcher, "dispatcher endpoint tcp://HOST:PORT");
+  app.add_option("--dispatcher-server", c.dispatcher_server, "dispatcher as HOST:PORT");
+  app.add_option("--timeout-ms", c.timeout_ms, "how long to wait for an answer (default 5000)");
+  app.add_option("--curve-server-key", c.server_key_file, "dispatcher's public key file");
+  app.add_option("--curve-secret-key", c.secret_key_file, "this client's secret key file");
+
+  auto* status = app.add_subcommand("status", "runners, queue, running jobs, counters");
+  status->add_flag("--json", c.json, "print JSON");
+  auto* results = app.add_subcommand("results", "recent results, or one commit in full");
+  std::string commit, branch;
+  int64_t limit = 20, job = 0;
+  bool force = false, follow = false;
+  results->add_option("COMMIT", commit, "commit id");
+  results->add_option("--limit", limit, "how many jobs (1..1000)");
+  results->add_flag("--json", c.json, "print JSON");
+  auto* submit = app.add_subcommand("submit", "queue a commit by hand");
+  submit->add_option("COMMIT", commit, "commit id")->required();
+  submit->add_option("--branch", branch, "its branch");
+  submit->add_flag("--force", force, "test again even if it was tested");
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running job");
+  cancel->add_option("JOB", job, "job number")->required();
+  auto* retry = app.add_subcommand("retry", "queue a finished job's commit again");
+  retry->add_option("JOB", job, "job number")->required();
+  auto* logs = app.add_subcommand("logs", "print (or follow) a component's log");
+  std::string component, log_dir = kDefaultLogDir, key_dir = ".", name;
+  logs->add_option("COMPONENT", component, "dispatcher, observer, runner-NAME or runner")->required();
+  logs->add_flag("-f,--follow", follow, "keep printing new lines");
+  logs->add_option("--log-dir", log_dir, "log folder");
+  auto* keygen = app.add_subcommand("keygen", "make a CurveZMQ key pair NAME.key / NAME.pub");
+  keygen->add_option("NAME", name, "key name")->required();
+  keygen->add_option("--dir", key_dir, "folder for the key files (default .)");
+
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) known |= sub->get_name() == argv[1];
+    if (!known) {
+      return cli::fail(kProg, std::string("unknown command '") + argv[1] +
+                                  "' (status, results, submit, cancel, retry, logs, keygen)",
+                       cli::kUsageError);
+    }
+  }
+  int code = 0;
+  if (!cli::parse(app, argc, argv, kProg, &code)) return code;
+  if (status->parsed()) return do_status(c);
+  if (results->parsed()) return do_results(c, commit, limit);
+  if (submit->parsed()) return do_submit(c, commit, branch, force);
+  if (cancel->parsed()) return do_job_request(c, true, job);
+  if (retry->parsed()) return do_job_request(c, false, job);
+  if (logs->parsed()) return do_logs(component, log_dir, follow);
+  if (keygen->parsed()) {
+    std::string err;
+    std::error_code ec;
+    fs::create_directories(key_dir, ec);
+    if (!curve::keygen(key_dir, name, &err)) return cli::fail(kProg, err, cli::kRuntimeError);
+    std::printf("wrote %s (secret, keep it private) and %s\n",
+                (fs::path(key_dir) / (name + ".key")).c_str(), (fs::path(key_dir) / (name + ".pub")).c_str());
+    return 0;
+  }
+  return cli::fail(kProg, "no subcommand", cli::kUsageError);
+}
