@@ -1,0 +1,106 @@
+// A Dispatcher wired to a FakeClock and an outbox that records what it would send.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "dispatcher/dispatcher.h"
+#include "messages/codec.h"
+
+namespace simpleci::dispatcher {
+
+class RecordingOutbox : public Outbox {
+ public:
+  bool send(std::string_view peer, const msg::Message& m) override {
+    sent.emplace_back(std::string(peer), m);
+    return true;
+  }
+  // Messages of type T sent to peer since the last take().
+  template <typename T>
+  std::vector<T> take(const std::string& peer) {
+    std::vector<T> out;
+    std::vector<std::pair<std::string, msg::Message>> rest;
+    for (auto& [p, m] : sent) {
+      if (p == peer && std::holds_alternative<T>(m)) out.push_back(std::get<T>(m));
+      else rest.emplace_back(p, m);
+    }
+    sent.swap(rest);
+    return out;
+  }
+  std::vector<std::pair<std::string, msg::Message>> sent;
+};
+
+inline std::string commit_id(int n) {
+  std::string s = std::to_string(n);
+  return std::string(40 - s.size(), 'a') + s;
+}
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/simpleci-dtest-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    cfg_.heartbeat_ms = 100;
+    cfg_.max_attempts = 3;
+    cfg_.results_dir = dir_ / "results";
+    std::filesystem::create_directories(cfg_.results_dir);
+    open();
+  }
+  void TearDown() override {
+    d_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void open() {
+    d_.reset();
+    store_ = std::make_unique<Store>();
+    std::string err;
+    ASSERT_TRUE(store_->open((dir_ / "db").string(), &err)) << err;
+    d_ = std::make_unique<Dispatcher>(clock_, *store_, out_, cfg_);
+    ASSERT_TRUE(d_->recover(&err)) << err;
+  }
+  void deliver(const std::string& peer, const msg::Message& m, int fd = -1) {
+    std::string h = msg::header_frame(), b = msg::encode(m);
+    std::vector<std::string_view> frames = {h, b};
+    d_->on_message(peer, fd, frames);
+    d_->flush();
+  }
+  void raw(const std::string& peer, std::vector<std::string> frames) {
+    std::vector<std::string_view> v(frames.begin(), frames.end());
+    d_->on_message(peer, -1, v);
+    d_->flush();
+  }
+  void advance(int ms) {
+    clock_.advance(Millis(ms));
+    d_->tick();
+    d_->flush();
+  }
+  // Registers a runner and returns nothing; the WELCOME is consumed.
+  void add_runner(const std::string& peer, uint32_t capacity = 1, std::vector<uint64_t> held = {}) {
+    deliver(peer, msg::Register{peer, capacity, held});
+    ASSERT_EQ(out_.take<msg::Welcome>(peer).size(), 1u);
+  }
+  uint64_t submit(const std::string& peer, int n, bool force = false) {
+    deliver(peer, msg::Commit{static_cast<uint64_t>(n), commit_id(n), "main", force});
+    auto acc = out_.take<msg::Accepted>(peer);
+    EXPECT_EQ(acc.size(), 1u);
+    return acc.empty() ? 0 : acc[0].job_id;
+  }
+  msg::Result result_for(const msg::Job& j, msg::JobStatus st = msg::JobStatus::kPassed) {
+    return msg::Result{j.job_id, j.attempt, st, st == msg::JobStatus::kPassed ? 0 : 1,
+                       clock_.wall_ms() - 5, clock_.wall_ms(), false, "output of " + j.commit};
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  Config cfg_;
+  RecordingOutbox out_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Dispatcher> d_;
+};
+
+}  // namespace simpleci::dispatcher
