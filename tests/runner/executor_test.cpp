@@ -1,0 +1,115 @@
+// The real executor on real child processes. These wait for children with a deadline; the
+// timeout case uses a 1-second job timeout because the kernel's clock is what is being tested.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "runner/executor.h"
+
+namespace simpleci::runner {
+namespace {
+
+std::vector<Finished> run_until_done(ProcessExecutor& ex, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  std::vector<Finished> done;
+  while (done.empty() && std::chrono::steady_clock::now() < deadline) {
+    done = ex.poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done;
+}
+
+RunSpec shell(uint64_t id, const std::string& script, uint32_t timeout_s = 30) {
+  RunSpec s;
+  s.job_id = id;
+  s.workdir = "/tmp";
+  s.argv = {"/bin/sh", "-c", script};
+  s.env = {"SIMPLECI_JOB=" + std::to_string(id), "CI=true"};
+  s.timeout_s = timeout_s;
+  s.output_cap = 4096;
+  return s;
+}
+
+TEST(ProcessExecutor, ReportsExitCodeAndInterleavedOutputAndEnvironment) {
+  SystemClock clock;
+  ProcessExecutor ex(clock, 1000);
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(7, "echo out $SIMPLECI_JOB $CI; echo err >&2; exit 3"), &err)) << err;
+  auto done = run_until_done(ex, std::chrono::seconds(20));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, msg::JobStatus::kFailed);
+  EXPECT_EQ(done[0].exit_code, 3);
+  EXPECT_EQ(done[0].output, "out 7 true\nerr\n");
+  EXPECT_EQ(ex.running(), 0u);
+}
+
+TEST(ProcessExecutor, PassesOnExitZero) {
+  SystemClock clock;
+  ProcessExecutor ex(clock, 1000);
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(1, "true"), &err));
+  auto done = run_until_done(ex, std::chrono::seconds(20));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, msg::JobStatus::kPassed);
+}
+
+TEST(ProcessExecutor, TimeoutKillsTheWholeProcessGroup) {
+  SystemClock clock;
+  ProcessExecutor ex(clock, 200);
+  char tmpl[] = "/tmp/simpleci-exec-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string pidfile = dir + "/grandchild";
+  std::string err;
+  // A grandchild that ignores SIGTERM, and a parent that waits for it.
+  ASSERT_TRUE(ex.start(shell(2, "sh -c 'trap \"\" TERM; echo $$ > " + pidfile + "; sleep 60' & wait", 1), &err));
+  auto done = run_until_done(ex, std::chrono::seconds(30));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, msg::JobStatus::kTimeout);
+  std::ifstream in(pidfile);
+  pid_t grandchild = 0;
+  in >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  bool gone = false;
+  for (int i = 0; i < 400 && !gone; ++i) {
+    gone = ::kill(grandchild, 0) != 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "grandchild " << grandchild << " survived the timeout";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ProcessExecutor, CancelledJobEndsWithoutAResult) {
+  SystemClock clock;
+  ProcessExecutor ex(clock, 200);
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(3, "sleep 60"), &err));
+  ex.cancel(3);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ex.running() > 0 && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_TRUE(ex.poll().empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ex.running(), 0u);
+}
+
+TEST(ProcessExecutor, FloodOfOutputIsCapped) {
+  SystemClock clock;
+  ProcessExecutor ex(clock, 200);
+  std::string err;
+  RunSpec s = shell(4, "head -c 50000000 /dev/zero | tr '\\0' y; echo; echo last-line");
+  ASSERT_TRUE(ex.start(s, &err));
+  auto done = run_until_done(ex, std::chrono::seconds(60));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].truncated);
+  EXPECT_LE(done[0].output.size(), 4096u);
+  EXPECT_NE(done[0].output.find("last-line"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace simpleci::runner

@@ -1,0 +1,258 @@
+// The runner's protocol logic with a FakeClock, a recording link, a scripted executor and a
+// workspace that needs no git: no sleeping.
+#include <filesystem>
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "runner/runner.h"
+
+namespace simpleci::runner {
+namespace {
+
+namespace fs = std::filesystem;
+using msg::JobStatus;
+
+class FakeLink : public Link {
+ public:
+  bool send(const msg::Message& m) override {
+    sent.push_back(m);
+    return true;
+  }
+  void reconnect() override { ++reconnects; }
+  template <typename T>
+  std::vector<T> take() {
+    std::vector<T> out;
+    std::vector<msg::Message> rest;
+    for (auto& m : sent) {
+      if (std::holds_alternative<T>(m)) out.push_back(std::get<T>(m));
+      else rest.push_back(m);
+    }
+    sent.swap(rest);
+    return out;
+  }
+  std::vector<msg::Message> sent;
+  int reconnects = 0;
+};
+
+class FakeExecutor : public Executor {
+ public:
+  bool start(const RunSpec& spec, std::string*) override {
+    started.push_back(spec);
+    live.insert(spec.job_id);
+    return true;
+  }
+  void cancel(uint64_t id) override {
+    cancelled.push_back(id);
+    live.erase(id);
+  }
+  std::vector<Finished> poll() override {
+    std::vector<Finished> out;
+    out.swap(finish);
+    for (auto& f : out) live.erase(f.job_id);
+    return out;
+  }
+  std::vector<int> fds() const override { return {}; }
+  size_t running() const override { return live.size(); }
+  const std::string* head(uint64_t) const override { return nullptr; }
+  std::vector<RunSpec> started;
+  std::vector<uint64_t> cancelled;
+  std::vector<Finished> finish;
+  std::set<uint64_t> live;
+};
+
+class FakeWorkspace : public Workspace {
+ public:
+  bool prepare(int slot, const std::string& commit, std::string* workdir, std::string* err) override {
+    if (commit == std::string(40, 'f')) {
+      *err = "commit is not in origin";
+      return false;
+    }
+    *workdir = "/nonexistent/slot" + std::to_string(slot);
+    return true;
+  }
+};
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/simpleci-rtest-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    make();
+  }
+  void TearDown() override {
+    r_.reset();
+    fs::remove_all(dir_);
+  }
+  void make(uint32_t capacity = 1) {
+    r_.reset();
+    r_ = std::make_unique<Runner>(clock_, link_, exec_, ws_, Options{"r1", capacity, dir_});
+    std::string err;
+    ASSERT_TRUE(r_->start(&err)) << err;
+  }
+  void deliver(const msg::Message& m) { r_->on_frames(msg::header_frame(), msg::encode(m)); }
+  void advance(int ms) {
+    clock_.advance(Millis(ms));
+    r_->tick();
+  }
+  void welcome() {
+    deliver(msg::Welcome{100});
+    link_.sent.clear();
+  }
+  msg::Job job(uint64_t id, uint32_t attempt = 1) {
+    return msg::Job{id, attempt, std::string(40, 'a'), "main", "make test", 60, 4096};
+  }
+  void run_job(uint64_t id, int exit_code) {
+    deliver(job(id));
+    r_->wait_checkouts();
+    exec_.finish.push_back({id, exit_code ? JobStatus::kFailed : JobStatus::kPassed, exit_code, "out", false});
+    r_->tick();
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  FakeLink link_;
+  FakeExecutor exec_;
+  FakeWorkspace ws_;
+  std::unique_ptr<Runner> r_;
+};
+
+TEST_F(RunnerTest, RegistersOncePerSecondUntilWelcomedThenHeartbeats) {
+  EXPECT_EQ(link_.take<msg::Register>().size(), 1u);
+  advance(500);
+  EXPECT_EQ(link_.take<msg::Register>().size(), 0u);
+  advance(500);
+  auto reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
+  EXPECT_EQ(reg[0].name, "r1");
+  EXPECT_EQ(reg[0].capacity, 1u);
+  deliver(msg::Welcome{100});
+  EXPECT_TRUE(r_->registered());
+  advance(100);
+  EXPECT_EQ(link_.take<msg::Heartbeat>().size(), 1u);
+}
+
+TEST_F(RunnerTest, SilentDispatcherMeansReconnectWithDoublingBackoff) {
+  welcome();
+  advance(100);
+  advance(100);
+  advance(100);  // 300 ms of silence = 3 intervals
+  EXPECT_FALSE(r_->registered());
+  EXPECT_EQ(link_.reconnects, 0);
+  advance(1000);
+  EXPECT_EQ(link_.reconnects, 1);
+  EXPECT_EQ(link_.take<msg::Register>().size(), 1u);
+  advance(1000);
+  advance(1000);
+  advance(1000);  // no WELCOME in 3 s: next reconnect after 2 s
+  advance(1000);
+  EXPECT_EQ(link_.reconnects, 1);
+  advance(1000);
+  EXPECT_EQ(link_.reconnects, 2);
+  deliver(msg::Welcome{100});
+  EXPECT_TRUE(r_->registered());
+}
+
+TEST_F(RunnerTest, RunsAJobAndResendsTheResultUntilAcknowledged) {
+  welcome();
+  run_job(5, 0);
+  ASSERT_EQ(exec_.started.size(), 1u);
+  EXPECT_EQ(exec_.started[0].argv, (std::vector<std::string>{"/bin/sh", "-c", "make test"}));
+  EXPECT_EQ(exec_.started[0].workdir, "/nonexistent/slot0");
+  auto env = exec_.started[0].env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SIMPLECI_COMMIT=" + std::string(40, 'a')), env.end());
+  auto res = link_.take<msg::Result>();
+  ASSERT_EQ(res.size(), 1u);
+  EXPECT_EQ(res[0].status, JobStatus::kPassed);
+  EXPECT_EQ(r_->pending_results(), 1u);
+  for (int i = 0; i < 3; ++i) {
+    clock_.advance(Millis(100));
+    deliver(msg::Heartbeat{});
+    r_->tick();
+  }
+  EXPECT_EQ(link_.take<msg::Result>().size(), 1u);  // resent after 3 intervals without ack
+  deliver(msg::ResultAck{5, 1});
+  EXPECT_EQ(r_->pending_results(), 0u);
+  EXPECT_TRUE(fs::is_empty(dir_ / "results"));
+}
+
+TEST_F(RunnerTest, UnacknowledgedResultSurvivesARestartAndIsDeliveredAfterWelcome) {
+  welcome();
+  run_job(8, 2);
+  link_.sent.clear();
+  make();  // the runner process restarts
+  auto reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
+  EXPECT_EQ(reg[0].held_jobs, (std::vector<uint64_t>{8}));
+  deliver(msg::Welcome{100});
+  auto res = link_.take<msg::Result>();
+  ASSERT_EQ(res.size(), 1u);
+  EXPECT_EQ(res[0].job_id, 8u);
+  EXPECT_EQ(res[0].exit_code, 2);
+  EXPECT_EQ(res[0].status, JobStatus::kFailed);
+}
+
+TEST_F(RunnerTest, FailedCheckoutEndsTheJobAsError) {
+  welcome();
+  msg::Job j = job(3);
+  j.commit = std::string(40, 'f');
+  deliver(j);
+  r_->wait_checkouts();
+  auto res = link_.take<msg::Result>();
+  ASSERT_EQ(res.size(), 1u);
+  EXPECT_EQ(res[0].status, JobStatus::kError);
+  EXPECT_NE(res[0].output.find("not in origin"), std::string::npos);
+  EXPECT_TRUE(exec_.started.empty());
+}
+
+TEST_F(RunnerTest, CancelKillsTheJobAndSendsNoResult) {
+  welcome();
+  deliver(job(4));
+  r_->wait_checkouts();
+  deliver(msg::CancelJob{4, 1});
+  EXPECT_EQ(exec_.cancelled, (std::vector<uint64_t>{4}));
+  r_->tick();
+  EXPECT_TRUE(link_.take<msg::Result>().empty());
+  EXPECT_EQ(r_->active_jobs(), 0u);
+}
+
+TEST_F(RunnerTest, JobsBeyondCapacityWaitForAFreeSlot) {
+  make(2);
+  welcome();
+  deliver(job(1));
+  deliver(job(2));
+  deliver(job(3));
+  r_->wait_checkouts();
+  EXPECT_EQ(exec_.started.size(), 2u);
+  EXPECT_EQ(exec_.started[1].workdir, "/nonexistent/slot1");
+  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false});
+  r_->tick();
+  r_->wait_checkouts();
+  EXPECT_EQ(exec_.started.size(), 3u);
+  EXPECT_EQ(exec_.started[2].job_id, 3u);
+}
+
+TEST_F(RunnerTest, DrainFinishesRunningWorkThenIsDone) {
+  welcome();
+  deliver(job(1));
+  r_->wait_checkouts();
+  r_->drain();
+  EXPECT_EQ(link_.take<msg::Drain>().size(), 1u);
+  EXPECT_FALSE(r_->done());
+  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false});
+  r_->tick();
+  EXPECT_FALSE(r_->done());  // result not yet acknowledged
+  deliver(msg::ResultAck{1, 1});
+  EXPECT_TRUE(r_->done());
+}
+
+TEST_F(RunnerTest, GarbageFromTheDispatcherIsDropped) {
+  welcome();
+  r_->on_frames("junk", "\xc1");
+  r_->on_frames(msg::header_frame(), std::string("\xdd\xff\xff\xff\xff", 5));
+  EXPECT_TRUE(r_->registered());
+  EXPECT_TRUE(link_.sent.empty());
+}
+
+}  // namespace
+}  // namespace simpleci::runner

@@ -1,0 +1,94 @@
+// libgit2 checkouts against a real repository made with the git command line.
+#include <git2.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "runner/workspace.h"
+
+namespace simpleci::runner {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[256];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+class WorkspaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    git_libgit2_init();
+    char tmpl[] = "/tmp/simpleci-ws-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    std::string g = "git -c user.name=t -c user.email=t@t -C " + (dir_ / "up").string() + " ";
+    fs::create_directories(dir_ / "up");
+    sh(g + "init -q -b main");
+    std::ofstream(dir_ / "up" / "f") << "one";
+    sh(g + "add f && " + g + "commit -q -m one");
+    first_ = sh(g + "rev-parse HEAD");
+    clone_ = (dir_ / "clone").string();
+    sh("git clone -q " + (dir_ / "up").string() + " " + clone_);
+    std::ofstream(dir_ / "up" / "f") << "two";
+    sh(g + "commit -q -am two");
+    second_ = sh(g + "rev-parse HEAD");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string read(const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  fs::path dir_;
+  std::string clone_, first_, second_, err_;
+};
+
+TEST_F(WorkspaceTest, FetchesNewCommitsAndChecksOutExactlyTheCommit) {
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  ASSERT_TRUE(ws.prepare(0, second_, &workdir, &err_)) << err_;  // needs a fetch first
+  EXPECT_EQ(workdir, clone_);
+  EXPECT_EQ(read(fs::path(clone_) / "f"), "two");
+  std::ofstream(fs::path(clone_) / "f") << "local edit";
+  std::ofstream(fs::path(clone_) / "untracked") << "junk";
+  ASSERT_TRUE(ws.prepare(0, first_, &workdir, &err_)) << err_;
+  EXPECT_EQ(read(fs::path(clone_) / "f"), "one");
+  EXPECT_FALSE(fs::exists(fs::path(clone_) / "untracked"));
+}
+
+TEST_F(WorkspaceTest, ExtraSlotsGetTheirOwnClone) {
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  ASSERT_TRUE(ws.prepare(2, second_, &workdir, &err_)) << err_;
+  EXPECT_EQ(workdir, (fs::path(clone_) / ".git" / "simpleci" / "slots" / "2").string());
+  EXPECT_EQ(read(fs::path(workdir) / "f"), "two");
+}
+
+TEST_F(WorkspaceTest, UnknownCommitIsAnError) {
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  EXPECT_FALSE(ws.prepare(0, std::string(40, 'e'), &workdir, &err_));
+  EXPECT_NE(err_.find("not in origin"), std::string::npos) << err_;
+}
+
+TEST_F(WorkspaceTest, OpenOrCloneChecksTheFolder) {
+  EXPECT_TRUE(open_or_clone(clone_, "", &err_)) << err_;
+  EXPECT_FALSE(open_or_clone((dir_ / "missing").string(), "", &err_));
+  EXPECT_NE(err_.find("does not exist"), std::string::npos);
+  fs::create_directories(dir_ / "plain");
+  EXPECT_FALSE(open_or_clone((dir_ / "plain").string(), "", &err_));
+  EXPECT_NE(err_.find("not a git repository"), std::string::npos);
+  EXPECT_TRUE(open_or_clone((dir_ / "fresh").string(), (dir_ / "up").string(), &err_)) << err_;
+  EXPECT_TRUE(fs::exists(dir_ / "fresh" / "f"));
+}
+
+}  // namespace
+}  // namespace simpleci::runner
