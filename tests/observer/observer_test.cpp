@@ -1,0 +1,169 @@
+// The observer against real repositories (git command line), with a FakeClock and a recording
+// link: what it sends, in which order, and when its cursor moves.
+#include <git2.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "observer/observer.h"
+
+namespace simpleci::observer {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[256];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+class RecordingLink : public Link {
+ public:
+  bool send(const msg::Message& m) override {
+    if (auto* c = std::get_if<msg::Commit>(&m)) sent.push_back(*c);
+    return true;
+  }
+  void reconnect() override { ++reconnects; }
+  std::vector<msg::Commit> sent;
+  int reconnects = 0;
+};
+
+class ObserverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    git_libgit2_init();
+    char tmpl[] = "/tmp/simpleci-otest-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    fs::create_directories(dir_ / "up");
+    git("init -q -b main");
+    tip_ = commit("first");
+    sh("git clone -q " + (dir_ / "up").string() + " " + (dir_ / "clone").string());
+    make();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string git(const std::string& args) {
+    return sh("git -c user.name=t -c user.email=t@t -C " + (dir_ / "up").string() + " " + args);
+  }
+  std::string commit(const std::string& msg) {
+    git("commit -q --allow-empty -m " + msg);
+    return git("rev-parse HEAD");
+  }
+  void make(std::vector<std::string> branches = {"main"}) {
+    Options o;
+    o.clone_dir = (dir_ / "clone").string();
+    o.branches = branches;
+    o.state_file = (dir_ / "state").string();
+    o.poll = Millis(100);
+    link_.sent.clear();
+    obs_ = std::make_unique<Observer>(clock_, link_, o);
+    std::string err;
+    ASSERT_TRUE(obs_->load_state(&err)) << err;
+  }
+  std::vector<std::string> sent_commits() {
+    std::vector<std::string> out;
+    for (const auto& c : link_.sent) out.push_back(c.commit);
+    link_.sent.clear();
+    return out;
+  }
+  void accept_all() {
+    for (const auto& c : link_.sent) {
+      obs_->on_frames(msg::header_frame(), msg::encode(msg::Accepted{c.request_id, 1, false}));
+    }
+  }
+
+  fs::path dir_;
+  std::string tip_;
+  FakeClock clock_;
+  RecordingLink link_;
+  std::unique_ptr<Observer> obs_;
+};
+
+TEST_F(ObserverTest, FirstStartSendsOnlyTheTip) {
+  commit("second");
+  std::string tip = git("rev-parse HEAD");
+  obs_->tick();
+  ASSERT_EQ(link_.sent.size(), 1u);
+  EXPECT_EQ(link_.sent[0].commit, tip);
+  EXPECT_EQ(link_.sent[0].branch, "main");
+}
+
+TEST_F(ObserverTest, EveryNewCommitIsSentOldestFirstAndTheCursorWaitsForAccepted) {
+  obs_->tick();
+  accept_all();
+  link_.sent.clear();
+  std::vector<std::string> burst = {commit("a"), commit("b"), commit("c")};
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->cursors().at("main"), tip_);
+  auto pending = link_.sent;
+  EXPECT_EQ(sent_commits(), burst);
+  // Only the first two answered: the cursor moves to the second, not past the third.
+  obs_->on_frames(msg::header_frame(), msg::encode(msg::Accepted{pending[1].request_id, 2, false}));
+  EXPECT_EQ(obs_->cursors().at("main"), tip_);  // strictly in order
+  obs_->on_frames(msg::header_frame(), msg::encode(msg::Accepted{pending[0].request_id, 1, false}));
+  EXPECT_EQ(obs_->cursors().at("main"), burst[1]);
+  // The unanswered one is sent again after the resend interval.
+  clock_.advance(Millis(2000));
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{burst[2]});
+}
+
+TEST_F(ObserverTest, RestartResumesFromTheStateFile) {
+  obs_->tick();
+  accept_all();
+  std::string next = commit("after");
+  make();
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{next});
+}
+
+TEST_F(ObserverTest, ErrorAnswerKeepsTheCommitForLater) {
+  obs_->tick();
+  auto c = link_.sent.at(0);
+  link_.sent.clear();
+  obs_->on_frames(msg::header_frame(),
+                  msg::encode(msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "disk full"}));
+  EXPECT_EQ(obs_->cursors().count("main"), 0u);
+  clock_.advance(Millis(2000));
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{c.commit});
+}
+
+TEST_F(ObserverTest, SilentDispatcherGetsANewConnection) {
+  obs_->tick();
+  for (int i = 0; i < 4; ++i) {
+    clock_.advance(Millis(2000));
+    obs_->tick();
+  }
+  clock_.advance(Millis(1000));
+  obs_->tick();
+  EXPECT_EQ(link_.reconnects, 1);
+}
+
+TEST_F(ObserverTest, WatchesSeveralBranchesAndFollowsAForcePush) {
+  git("checkout -q -b dev");
+  std::string dev = commit("on-dev");
+  git("checkout -q main");
+  make({"main", "dev"});
+  obs_->tick();
+  auto first = sent_commits();
+  EXPECT_EQ(first.size(), 2u);
+  accept_all();
+  // Rewrite main: the old cursor is no longer an ancestor; the new tip is sent.
+  git("reset -q --hard HEAD");
+  git("commit -q --amend --allow-empty -m rewritten");
+  std::string rewritten = git("rev-parse HEAD");
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{rewritten});
+}
+
+}  // namespace
+}  // namespace simpleci::observer
