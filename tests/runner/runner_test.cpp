@@ -2,6 +2,7 @@
 // workspace that needs no git: no sleeping.
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -223,12 +224,13 @@ TEST_F(RunnerTest, JobsBeyondCapacityWaitForAFreeSlot) {
   deliver(job(2));
   deliver(job(3));
   r_->wait_checkouts();
-  EXPECT_EQ(exec_.started.size(), 2u);
-  EXPECT_EQ(exec_.started[1].workdir, "/nonexistent/slot1");
-  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false});
+  ASSERT_EQ(exec_.started.size(), 2u);
+  std::set<std::string> dirs = {exec_.started[0].workdir, exec_.started[1].workdir};
+  EXPECT_EQ(dirs, (std::set<std::string>{"/nonexistent/slot0", "/nonexistent/slot1"}));
+  exec_.finish.push_back({exec_.started[0].job_id, JobStatus::kPassed, 0, "", false});
   r_->tick();
   r_->wait_checkouts();
-  EXPECT_EQ(exec_.started.size(), 3u);
+  ASSERT_EQ(exec_.started.size(), 3u);
   EXPECT_EQ(exec_.started[2].job_id, 3u);
 }
 

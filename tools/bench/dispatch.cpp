@@ -1,0 +1,251 @@
+// `simpleci-bench dispatch`: jobs through the real dispatcher (real store, real result files)
+// with N fake runners that answer every JOB at once, beside the same message pattern through a
+// bare in-process ROUTER/DEALER broker with no store (the ceiling).
+#include "tools/bench/dispatch.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "messages/codec.h"
+#include "messages/transport.h"
+#include "tools/bench/proc.h"
+
+namespace simpleci::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+int64_t now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
+
+struct Shared {
+  explicit Shared(size_t n) : ack_ns(n + 16) {}
+  std::vector<std::atomic<int64_t>> ack_ns;  // by job id (ids start at 1 in a fresh store)
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> duplicates{0};
+  std::atomic<bool> stop{false};
+};
+
+void fake_runner(zmq::context_t& ctx, const std::string& ep, int index, Shared& sh) {
+  zmq::socket_t s = net::make_dealer(ctx, ep);
+  net::send(s, msg::Register{"bench-" + std::to_string(index), 1, {}});
+  auto last_hb = Clock::now();
+  while (!sh.stop) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    while (auto r = net::recv(s, true, 2)) {
+      msg::Decoded d = net::decode_frames(*r, 0);
+      if (!d.ok()) continue;
+      if (auto* j = std::get_if<msg::Job>(&d.message)) {
+        int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+        net::send(s, msg::Result{j->job_id, j->attempt, msg::JobStatus::kPassed, 0, wall, wall, false, "ok\n"});
+      } else if (auto* a = std::get_if<msg::ResultAck>(&d.message)) {
+        if (a->job_id < sh.ack_ns.size()) {
+          int64_t expected = 0;
+          if (sh.ack_ns[a->job_id].compare_exchange_strong(expected, now_ns())) ++sh.done;
+          else ++sh.duplicates;
+        }
+      } else if (std::holds_alternative<msg::Reregister>(d.message)) {
+        net::send(s, msg::Register{"bench-" + std::to_string(index), 1, {}});
+      }
+    }
+    if (Clock::now() - last_hb > std::chrono::milliseconds(300)) {
+      net::send(s, msg::Heartbeat{});
+      last_hb = Clock::now();
+    }
+  }
+}
+
+std::string random_commit(std::mt19937_64& rng) {
+  static const char* hex = "0123456789abcdef";
+  std::string s(40, '0');
+  for (auto& c : s) c = hex[rng() % 16];
+  return s;
+}
+
+// The bare broker: accepts "commits", hands each to a free worker, acknowledges the worker's
+// answer. Frames are tiny raw strings: no codec, no store.
+double ceiling(int runners, size_t jobs, size_t window) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  std::string ep = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> done{0};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < runners; ++i) {
+    workers.emplace_back([&] {
+      zmq::socket_t s(ctx, zmq::socket_type::dealer);
+      s.connect(ep);
+      s.send(zmq::str_buffer("R"), zmq::send_flags::none);
+      while (!stop) {
+        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(50));
+        zmq::message_t m;
+        while (s.recv(m, zmq::recv_flags::dontwait)) {
+          if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'J') {
+            std::string reply = "D" + m.to_string().substr(1);
+            s.send(zmq::buffer(reply), zmq::send_flags::none);
+          } else if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'A') {
+            ++done;
+          }
+        }
+      }
+    });
+  }
+  zmq::socket_t sub(ctx, zmq::socket_type::dealer);
+  sub.connect(ep);
+  std::thread broker([&] {
+    std::deque<std::string> free_peers, queue;
+    std::string submitter;
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(50));
+      zmq::message_t id, body;
+      while (router.recv(id, zmq::recv_flags::dontwait)) {
+        (void)router.recv(body, zmq::recv_flags::none);
+        char kind = body.size() ? static_cast<const char*>(body.data())[0] : '?';
+        std::string peer = id.to_string();
+        if (kind == 'C') {
+          router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+          router.send(zmq::str_buffer("K"), zmq::send_flags::none);
+          queue.push_back(body.to_string().substr(1));
+        } else if (kind == 'R') {
+          free_peers.push_back(peer);
+        } else if (kind == 'D') {
+          router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+          router.send(zmq::str_buffer("A"), zmq::send_flags::none);
+          free_peers.push_back(peer);
+        }
+      }
+      while (!queue.empty() && !free_peers.empty()) {
+        std::string job = "J" + queue.front();
+        queue.pop_front();
+        router.send(zmq::buffer(free_peers.front()), zmq::send_flags::sndmore);
+        router.send(zmq::buffer(job), zmq::send_flags::none);
+        free_peers.pop_front();
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the workers say ready
+  auto t0 = Clock::now();
+  size_t sent = 0;
+  while (done < jobs) {
+    while (sent < jobs && sent - done < window) {
+      std::string c = "C" + std::to_string(sent++);
+      sub.send(zmq::buffer(c), zmq::send_flags::none);
+    }
+    zmq::message_t m;
+    while (sub.recv(m, zmq::recv_flags::dontwait)) {
+    }
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(1));
+    if (Clock::now() - t0 > std::chrono::seconds(120)) break;
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop = true;
+  broker.join();
+  for (auto& w : workers) w.join();
+  return static_cast<double>(done.load()) / secs;
+}
+
+}  // namespace
+
+int run_dispatch(const DispatchOptions& o) {
+  fs::path tmp = make_temp_dir();
+  fs::path bin = o.dispatcher_bin.empty() ? self_dir() / "simpleci-dispatcher" : fs::path(o.dispatcher_bin);
+  pid_t pid = start({bin.string(), "--bind", "tcp://127.0.0.1:0", "--state-dir", (tmp / "state").string(),
+                     "--results-dir", (tmp / "results").string(), "--log-dir", (tmp / "logs").string(),
+                     "--log-level", "warn"},
+                    tmp / "dispatcher.out");
+  std::string ep = read_endpoint(tmp / "state");
+  if (ep.empty()) {
+    std::fprintf(stderr, "simpleci-bench: the dispatcher did not start (%s)\n", bin.c_str());
+    stop(pid);
+    return 1;
+  }
+  std::printf("dispatch: %d fake runners, %zu jobs, window %zu, dispatcher at %s (pid %d)\n",
+              o.runners, o.jobs, o.window, ep.c_str(), pid);
+  zmq::context_t ctx(1);
+  Shared sh(o.jobs);
+  std::vector<std::thread> runners;
+  for (int i = 0; i < o.runners; ++i) runners.emplace_back(fake_runner, std::ref(ctx), ep, i, std::ref(sh));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // registrations
+
+  zmq::socket_t sub = net::make_dealer(ctx, ep);
+  std::mt19937_64 rng(12345);
+  std::vector<std::string> commits(o.jobs);
+  for (auto& c : commits) c = random_commit(rng);
+  std::vector<int64_t> sent_ns(o.jobs, 0);
+  std::vector<uint64_t> job_of(o.jobs, 0);
+  size_t sent = 0;
+  auto t0 = Clock::now();
+  bool timed_out = false;
+  while (sh.done < o.jobs) {
+    while (sent < o.jobs && sent - std::min(sent, sh.done.load()) < o.window) {
+      sent_ns[sent] = now_ns();
+      if (!net::send(sub, msg::Commit{sent + 1, commits[sent], "bench", false})) break;
+      ++sent;
+    }
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(1));
+    while (auto r = net::recv(sub, true, 2)) {
+      msg::Decoded d = net::decode_frames(*r, 0);
+      if (auto* a = d.ok() ? std::get_if<msg::Accepted>(&d.message) : nullptr) {
+        if (a->request_id >= 1 && a->request_id <= o.jobs) job_of[a->request_id - 1] = a->job_id;
+      }
+    }
+    if (Clock::now() - t0 > std::chrono::seconds(o.timeout_s)) {
+      timed_out = true;
+      break;
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  long rss = 0, hwm = 0;
+  memory_kb(pid, &rss, &hwm);
+  sh.stop = true;
+  for (auto& t : runners) t.join();
+  stop(pid);
+
+  std::vector<double> lat;
+  for (size_t i = 0; i < o.jobs; ++i) {
+    uint64_t j = job_of[i];
+    if (j > 0 && j < sh.ack_ns.size() && sh.ack_ns[j] > 0) lat.push_back((sh.ack_ns[j] - sent_ns[i]) / 1e6);
+  }
+  size_t files = 0;
+  for (const auto& c : commits) files += fs::exists(tmp / "results" / (c + ".json"));
+  double rate = static_cast<double>(sh.done.load()) / secs;
+  std::printf("dispatcher: %zu jobs done in %.2f s = %.0f jobs/s, p50 %.2f ms, p99 %.2f ms, RSS %ld KiB (peak %ld KiB)\n",
+              sh.done.load(), secs, rate, percentile(lat, 50), percentile(lat, 99), rss, hwm);
+  double ceil_rate = ceiling(o.runners, o.jobs, o.window);
+  std::printf("ceiling (bare ROUTER/DEALER, same pattern, no store): %.0f jobs/s\n", ceil_rate);
+  bool ok = !timed_out && sh.done == o.jobs && files == o.jobs && sh.duplicates == 0;
+  if (!ok) {
+    std::fprintf(stderr, "simpleci-bench: FAILED: %zu/%zu acknowledged, %zu result files, %zu duplicate acks%s\n",
+                 sh.done.load(), o.jobs, files, sh.duplicates.load(), timed_out ? ", timed out" : "");
+  }
+  nlohmann::json j = {{"jobs_per_s", std::round(rate)},
+                      {"p50_ms", std::round(percentile(lat, 50) * 100) / 100},
+                      {"p99_ms", std::round(percentile(lat, 99) * 100) / 100},
+                      {"ceiling_jobs_per_s", std::round(ceil_rate)},
+                      {"ratio_to_ceiling", std::round(rate / ceil_rate * 1000) / 1000},
+                      {"runners", o.runners},
+                      {"jobs", o.jobs},
+                      {"dispatcher_rss_kb", rss},
+                      {"dispatcher_peak_rss_kb", hwm},
+                      {"result_files", files}};
+  std::printf("%s\n", j.dump().c_str());
+  std::error_code ec;
+  if (!o.keep) fs::remove_all(tmp, ec);
+  return ok ? 0 : 1;
+}
+
+}  // namespace simpleci::bench

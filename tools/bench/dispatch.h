@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace simpleci::bench {
+
+struct DispatchOptions {
+  int runners = 8;
+  size_t jobs = 20000;
+  size_t window = 256;
+  int timeout_s = 300;
+  std::string dispatcher_bin;
+  bool keep = false;
+};
+int run_dispatch(const DispatchOptions& o);
+
+struct E2eOptions {
+  int commits = 20;
+  int poll_ms = 200;
+  bool keep = false;
+};
+int run_e2e(const E2eOptions& o);
+
+}  // namespace simpleci::bench

@@ -1,0 +1,49 @@
+// simpleci-bench: benchmarks of the real executables; each subcommand ends with one JSON line.
+//
+//   simpleci-bench dispatch --runners 8 --jobs 20000   jobs/s and latency of the dispatcher with
+//                                                      its real store, beside a bare ROUTER/DEALER
+//                                                      broker doing the same exchange (ceiling)
+//   simpleci-bench e2e --commits 50 --poll-ms 200      commit -> result file latency through the
+//                                                      real observer, dispatcher and runner
+//
+// The machine is shared and noisy: run several times and compare medians and ratios.
+#include <CLI/CLI.hpp>
+
+#include "messages/cli.h"
+#include "tools/bench/dispatch.h"
+
+using namespace simpleci;
+
+int main(int argc, char** argv) {
+  CLI::App app{"simpleCI benchmarks"};
+  app.require_subcommand(1);
+  bench::DispatchOptions d;
+  int64_t jobs = 20000, window = 256;
+  auto* dispatch = app.add_subcommand("dispatch", "dispatcher throughput and latency");
+  dispatch->add_option("--runners", d.runners, "fake runners (1..256)");
+  dispatch->add_option("--jobs", jobs, "jobs to run (1..10000000)");
+  dispatch->add_option("--window", window, "jobs in flight at once (1..100000)");
+  dispatch->add_option("--dispatcher-bin", d.dispatcher_bin, "dispatcher executable to measure");
+  dispatch->add_flag("--keep", d.keep, "keep the temporary folder");
+  bench::E2eOptions e;
+  auto* e2e = app.add_subcommand("e2e", "commit -> result latency through the whole pipeline");
+  e2e->add_option("--commits", e.commits, "commits to time (1..10000)");
+  e2e->add_option("--poll-ms", e.poll_ms, "observer poll interval (10..60000)");
+  e2e->add_flag("--keep", e.keep, "keep the temporary folder");
+  int code = 0;
+  const std::string prog = "simpleci-bench";
+  if (!cli::parse(app, argc, argv, prog, &code)) return code;
+  if (dispatch->parsed()) {
+    if (!cli::in_range(prog, "--runners", d.runners, 1, 256) || !cli::in_range(prog, "--jobs", jobs, 1, 10000000) ||
+        !cli::in_range(prog, "--window", window, 1, 100000)) {
+      return cli::kUsageError;
+    }
+    d.jobs = static_cast<size_t>(jobs);
+    d.window = static_cast<size_t>(window);
+    return bench::run_dispatch(d);
+  }
+  if (!cli::in_range(prog, "--commits", e.commits, 1, 10000) || !cli::in_range(prog, "--poll-ms", e.poll_ms, 10, 60000)) {
+    return cli::kUsageError;
+  }
+  return bench::run_e2e(e);
+}

@@ -1,0 +1,134 @@
+#include "tools/bench/proc.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace simpleci::bench {
+
+fs::path self_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+
+pid_t start(const std::vector<std::string>& argv, const fs::path& log) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(fd >= 0 ? fd : devnull, 1);
+    ::dup2(fd >= 0 ? fd : devnull, 2);
+    ::execvp(args[0], args.data());
+    _exit(127);
+  }
+  if (fd >= 0) ::close(fd);
+  return pid;
+}
+
+int run(const std::vector<std::string>& argv, std::string* output) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::execvp(args[0], args.data());
+    _exit(127);
+  }
+  ::close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) {
+    if (output) output->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void stop(pid_t pid, std::chrono::milliseconds timeout) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  int st;
+  if (!wait_for([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, timeout, std::chrono::milliseconds(10))) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+  }
+}
+
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+              std::chrono::milliseconds step) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+  return true;
+}
+
+std::string read_endpoint(const fs::path& state_dir) {
+  std::string ep;
+  wait_for(
+      [&] {
+        std::ifstream in(state_dir / "endpoint");
+        std::getline(in, ep);
+        return ep.rfind("tcp://", 0) == 0;
+      },
+      std::chrono::milliseconds(10000), std::chrono::milliseconds(10));
+  return ep.rfind("tcp://", 0) == 0 ? ep : "";
+}
+
+void memory_kb(pid_t pid, long* rss, long* hwm) {
+  *rss = *hwm = 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) *rss = std::stol(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) *hwm = std::stol(line.substr(6));
+  }
+}
+
+long cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = all.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(all.substr(close + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; rest >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) {
+      stime = std::stol(field);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+fs::path make_temp_dir() {
+  std::string tmpl = (fs::temp_directory_path() / "simpleci-bench-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) return {};
+  return tmpl;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+}  // namespace simpleci::bench

@@ -1,0 +1,35 @@
+// Small process and file helpers for the benchmarks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace simpleci::bench {
+
+namespace fs = std::filesystem;
+
+// Folder of this executable (the other simpleCI executables sit beside it).
+fs::path self_dir();
+// Starts argv with stdout/stderr appended to log; returns its pid (-1 on failure).
+pid_t start(const std::vector<std::string>& argv, const fs::path& log);
+// Runs argv to completion; returns its exit code (-1 if it could not run or was killed).
+int run(const std::vector<std::string>& argv, std::string* output = nullptr);
+// SIGTERM, then SIGKILL after timeout.
+void stop(pid_t pid, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+              std::chrono::milliseconds step = std::chrono::milliseconds(2));
+// Waits for <state_dir>/endpoint; "" on timeout.
+std::string read_endpoint(const fs::path& state_dir);
+// Resident set (VmRSS) and peak (VmHWM) of pid, in KiB.
+void memory_kb(pid_t pid, long* rss, long* hwm);
+// User + system CPU time of pid, in clock ticks.
+long cpu_ticks(pid_t pid);
+fs::path make_temp_dir();
+double percentile(std::vector<double> v, double p);
+
+}  // namespace simpleci::bench
