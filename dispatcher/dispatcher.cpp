@@ -1,5 +1,7 @@
 #include "dispatcher/dispatcher.h"
 
+#include <poll.h>
+
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -17,7 +19,9 @@ Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg)
       out_(out),
       cfg_(std::move(cfg)),
       hb_(cfg_.heartbeat_ms),
-      started_(clock.now()) {}
+      started_(clock.now()) {
+  if (cfg_.async_files) writer_ = std::make_unique<ResultWriter>(cfg_.results_dir);
+}
 
 bool Dispatcher::recover(std::string* err) {
   std::vector<JobRow> rows;
@@ -530,6 +534,21 @@ bool Dispatcher::flush() {
   if (!ok) store_.rollback();
   std::vector<Deferred> out;
   out.swap(deferred_);
+  if (ok && writer_) {
+    // Only RESULT_ACK promises that the result files exist: acks wait for their batch's files
+    // (batches finish in order); everything else goes out now.
+    ResultWriter::Batch b;
+    b.files.swap(files_);
+    for (auto& d : out) {
+      if (std::holds_alternative<msg::ResultAck>(d.m)) b.messages.emplace_back(std::move(d.peer), std::move(d.m));
+      else send_now(d.peer, d.m);
+    }
+    if (!b.files.empty() || !b.messages.empty()) {
+      writer_backlog_ += b.files.size();
+      writer_->push(std::move(b));
+    }
+    return true;
+  }
   if (ok) {
     for (const auto& [s, output] : files_) {
       std::string ferr;
@@ -562,6 +581,26 @@ bool Dispatcher::flush() {
   tx_error_.clear();
   reload();
   return false;
+}
+
+void Dispatcher::on_written() {
+  if (!writer_) return;
+  for (auto& b : writer_->take_done()) {
+    writer_backlog_ -= std::min(writer_backlog_, b.files.size());
+    for (const auto& e : b.errors) {
+      ++counters_["results.file_errors"];
+      spdlog::error("cannot write result files for {}", e);
+    }
+    for (const auto& [peer, m] : b.messages) send_now(peer, m);
+  }
+}
+
+void Dispatcher::finish_writes() {
+  while (writer_ && writer_->busy()) {
+    pollfd p{writer_->fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    on_written();
+  }
 }
 
 bool Dispatcher::reload() {

@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <span>
 #include <string>
@@ -19,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dispatcher/results.h"
 #include "dispatcher/store.h"
 #include "messages/clock.h"
 #include "messages/codec.h"
@@ -34,6 +36,7 @@ struct Config {
   std::string test_command = "python3 -m unittest discover -s tests -v";
   std::filesystem::path results_dir = "test_results";
   bool require_identity = false;  // CURVE: a runner's name must equal its key's name
+  bool async_files = false;       // write result files on a ResultWriter thread
 };
 
 // Where replies go. The server implements it over the ROUTER; tests capture.
@@ -65,6 +68,16 @@ class Dispatcher {
   // the in-memory state is reloaded from the store and the waiting senders get
   // ERROR storage_failure or nothing, and will retry).
   bool flush();
+
+  // With async_files: readable when result files were written; then call on_written() to send
+  // what waited for them. -1 without async_files.
+  int writer_fd() const { return writer_ ? writer_->fd() : -1; }
+  void on_written();
+  // Waits until every result file handed to the writer is on disk and its messages are sent.
+  void finish_writes();
+  // Result files handed to the writer and not yet written: the loop stops reading new
+  // messages while this is large, so a slow disk cannot make memory grow without bound.
+  size_t writer_backlog() const { return writer_backlog_; }
 
   std::vector<msg::Counter> counters() const;
   uint64_t counter(const std::string& name) const;
@@ -129,6 +142,8 @@ class Dispatcher {
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure
+  std::unique_ptr<ResultWriter> writer_;
+  size_t writer_backlog_ = 0;
   bool tx_failed_ = false;
   std::string tx_error_;
   std::map<std::string, uint64_t> counters_;

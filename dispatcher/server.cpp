@@ -19,6 +19,7 @@ namespace {
 constexpr const char* kProgram = "simpleci-dispatcher";
 constexpr const char* kMonitorEndpoint = "inproc://simpleci-dispatcher-monitor";
 constexpr int kBatch = 4096;  // messages read per round before one group commit
+constexpr size_t kMaxWriterBacklog = 20000;  // result files waiting for the writer thread
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());
@@ -92,6 +93,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   RouterOutbox outbox(router);
   Config cfg = opt.config;
   cfg.require_identity = use_curve;
+  cfg.async_files = true;
   Dispatcher core(clock, store, outbox, cfg);
   if (!core.recover(&err)) return fail(err);
   spdlog::info("listening on {}", endpoint);
@@ -102,10 +104,11 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   while (true) {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                {mon.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+                               {nullptr, signal_fd, ZMQ_POLLIN, 0},
+                               {nullptr, core.writer_fd(), ZMQ_POLLIN, 0}};
     auto wait = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_tick - clock.now()));
     try {
-      zmq::poll(items, 3, wait);
+      zmq::poll(items, 4, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
     }
@@ -114,9 +117,11 @@ int run_server(const ServerOptions& opt, int signal_fd) {
       spdlog::info("signal {} received, shutting down", sig);
       break;
     }
+    if (items[3].revents & ZMQ_POLLIN) core.on_written();
     // Connection losses first, so a closed fd is never confused with a new connection reusing it.
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
-    for (int n = 0; n < kBatch; ++n) {
+    const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
+    for (int n = 0; n < batch; ++n) {
       auto r = net::recv(router, true, 4);
       if (!r) break;
       if (r->frames.empty()) continue;
@@ -136,6 +141,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     core.flush();
   }
   core.flush();
+  core.finish_writes();
   zmq_socket_monitor(router.handle(), nullptr, 0);
   return 0;
 }

@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
+#include "messages/fsutil.h"
 #include "messages/transport.h"
 #include "tools/bench/proc.h"
 
@@ -157,10 +158,25 @@ double ceiling(int runners, size_t jobs, size_t window) {
   return static_cast<double>(done.load()) / secs;
 }
 
+// The disk's own ceiling: the same two atomic file writes per job the dispatcher makes, in the
+// same folder, with nothing else going on.
+double disk_ceiling(const fs::path& dir, size_t jobs) {
+  fs::create_directories(dir);
+  std::mt19937_64 rng(777);
+  auto t0 = Clock::now();
+  std::string err;
+  for (size_t i = 0; i < jobs; ++i) {
+    std::string c = random_commit(rng);
+    write_file_atomic(dir / c, "ok\n", false, &err);
+    write_file_atomic(dir / (c + ".json"), "{\"status\":\"passed\"}\n", false, &err);
+  }
+  return static_cast<double>(jobs) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 }  // namespace
 
 int run_dispatch(const DispatchOptions& o) {
-  fs::path tmp = make_temp_dir();
+  fs::path tmp = make_temp_dir(o.work_dir);
   fs::path bin = o.dispatcher_bin.empty() ? self_dir() / "simpleci-dispatcher" : fs::path(o.dispatcher_bin);
   pid_t pid = start({bin.string(), "--bind", "tcp://127.0.0.1:0", "--state-dir", (tmp / "state").string(),
                      "--results-dir", (tmp / "results").string(), "--log-dir", (tmp / "logs").string(),
@@ -227,6 +243,8 @@ int run_dispatch(const DispatchOptions& o) {
               sh.done.load(), secs, rate, percentile(lat, 50), percentile(lat, 99), rss, hwm);
   double ceil_rate = ceiling(o.runners, o.jobs, o.window);
   std::printf("ceiling (bare ROUTER/DEALER, same pattern, no store): %.0f jobs/s\n", ceil_rate);
+  double disk_rate = disk_ceiling(tmp / "disk-ceiling", o.jobs);
+  std::printf("disk ceiling (2 atomic result files per job, same folder): %.0f jobs/s\n", disk_rate);
   bool ok = !timed_out && sh.done == o.jobs && files == o.jobs && sh.duplicates == 0;
   if (!ok) {
     std::fprintf(stderr, "simpleci-bench: FAILED: %zu/%zu acknowledged, %zu result files, %zu duplicate acks%s\n",
@@ -237,6 +255,8 @@ int run_dispatch(const DispatchOptions& o) {
                       {"p99_ms", std::round(percentile(lat, 99) * 100) / 100},
                       {"ceiling_jobs_per_s", std::round(ceil_rate)},
                       {"ratio_to_ceiling", std::round(rate / ceil_rate * 1000) / 1000},
+                      {"disk_ceiling_jobs_per_s", std::round(disk_rate)},
+                      {"ratio_to_disk_ceiling", std::round(rate / disk_rate * 1000) / 1000},
                       {"runners", o.runners},
                       {"jobs", o.jobs},
                       {"dispatcher_rss_kb", rss},

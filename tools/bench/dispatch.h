@@ -11,6 +11,7 @@ struct DispatchOptions {
   size_t window = 256;
   int timeout_s = 300;
   std::string dispatcher_bin;
+  std::string work_dir;  // "" = $TMPDIR or /tmp
   bool keep = false;
 };
 int run_dispatch(const DispatchOptions& o);
@@ -18,6 +19,7 @@ int run_dispatch(const DispatchOptions& o);
 struct E2eOptions {
   int commits = 20;
   int poll_ms = 200;
+  std::string work_dir;
   bool keep = false;
 };
 int run_e2e(const E2eOptions& o);

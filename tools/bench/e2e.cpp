@@ -33,7 +33,7 @@ std::string head(const fs::path& dir) {
 }  // namespace
 
 int run_e2e(const E2eOptions& o) {
-  fs::path tmp = make_temp_dir();
+  fs::path tmp = make_temp_dir(o.work_dir);
   fs::path up = tmp / "upstream", results = tmp / "results", logs = tmp / "logs";
   fs::create_directories(up / ".simpleci");
   run(git(up, {"init", "-q", "-b", "main"}));

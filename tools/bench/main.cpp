@@ -25,11 +25,13 @@ int main(int argc, char** argv) {
   dispatch->add_option("--window", window, "jobs in flight at once (1..100000)");
   dispatch->add_option("--dispatcher-bin", d.dispatcher_bin, "dispatcher executable to measure");
   dispatch->add_flag("--keep", d.keep, "keep the temporary folder");
+  dispatch->add_option("--work-dir", d.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   bench::E2eOptions e;
   auto* e2e = app.add_subcommand("e2e", "commit -> result latency through the whole pipeline");
   e2e->add_option("--commits", e.commits, "commits to time (1..10000)");
   e2e->add_option("--poll-ms", e.poll_ms, "observer poll interval (10..60000)");
   e2e->add_flag("--keep", e.keep, "keep the temporary folder");
+  e2e->add_option("--work-dir", e.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   int code = 0;
   const std::string prog = "simpleci-bench";
   if (!cli::parse(app, argc, argv, prog, &code)) return code;

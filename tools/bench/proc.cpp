@@ -118,8 +118,11 @@ long cpu_ticks(pid_t pid) {
   return utime + stime;
 }
 
-fs::path make_temp_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "simpleci-bench-XXXXXX").string();
+fs::path make_temp_dir(const std::string& base) {
+  fs::path root = base.empty() ? fs::temp_directory_path() : fs::path(base);
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  std::string tmpl = (fs::absolute(root) / "simpleci-bench-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) return {};
   return tmpl;
 }

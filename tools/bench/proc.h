@@ -29,7 +29,8 @@ std::string read_endpoint(const fs::path& state_dir);
 void memory_kb(pid_t pid, long* rss, long* hwm);
 // User + system CPU time of pid, in clock ticks.
 long cpu_ticks(pid_t pid);
-fs::path make_temp_dir();
+// A new folder under base (default $TMPDIR or /tmp).
+fs::path make_temp_dir(const std::string& base = "");
 double percentile(std::vector<double> v, double p);
 
 }  // namespace simpleci::bench
