@@ -61,10 +61,9 @@ std::optional<Received> recv(zmq::socket_t& s, bool dontwait, size_t max_frames)
       zmq::message_t part;
       const auto flags = dontwait ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
       if (!s.recv(part, r.frames.empty() ? flags : zmq::recv_flags::none)) return std::nullopt;
-      if (r.frames.empty()) {
-        const int fd = zmq_msg_get(part.handle(), ZMQ_SRCFD);
-        r.src_fd = fd;
-      }
+      // A ROUTER makes up the routing-id frame itself, so only the frames that came over the
+      // wire know their connection: take the first one that does.
+      if (r.src_fd < 0) r.src_fd = zmq_msg_get(part.handle(), ZMQ_SRCFD);
       const bool more = part.more();
       if (r.frames.size() <= max_frames) r.frames.push_back(std::move(part));
       if (!more) break;
