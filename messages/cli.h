@@ -51,3 +51,45 @@ inline int fail(const std::string& program, const std::string& problem, int code
 }
 
 }  // namespace simpleci::cli
+
+#include "messages/curve.h"
+#include "messages/endpoint.h"
+
+namespace simpleci::cli {
+
+// The flags every peer of the dispatcher takes to reach it: --dispatcher / --dispatcher-server
+// and the CURVE key pair.
+struct ConnectFlags {
+  std::string dispatcher, dispatcher_server, server_key_file, secret_key_file;
+
+  void add(CLI::App& app, const std::string& who) {
+    app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT");
+    app.add_option("--dispatcher-server", dispatcher_server, "dispatcher as HOST:PORT (original spelling)");
+    app.add_option("--curve-server-key", server_key_file, "dispatcher's public key file (CURVE)");
+    app.add_option("--curve-secret-key", secret_key_file, who + "'s secret key file (CURVE)");
+  }
+
+  // Fills the endpoint and, with CURVE, both keys. On a problem prints one line and returns
+  // false with *code set (2 for bad flags, 1 for unreadable key files).
+  bool resolve(const std::string& program, std::string* endpoint, std::string* server_key,
+               std::string* secret_key, int* code) const {
+    std::string err;
+    *endpoint = resolve_dispatcher(dispatcher, dispatcher_server, &err);
+    if (endpoint->empty()) {
+      *code = fail(program, err, kUsageError);
+      return false;
+    }
+    if (server_key_file.empty() != secret_key_file.empty()) {
+      *code = fail(program, "--curve-server-key and --curve-secret-key go together", kUsageError);
+      return false;
+    }
+    if (!server_key_file.empty() && (!curve::load_key(server_key_file, server_key, &err) ||
+                                     !curve::load_key(secret_key_file, secret_key, &err))) {
+      *code = fail(program, err, kRuntimeError);
+      return false;
+    }
+    return true;
+  }
+};
+
+}  // namespace simpleci::cli

@@ -10,13 +10,23 @@
 
 namespace simpleci::net {
 
-class DealerConnection {
+// A client's way to the dispatcher, as the runner's and observer's logic see it (tests fake it).
+class Link {
+ public:
+  virtual ~Link() = default;
+  // Queues m without blocking; false when it cannot be queued now.
+  virtual bool send(const msg::Message& m) = 0;
+  // Drops the connection and opens a new one (a new routing id).
+  virtual void reconnect() = 0;
+};
+
+class DealerConnection final : public Link {
  public:
   // server_key / secret_key: Z85 keys; both empty for a plain connection.
   DealerConnection(zmq::context_t& ctx, std::string endpoint, std::string server_key = {},
                    std::string secret_key = {});
-  bool send(const msg::Message& m);
-  void reconnect();
+  bool send(const msg::Message& m) override;
+  void reconnect() override;
   zmq::socket_t& socket() { return sock_; }
   const std::string& endpoint() const { return endpoint_; }
 

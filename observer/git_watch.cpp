@@ -1,42 +1,15 @@
 #include "observer/git_watch.h"
 
-#include <git2.h>
+#include "messages/git.h"
 
 #include <memory>
 
 namespace simpleci::observer {
 
-namespace {
-
-std::string libgit2_error(const std::string& what) {
-  const ::git_error* e = git_error_last();
-  return what + ": " + (e && e->message ? e->message : "unknown libgit2 error");
-}
-
-struct RepoCloser {
-  void operator()(git_repository* r) const { git_repository_free(r); }
-};
-using Repo = std::unique_ptr<git_repository, RepoCloser>;
-
-Repo open_repo(const std::string& dir, std::string* err) {
-  git_repository* r = nullptr;
-  if (git_repository_open_ext(&r, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-    *err = "not a git repository: " + dir;
-    return nullptr;
-  }
-  return Repo(r);
-}
-
-std::string oid_text(const git_oid* oid) {
-  char buf[GIT_OID_HEXSZ + 1];
-  git_oid_tostr(buf, sizeof buf, oid);
-  return buf;
-}
-
-}  // namespace
+using git::Repo;
 
 bool check_clone(const std::string& dir, std::string* err) {
-  Repo repo = open_repo(dir, err);
+  Repo repo = git::open(dir, err);
   if (!repo) return false;
   git_remote* remote = nullptr;
   if (git_remote_lookup(&remote, repo.get(), "origin") != 0) {
@@ -48,7 +21,7 @@ bool check_clone(const std::string& dir, std::string* err) {
 }
 
 std::string current_branch(const std::string& dir, std::string* err) {
-  Repo repo = open_repo(dir, err);
+  Repo repo = git::open(dir, err);
   if (!repo) return "";
   git_reference* head = nullptr;
   if (git_repository_head(&head, repo.get()) != 0 || !git_reference_is_branch(head)) {
@@ -71,25 +44,14 @@ std::string current_branch(const std::string& dir, std::string* err) {
 }
 
 bool fetch_origin(const std::string& dir, std::string* err) {
-  Repo repo = open_repo(dir, err);
-  if (!repo) return false;
-  git_remote* remote = nullptr;
-  if (git_remote_lookup(&remote, repo.get(), "origin") != 0) {
-    *err = "no 'origin' remote";
-    return false;
-  }
-  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
-  opts.prune = GIT_FETCH_NO_PRUNE;
-  int rc = git_remote_fetch(remote, nullptr, &opts, nullptr);
-  if (rc != 0) *err = libgit2_error("fetch from origin failed");
-  git_remote_free(remote);
-  return rc == 0;
+  Repo repo = git::open(dir, err);
+  return repo && git::fetch_origin(repo.get(), err);
 }
 
 bool new_commits(const std::string& dir, const std::string& branch, const std::string& cursor,
                  size_t limit, NewCommits* out, std::string* err) {
   *out = NewCommits{};
-  Repo repo = open_repo(dir, err);
+  Repo repo = git::open(dir, err);
   if (!repo) return false;
   git_oid tip;
   std::string ref = "refs/remotes/origin/" + branch;
@@ -105,12 +67,12 @@ bool new_commits(const std::string& dir, const std::string& branch, const std::s
     have_base = false;
   }
   if (!have_base) {
-    out->commits.push_back(oid_text(&tip));
+    out->commits.push_back(git::oid_text(&tip));
     return true;
   }
   git_revwalk* walk = nullptr;
   if (git_revwalk_new(&walk, repo.get()) != 0) {
-    *err = libgit2_error("revwalk");
+    *err = git::error("revwalk");
     return false;
   }
   git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
@@ -118,7 +80,7 @@ bool new_commits(const std::string& dir, const std::string& branch, const std::s
   git_revwalk_hide(walk, &base);
   git_oid oid;
   while (git_revwalk_next(&oid, walk) == 0) {
-    out->commits.push_back(oid_text(&oid));
+    out->commits.push_back(git::oid_text(&oid));
   }
   git_revwalk_free(walk);
   // A huge jump (a long-lived branch merged in) is capped to its newest commits.

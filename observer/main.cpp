@@ -20,51 +20,28 @@
 
 using namespace simpleci;
 
-namespace {
-class DealerLink final : public observer::Link {
- public:
-  explicit DealerLink(net::DealerConnection& c) : c_(c) {}
-  bool send(const msg::Message& m) override { return c_.send(m); }
-  void reconnect() override { c_.reconnect(); }
-
- private:
-  net::DealerConnection& c_;
-};
-}  // namespace
-
 int main(int argc, char** argv) {
   const std::string prog = "simpleci-observer";
   CLI::App app{"simpleCI observer: sends every new commit of its clone's origin to the dispatcher"};
-  std::string dispatcher, dispatcher_server, clone_dir, state_file;
-  std::string log_dir = kDefaultLogDir, log_level = "info", server_key_file, secret_key_file;
+  std::string clone_dir, state_file;
+  std::string log_dir = kDefaultLogDir, log_level = "info";
+  cli::ConnectFlags conn_flags;
   std::vector<std::string> branches;
   int64_t poll_ms = 1000;
-  app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT");
-  app.add_option("--dispatcher-server", dispatcher_server, "dispatcher as HOST:PORT (original spelling)");
+  conn_flags.add(app, "this observer");
   app.add_option("--poll-ms", poll_ms, "how often to fetch origin (10..3600000)");
   app.add_option("--branch", branches, "branch to watch (repeatable; default: the clone's branch)");
   app.add_option("--state-file", state_file, "cursor file (default CLONE_DIR/.git/simpleci/observer-state)");
-  app.add_option("--curve-server-key", server_key_file, "dispatcher's public key file");
-  app.add_option("--curve-secret-key", secret_key_file, "this observer's secret key file");
   app.add_option("--log-dir", log_dir, "folder for observer.log");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   app.add_option("CLONE_DIR", clone_dir, "the observer's clone of the repository")->required();
   int code = 0;
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
   if (!cli::in_range(prog, "--poll-ms", poll_ms, 10, 3600000)) return cli::kUsageError;
-  std::string err;
-  std::string endpoint = resolve_dispatcher(dispatcher, dispatcher_server, &err);
-  if (endpoint.empty()) return cli::fail(prog, err, cli::kUsageError);
+  std::string err, endpoint, server_key, secret_key;
+  if (!conn_flags.resolve(prog, &endpoint, &server_key, &secret_key, &code)) return code;
   for (const auto& b : branches) {
     if (b.empty() || !is_valid_branch(b)) return cli::fail(prog, "--branch: not a valid branch name: '" + b + "'", cli::kUsageError);
-  }
-  if (server_key_file.empty() != secret_key_file.empty()) {
-    return cli::fail(prog, "--curve-server-key and --curve-secret-key go together", cli::kUsageError);
-  }
-  std::string server_key, secret_key;
-  if (!server_key_file.empty() && (!curve::load_key(server_key_file, &server_key, &err) ||
-                                   !curve::load_key(secret_key_file, &secret_key, &err))) {
-    return cli::fail(prog, err, cli::kRuntimeError);
   }
   git_libgit2_init();
   std::error_code ec;
@@ -92,14 +69,13 @@ int main(int argc, char** argv) {
 
   zmq::context_t ctx(1);
   net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
-  DealerLink link(conn);
   SystemClock clock;
   observer::Options opt;
   opt.clone_dir = clone_dir;
   opt.branches = branches;
   opt.state_file = state_file;
   opt.poll = Millis(poll_ms);
-  observer::Observer obs(clock, link, opt);
+  observer::Observer obs(clock, conn, opt);
   if (!obs.load_state(&err)) return cli::fail(prog, err, cli::kRuntimeError);
   std::string list;
   for (const auto& b : branches) list += (list.empty() ? "" : ", ") + b;

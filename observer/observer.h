@@ -13,16 +13,12 @@
 
 #include "messages/clock.h"
 #include "messages/codec.h"
+#include "messages/dealer.h"
 #include "messages/logging.h"
 
 namespace simpleci::observer {
 
-class Link {
- public:
-  virtual ~Link() = default;
-  virtual bool send(const msg::Message& m) = 0;
-  virtual void reconnect() = 0;
-};
+using net::Link;
 
 struct Options {
   std::string clone_dir;

@@ -19,34 +19,18 @@
 
 using namespace simpleci;
 
-namespace {
-
-class DealerLink final : public runner::Link {
- public:
-  explicit DealerLink(net::DealerConnection& c) : c_(c) {}
-  bool send(const msg::Message& m) override { return c_.send(m); }
-  void reconnect() override { c_.reconnect(); }
-
- private:
-  net::DealerConnection& c_;
-};
-
-}  // namespace
-
 int main(int argc, char** argv) {
   const std::string prog = "simpleci-runner";
   CLI::App app{"simpleCI runner: runs the tests of the commits the dispatcher hands it"};
-  std::string dispatcher, dispatcher_server, name, repo_url, clone_dir;
-  std::string log_dir = kDefaultLogDir, log_level = "info", server_key_file, secret_key_file;
+  std::string name, repo_url, clone_dir;
+  std::string log_dir = kDefaultLogDir, log_level = "info";
+  cli::ConnectFlags conn_flags;
   int64_t jobs = 1, grace_ms = 10000;
-  app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT");
-  app.add_option("--dispatcher-server", dispatcher_server, "dispatcher as HOST:PORT (original spelling)");
+  conn_flags.add(app, "this runner");
   app.add_option("--name", name, "runner name (default HOSTNAME-PID)");
   app.add_option("--jobs", jobs, "jobs run at once, each in its own checkout (1..256)");
   app.add_option("--repo", repo_url, "clone this URL into CLONE_DIR when it does not exist");
   app.add_option("--kill-grace-ms", grace_ms, "SIGTERM to SIGKILL delay for timeouts and cancels");
-  app.add_option("--curve-server-key", server_key_file, "dispatcher's public key file");
-  app.add_option("--curve-secret-key", secret_key_file, "this runner's secret key file");
   app.add_option("--log-dir", log_dir, "folder for runner-NAME.log");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   app.add_option("CLONE_DIR", clone_dir, "the runner's clone of the repository")->required();
@@ -57,9 +41,8 @@ int main(int argc, char** argv) {
       !cli::in_range(prog, "--kill-grace-ms", grace_ms, 0, 600000)) {
     return cli::kUsageError;
   }
-  std::string err;
-  std::string endpoint = resolve_dispatcher(dispatcher, dispatcher_server, &err);
-  if (endpoint.empty()) return cli::fail(prog, err, cli::kUsageError);
+  std::string err, endpoint, server_key, secret_key;
+  if (!conn_flags.resolve(prog, &endpoint, &server_key, &secret_key, &code)) return code;
   if (name.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -73,14 +56,6 @@ int main(int argc, char** argv) {
     return cli::fail(prog, "--name must be 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -), got '" + name + "'",
                      cli::kUsageError);
   }
-  if (server_key_file.empty() != secret_key_file.empty()) {
-    return cli::fail(prog, "--curve-server-key and --curve-secret-key go together", cli::kUsageError);
-  }
-  std::string server_key, secret_key;
-  if (!server_key_file.empty() && (!curve::load_key(server_key_file, &server_key, &err) ||
-                                   !curve::load_key(secret_key_file, &secret_key, &err))) {
-    return cli::fail(prog, err, cli::kRuntimeError);
-  }
   git_libgit2_init();
   if (!runner::open_or_clone(clone_dir, repo_url, &err)) return cli::fail(prog, err, cli::kRuntimeError);
   clone_dir = std::filesystem::absolute(clone_dir).lexically_normal().string();
@@ -92,13 +67,12 @@ int main(int argc, char** argv) {
 
   zmq::context_t ctx(1);
   net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
-  DealerLink link(conn);
   SystemClock clock;
   runner::ProcessExecutor exec(clock, static_cast<int>(grace_ms));
   runner::GitWorkspace ws(clone_dir);
   runner::Options opt{name, static_cast<uint32_t>(jobs),
                       std::filesystem::path(clone_dir) / ".git" / "simpleci"};
-  runner::Runner r(clock, link, exec, ws, opt);
+  runner::Runner r(clock, conn, exec, ws, opt);
   if (!r.start(&err)) return cli::fail(prog, err, cli::kRuntimeError);
   spdlog::info("runner {} for {} connecting to {} ({} slot(s))", name, clone_dir, endpoint, jobs);
 

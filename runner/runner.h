@@ -17,20 +17,14 @@
 
 #include "messages/clock.h"
 #include "messages/codec.h"
+#include "messages/dealer.h"
 #include "messages/logging.h"
 #include "runner/executor.h"
 #include "runner/workspace.h"
 
 namespace simpleci::runner {
 
-// The connection to the dispatcher.
-class Link {
- public:
-  virtual ~Link() = default;
-  virtual bool send(const msg::Message& m) = 0;
-  // Drops the connection and opens a new one (a new routing id).
-  virtual void reconnect() = 0;
-};
+using net::Link;
 
 struct Options {
   std::string name;

@@ -1,6 +1,6 @@
 #include "runner/workspace.h"
 
-#include <git2.h>
+#include "messages/git.h"
 
 #include <filesystem>
 #include <memory>
@@ -11,55 +11,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string libgit2_error(const std::string& what) {
-  const ::git_error* e = git_error_last();
-  return what + ": " + (e && e->message ? e->message : "unknown libgit2 error");
-}
-
-struct RepoCloser {
-  void operator()(git_repository* r) const { git_repository_free(r); }
-};
-using Repo = std::unique_ptr<git_repository, RepoCloser>;
-
-Repo open_repo(const std::string& dir, std::string* err) {
-  git_repository* r = nullptr;
-  if (git_repository_open_ext(&r, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-    *err = "not a git repository: " + dir;
-    return nullptr;
-  }
-  return Repo(r);
-}
-
-bool origin_url(git_repository* repo, std::string* url, std::string* err) {
-  git_remote* remote = nullptr;
-  if (git_remote_lookup(&remote, repo, "origin") != 0) {
-    *err = "the repository has no 'origin' remote";
-    return false;
-  }
-  const char* u = git_remote_url(remote);
-  *url = u ? u : "";
-  git_remote_free(remote);
-  return true;
-}
-
-bool fetch_origin(git_repository* repo, std::string* err) {
-  git_remote* remote = nullptr;
-  if (git_remote_lookup(&remote, repo, "origin") != 0) {
-    *err = "the repository has no 'origin' remote";
-    return false;
-  }
-  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
-  int rc = git_remote_fetch(remote, nullptr, &opts, nullptr);
-  if (rc != 0) *err = libgit2_error("fetch from origin failed");
-  git_remote_free(remote);
-  return rc == 0;
-}
+using git::Repo;
 
 bool clone(const std::string& url, const std::string& dir, std::string* err) {
   git_repository* r = nullptr;
   git_clone_options opts = GIT_CLONE_OPTIONS_INIT;
   if (git_clone(&r, url.c_str(), dir.c_str(), &opts) != 0) {
-    *err = libgit2_error("cannot clone " + url + " into " + dir);
+    *err = git::error("cannot clone " + url + " into " + dir);
     return false;
   }
   git_repository_free(r);
@@ -81,14 +39,14 @@ bool open_or_clone(const std::string& dir, const std::string& repo_url, std::str
     *err = "not a folder: " + dir;
     return false;
   }
-  Repo repo = open_repo(dir, err);
+  Repo repo = git::open(dir, err);
   if (!repo) return false;
   if (git_repository_is_bare(repo.get())) {
     *err = "a bare repository cannot run tests: " + dir;
     return false;
   }
   std::string url;
-  if (!origin_url(repo.get(), &url, err)) {
+  if (!git::origin_url(repo.get(), &url, err)) {
     *err += ": " + dir;
     return false;
   }
@@ -102,15 +60,15 @@ bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* wor
     dir = (fs::path(clone_dir_) / ".git" / "simpleci" / "slots" / std::to_string(slot)).string();
     std::error_code ec;
     if (!fs::exists(fs::path(dir) / ".git", ec)) {
-      Repo main = open_repo(clone_dir_, err);
+      Repo main = git::open(clone_dir_, err);
       std::string url;
-      if (!main || !origin_url(main.get(), &url, err)) return false;
+      if (!main || !git::origin_url(main.get(), &url, err)) return false;
       fs::remove_all(dir, ec);
       fs::create_directories(fs::path(dir).parent_path(), ec);
       if (!clone(url, dir, err)) return false;
     }
   }
-  Repo repo = open_repo(dir, err);
+  Repo repo = git::open(dir, err);
   if (!repo) return false;
   git_oid oid;
   if (git_oid_fromstrn(&oid, commit.data(), commit.size()) != 0) {
@@ -119,7 +77,7 @@ bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* wor
   }
   git_commit* c = nullptr;
   if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
-    if (!fetch_origin(repo.get(), err)) return false;
+    if (!git::fetch_origin(repo.get(), err)) return false;
     if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
       *err = "commit " + commit + " is not in origin (after fetching it)";
       return false;
@@ -131,7 +89,7 @@ bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* wor
   if (rc == 0) rc = git_repository_set_head_detached(repo.get(), &oid);
   git_commit_free(c);
   if (rc != 0) {
-    *err = libgit2_error("checkout of " + commit + " failed");
+    *err = git::error("checkout of " + commit + " failed");
     return false;
   }
   *workdir = dir;

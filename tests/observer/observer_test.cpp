@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/shell.h"
+
 #include "observer/observer.h"
 
 namespace simpleci::observer {
@@ -14,15 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[256];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  if (p) ::pclose(p);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+using simpleci::testing::sh;
 
 class RecordingLink : public Link {
  public:

@@ -30,25 +30,17 @@ namespace {
 const std::string kProg = "simpleci";
 
 struct Common {
-  std::string dispatcher, dispatcher_server, server_key_file, secret_key_file;
+  cli::ConnectFlags conn;
   int64_t timeout_ms = 5000;
   bool json = false;
 };
 
 // Sends one request and waits for the reply that echoes its request id.
 int request(const Common& c, const msg::Message& req, uint64_t request_id, msg::Message* reply) {
-  std::string err;
-  std::string endpoint = resolve_dispatcher(c.dispatcher, c.dispatcher_server, &err);
-  if (endpoint.empty()) return cli::fail(kProg, err, cli::kUsageError);
+  std::string endpoint, server_key, secret_key;
+  int code = 0;
+  if (!c.conn.resolve(kProg, &endpoint, &server_key, &secret_key, &code)) return code;
   if (!cli::in_range(kProg, "--timeout-ms", c.timeout_ms, 1, 3600000)) return cli::kUsageError;
-  if (c.server_key_file.empty() != c.secret_key_file.empty()) {
-    return cli::fail(kProg, "--curve-server-key and --curve-secret-key go together", cli::kUsageError);
-  }
-  std::string server_key, secret_key;
-  if (!c.server_key_file.empty() && (!curve::load_key(c.server_key_file, &server_key, &err) ||
-                                     !curve::load_key(c.secret_key_file, &secret_key, &err))) {
-    return cli::fail(kProg, err, cli::kRuntimeError);
-  }
   zmq::context_t ctx(1);
   net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
   conn.send(req);
@@ -175,11 +167,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   Common c;
-  app.add_option("--dispatcher", c.dispatcher, "dispatcher endpoint tcp://HOST:PORT");
-  app.add_option("--dispatcher-server", c.dispatcher_server, "dispatcher as HOST:PORT");
+  c.conn.add(app, "this client");
   app.add_option("--timeout-ms", c.timeout_ms, "how long to wait for an answer (default 5000)");
-  app.add_option("--curve-server-key", c.server_key_file, "dispatcher's public key file");
-  app.add_option("--curve-secret-key", c.secret_key_file, "this client's secret key file");
 
   auto* status = app.add_subcommand("status", "runners, queue, running jobs, counters");
   status->add_flag("--json", c.json, "print JSON");
