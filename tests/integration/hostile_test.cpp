@@ -65,6 +65,12 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
     body.replace(at, 40, "../../../../../../../../../../etc/passwd");
     send_raw(s, {hdr, body});
   }
+  // REGISTER with names that are paths or carry NUL.
+  for (std::string name : {std::string("../evil"), std::string("a/b"), std::string("nul\0name", 8)}) {
+    std::string body = msg::encode(msg::Register{"placeholder", 1, {}});
+    body.replace(body.find("placeholder") - 1, 12, std::string(1, static_cast<char>(0xa0 | name.size())) + name);
+    send_raw(s, {hdr, body});
+  }
   std::mt19937 rng(42);
   for (int i = 0; i < 200; ++i) {  // random bytes
     std::string junk(rng() % 64 + 1, '\0');
@@ -84,14 +90,14 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
   auto rr = next_reply(s, 5s, [](const msg::Message& m) { return std::holds_alternative<msg::Reregister>(m); });
   EXPECT_TRUE(rr) << "no REREGISTER answer\n" << c.logs();
 
-  // A flood of well-formed but unwanted messages.
-  for (int i = 0; i < 20000; ++i) send_raw(s, {hdr, "\xc1"});
+  // A flood: 100,000 messages.
+  for (int i = 0; i < 100000; ++i) send_raw(s, {hdr, "\xc1"});
 
   std::optional<msg::StatusReply> st;
   ASSERT_TRUE(wait_until(
       [&] {
         st = query_status(c.endpoint(), 1s);
-        return st && counter(*st, "rejected.malformed") >= 20000;
+        return st && counter(*st, "rejected.malformed") >= 100000;
       },
       30s))
       << c.logs();
@@ -101,6 +107,8 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
                              "rejected.unregistered", "rejected.unexpected_type"}) {
     EXPECT_GE(counter(*st, reason), 1u) << reason;
   }
+  EXPECT_GE(counter(*st, "rejected.bad_field"), 4u);  // the COMMIT and three bad names
+  EXPECT_TRUE(st->runners.empty()) << "a runner registered under a bad name";
   EXPECT_TRUE(c.dispatcher().running());
   EXPECT_FALSE(fs::exists(c.results_dir() / ".." / ".." / "etc"));
 
