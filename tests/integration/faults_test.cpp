@@ -117,6 +117,21 @@ TEST(Faults, RunnerKilledWithSigkillLeavesNoTestProcessBehind) {
   EXPECT_TRUE(gone) << processes_with(marker).size() << " test processes left";
 }
 
+TEST(Faults, SigtermedRunnerFinishesItsJobReportsAndExits) {
+  Cluster c;
+  ASSERT_TRUE(c.start_dispatcher()) << c.logs();
+  c.start_runner("r1");
+  fs::path marks = c.root() / "marks";
+  std::string id = slow_commit(c, marks, "sleep 1");
+  ASSERT_FALSE(first_runner(marks).empty()) << c.logs();
+  int code = c.runner("r1").stop(SIGTERM, 30s);
+  EXPECT_EQ(code, 0) << c.logs();
+  auto r = read_result(c.results_dir(), id);
+  ASSERT_TRUE(r) << "the runner exited before its result was stored\n" << c.logs();
+  EXPECT_EQ((*r)["status"], "passed");
+  EXPECT_EQ((*r)["attempt"], 1);
+}
+
 TEST(Faults, TimeoutCancelAndRetry) {
   Cluster c;
   ASSERT_TRUE(c.start_dispatcher("tcp://127.0.0.1:0", {"--job-timeout", "1"})) << c.logs();
