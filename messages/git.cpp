@@ -1,5 +1,7 @@
 #include "messages/git.h"
 
+#include <filesystem>
+
 namespace simpleci::git {
 
 std::string error(const std::string& what) {
@@ -39,6 +41,18 @@ bool fetch_origin(git_repository* repo, std::string* err) {
   if (rc != 0) *err = error("fetch from origin failed");
   git_remote_free(remote);
   return rc == 0;
+}
+
+int remove_stale_locks(const std::string& repo_dir) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  fs::path git_dir = fs::path(repo_dir) / ".git";
+  for (auto it = fs::recursive_directory_iterator(git_dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().extension() == ".lock" && fs::remove(it->path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 std::string oid_text(const git_oid* oid) {

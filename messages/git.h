@@ -26,6 +26,11 @@ bool origin_url(git_repository* repo, std::string* url, std::string* err);
 // Fetches every branch of "origin" into refs/remotes/origin/*.
 bool fetch_origin(git_repository* repo, std::string* err);
 
+// Removes lock files ("*.lock": index.lock, ref locks) under <repo_dir>/.git that a process
+// killed in the middle of git work left behind; they would make every later checkout or fetch
+// fail. Call only while nothing else uses the repository (at start-up). Returns how many.
+int remove_stale_locks(const std::string& repo_dir);
+
 // 40 hex characters of an object id.
 std::string oid_text(const git_oid* oid);
 

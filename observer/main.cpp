@@ -9,6 +9,7 @@
 #include "messages/cli.h"
 #include "messages/curve.h"
 #include "messages/dealer.h"
+#include "messages/git.h"
 #include "messages/endpoint.h"
 #include "messages/fsutil.h"
 #include "messages/logging.h"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     return cli::fail(prog, "clone folder does not exist: " + clone_dir, cli::kRuntimeError);
   }
   if (!observer::check_clone(clone_dir, &err)) return cli::fail(prog, err, cli::kRuntimeError);
+  int stale_locks = git::remove_stale_locks(clone_dir);
   if (branches.empty()) {
     std::string b = observer::current_branch(clone_dir, &err);
     if (b.empty()) return cli::fail(prog, err, cli::kRuntimeError);
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   std::string list;
   for (const auto& b : branches) list += (list.empty() ? "" : ", ") + b;
   spdlog::info("watching {} ({}) every {} ms, dispatcher {}", clone_dir, list, poll_ms, endpoint);
+  if (stale_locks > 0) spdlog::warn("removed {} stale git lock file(s) left by an earlier run", stale_locks);
 
   while (true) {
     zmq::pollitem_t items[] = {{conn.socket().handle(), 0, ZMQ_POLLIN, 0},

@@ -10,6 +10,7 @@
 #include "messages/cli.h"
 #include "messages/curve.h"
 #include "messages/dealer.h"
+#include "messages/git.h"
 #include "messages/endpoint.h"
 #include "messages/logging.h"
 #include "messages/signals.h"
@@ -59,6 +60,8 @@ int main(int argc, char** argv) {
   git_libgit2_init();
   if (!runner::open_or_clone(clone_dir, repo_url, &err)) return cli::fail(prog, err, cli::kRuntimeError);
   clone_dir = std::filesystem::absolute(clone_dir).lexically_normal().string();
+  // Slot clones live under CLONE_DIR/.git, so this covers them too.
+  int stale_locks = git::remove_stale_locks(clone_dir);
   if (!setup_logging("runner-" + name, log_dir, log_level, &err)) {
     return cli::fail(prog, err, cli::kUsageError);
   }
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
   runner::Runner r(clock, conn, exec, ws, opt);
   if (!r.start(&err)) return cli::fail(prog, err, cli::kRuntimeError);
   spdlog::info("runner {} for {} connecting to {} ({} slot(s))", name, clone_dir, endpoint, jobs);
+  if (stale_locks > 0) spdlog::warn("removed {} stale git lock file(s) left by an earlier run", stale_locks);
 
   int signals = 0;
   while (!r.done()) {

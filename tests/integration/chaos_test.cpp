@@ -92,6 +92,7 @@ TEST(Chaos, TwoHundredCommitsSurviveKilledRunnersDispatcherAndObserver) {
       static_cast<unsigned long long>(counter(*status, "results.stale")),
       processes_with(marker).size());
   EXPECT_TRUE(no_orphans) << "test processes left behind";
+  EXPECT_EQ(passed, kCommits) << "every commit's test passes; another outcome means the faults leaked into results";
 }
 
 }  // namespace

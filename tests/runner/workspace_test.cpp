@@ -9,6 +9,7 @@
 
 #include "tests/shell.h"
 
+#include "messages/git.h"
 #include "runner/workspace.h"
 
 namespace simpleci::runner {
@@ -71,6 +72,18 @@ TEST_F(WorkspaceTest, UnknownCommitIsAnError) {
   std::string workdir;
   EXPECT_FALSE(ws.prepare(0, std::string(40, 'e'), &workdir, &err_));
   EXPECT_NE(err_.find("not in origin"), std::string::npos) << err_;
+}
+
+TEST_F(WorkspaceTest, StaleLocksFromAKilledRunAreCleared) {
+  // What a runner killed during a checkout or fetch leaves behind.
+  std::ofstream(fs::path(clone_) / ".git" / "index.lock") << "";
+  fs::create_directories(fs::path(clone_) / ".git" / "refs" / "remotes" / "origin");
+  std::ofstream(fs::path(clone_) / ".git" / "refs" / "remotes" / "origin" / "main.lock") << "";
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  EXPECT_FALSE(ws.prepare(0, second_, &workdir, &err_));
+  EXPECT_EQ(git::remove_stale_locks(clone_), 2);
+  EXPECT_TRUE(ws.prepare(0, second_, &workdir, &err_)) << err_;
 }
 
 TEST_F(WorkspaceTest, OpenOrCloneChecksTheFolder) {
