@@ -22,6 +22,10 @@ TEST(Pipeline, BurstOfTenCommitsGivesTenResults) {
   c.start_observer(100);
   // The observer's first start sends the current tip; wait for it so the burst is "new".
   ASSERT_TRUE(c.wait_result(c.upstream().git({"rev-parse", "HEAD"}).substr(0, 40))) << c.logs();
+  ASSERT_TRUE(wait_until([&] {
+    auto s = query_status(c.endpoint(), 1s);
+    return s && s->runners.size() == 2;
+  }, 20s)) << c.logs();
 
   std::vector<std::string> burst;
   for (int i = 0; i < 10; ++i) {
