@@ -1,0 +1,110 @@
+// Client requests (STATUS, RESULTS, CANCEL, RETRY): the part of the Dispatcher that answers
+// people and scripts rather than runners.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "dispatcher/dispatcher.h"
+
+namespace simpleci::dispatcher {
+
+using msg::JobStatus;
+
+void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
+  msg::StatusReply rep;
+  rep.request_id = q.request_id;
+  for (const auto& [name, r] : runners_) {
+    if (rep.runners.size() >= msg::kMaxListLen) break;
+    msg::RunnerInfo info;
+    info.name = name;
+    info.state = r.draining ? "draining" : (r.jobs.empty() ? "idle" : "busy");
+    info.capacity = r.capacity;
+    for (uint64_t id : r.jobs) {
+      if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);
+    }
+    info.last_seen_ms = r.last_seen_wall;
+    rep.runners.push_back(std::move(info));
+  }
+  rep.queue_length = queue_.size();
+  for (const auto& [id, a] : active_) {
+    if (a.s.status == JobStatus::kRunning && rep.running.size() < msg::kMaxListLen) {
+      rep.running.push_back(a.s);
+    }
+  }
+  std::sort(rep.running.begin(), rep.running.end(),
+            [](const auto& a, const auto& b) { return a.job_id < b.job_id; });
+  rep.counters = counters();
+  send_later(peer, std::move(rep));
+}
+
+void Dispatcher::on_results(std::string_view peer, const msg::ResultsRequest& q) {
+  msg::ResultsReply rep;
+  rep.request_id = q.request_id;
+  std::string err;
+  if (!store_.recent(q.commit, q.limit, &rep.jobs, &err)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
+  if (q.with_output && !q.commit.empty() && !rep.jobs.empty() && msg::is_final(rep.jobs[0].status)) {
+    store_.output(rep.jobs[0].job_id, &rep.output, &err);
+  }
+  send_later(peer, std::move(rep));
+}
+
+void Dispatcher::on_cancel(std::string_view peer, const msg::CancelRequest& q) {
+  auto it = active_.find(q.job_id);
+  if (it == active_.end()) {
+    std::string err;
+    auto row = store_.job(q.job_id, &err);
+    if (!row) {
+      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
+                                  "no job " + std::to_string(q.job_id)});
+    } else {
+      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
+                                  "job " + std::to_string(q.job_id) + " already ended as " +
+                                      std::string(msg::to_string(row->summary.status))});
+    }
+    return;
+  }
+  const msg::JobSummary s = it->second.s;
+  if (s.status == JobStatus::kRunning) {
+    if (auto r = runners_.find(s.runner); r != runners_.end()) {
+      send_later(r->second.peer, msg::CancelJob{s.job_id, std::max<uint32_t>(1, s.attempt)});
+    }
+  }
+  int64_t now = clock_.wall_ms();
+  finish(s.job_id, JobStatus::kCancelled, -1, s.started_at_ms, now, false,
+         "simpleci: job cancelled by request\n");
+  spdlog::info("job {} cancelled", s.job_id);
+  send_later(peer, msg::Ok{q.request_id, s.job_id, "cancelled job " + std::to_string(s.job_id)});
+}
+
+void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
+  if (auto it = active_.find(q.job_id); it != active_.end()) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
+                                "job " + std::to_string(q.job_id) + " is still " +
+                                    std::string(msg::to_string(it->second.s.status))});
+    return;
+  }
+  std::string err;
+  auto row = store_.job(q.job_id, &err);
+  if (!row) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
+                                "no job " + std::to_string(q.job_id)});
+    return;
+  }
+  const std::string& commit = row->summary.commit;
+  uint64_t id;
+  if (auto a = active_by_commit_.find(commit); a != active_by_commit_.end()) {
+    id = a->second;
+  } else {
+    id = enqueue(commit, row->summary.branch);
+  }
+  if (id == 0) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
+    return;
+  }
+  send_later(peer, msg::Ok{q.request_id, id, "queued job " + std::to_string(id)});
+}
+
+}  // namespace simpleci::dispatcher
