@@ -219,19 +219,20 @@ void Runner::run_job(int slot, const std::string& workdir) {
   s.running = true;
 }
 
-void Runner::complete(int slot, JobStatus st, int32_t exit_code, const std::string& output,
+void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string output,
                       bool truncated) {
   Slot& s = slots_[slot];
-  msg::Result r{s.job->job_id, s.job->attempt, st, exit_code, s.started_ms, clock_.wall_ms(),
-                truncated, output};
-  spdlog::info("job {} attempt {} {} (exit {}, {} bytes of output)", r.job_id, r.attempt,
+  spdlog::info("job {} attempt {} {} (exit {}, {} bytes of output)", s.job->job_id, s.job->attempt,
                msg::to_string(st), exit_code, output.size());
+  msg::Result r{s.job->job_id, s.job->attempt, st, exit_code, s.started_ms, clock_.wall_ms(),
+                truncated, std::move(output)};
   std::string err;
   if (!write_file_atomic(result_path(r.job_id, r.attempt), msg::encode(r), true, &err)) {
     spdlog::error("cannot save the result of job {} (kept in memory only): {}", r.job_id, err);
   }
-  pending_[{r.job_id, r.attempt}] = Pending{r, clock_.now()};
-  if (registered_) send(r);
+  Pending& p = pending_[{r.job_id, r.attempt}];
+  p = Pending{std::move(r), clock_.now()};
+  if (registered_) send(p.result);
   s.job.reset();
   s.running = false;
   s.cancelled = false;
@@ -289,7 +290,7 @@ void Runner::tick() {
   for (auto& f : exec_.poll()) {
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].running && slots_[i].job->job_id == f.job_id) {
-        complete(static_cast<int>(i), f.status, f.exit_code, f.output, f.truncated);
+        complete(static_cast<int>(i), f.status, f.exit_code, std::move(f.output), f.truncated);
         break;
       }
     }

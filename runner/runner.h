@@ -81,7 +81,7 @@ class Runner {
   void start_next();
   void start_checkout(int slot);
   void run_job(int slot, const std::string& workdir);
-  void complete(int slot, msg::JobStatus st, int32_t exit_code, const std::string& output,
+  void complete(int slot, msg::JobStatus st, int32_t exit_code, std::string output,
                 bool truncated);
   void cancel_job(uint64_t job_id);
   void on_ack(const msg::ResultAck& a);

@@ -132,6 +132,40 @@ TEST(Faults, SigtermedRunnerFinishesItsJobReportsAndExits) {
   EXPECT_EQ((*r)["attempt"], 1);
 }
 
+long peak_rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+TEST(Faults, AGigabyteOfOutputIsCappedAndMemoryStaysBounded) {
+  Cluster c;
+  ASSERT_TRUE(c.start_dispatcher()) << c.logs();
+  c.start_runner("r1");
+  std::string id = c.upstream().commit(
+      {{".simpleci/test", script(0, "head -c 1073741824 /dev/zero | tr '\\0' y\necho; echo the-very-end")}},
+      "flood");
+  RunResult sub = run({bin("simpleci"), "submit", id, "--dispatcher", c.endpoint()});
+  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  auto r = c.wait_result(id, 120s);
+  ASSERT_TRUE(r) << c.logs();
+  EXPECT_EQ((*r)["status"], "passed");
+  EXPECT_EQ((*r)["truncated"], true);
+  std::string out = read_text(c.results_dir() / id);
+  EXPECT_LE(out.size(), 16u * 1024 * 1024);
+  EXPECT_NE(out.find("the-very-end"), std::string::npos);
+  EXPECT_NE(out.find("bytes omitted]"), std::string::npos);
+  long runner_kb = peak_rss_kb(c.runner("r1").pid()), disp_kb = peak_rss_kb(c.dispatcher().pid());
+  std::printf("[ figures  ] 1 GiB of output: kept %zu bytes; peak RSS runner %ld KiB, dispatcher %ld KiB\n",
+              out.size(), runner_kb, disp_kb);
+  // Bounded by the 16 MiB cap (a few copies of it), nowhere near the gigabyte printed.
+  EXPECT_LT(runner_kb, 160 * 1024);
+  EXPECT_LT(disp_kb, 160 * 1024);
+}
+
 TEST(Faults, TimeoutCancelAndRetry) {
   Cluster c;
   ASSERT_TRUE(c.start_dispatcher("tcp://127.0.0.1:0", {"--job-timeout", "1"})) << c.logs();
