@@ -29,6 +29,7 @@ bool Dispatcher::recover(std::string* err) {
   active_.clear();
   active_by_commit_.clear();
   queue_.clear();
+  live_.clear();
   for (auto& [name, r] : runners_) r.jobs.clear();
   size_t orphans = 0;
   for (auto& row : rows) {
@@ -93,11 +94,10 @@ void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, msg::Register>) {
           on_register(peer, fd, v, user_id);
-        } else if constexpr (std::is_same_v<T, msg::Heartbeat> || std::is_same_v<T, msg::Output>) {
+        } else if constexpr (std::is_same_v<T, msg::Heartbeat>) {
           need_session();
-          if constexpr (std::is_same_v<T, msg::Output>) {
-            if (r) counters_["output.bytes"] += v.data.size();
-          }
+        } else if constexpr (std::is_same_v<T, msg::Output>) {
+          if (Runner* s = need_session()) on_output(*s, v);
         } else if constexpr (std::is_same_v<T, msg::Result>) {
           if (Runner* s = need_session()) on_result(*s, v);
         } else if constexpr (std::is_same_v<T, msg::Drain>) {
@@ -115,6 +115,8 @@ void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,
           on_cancel(peer, v);
         } else if constexpr (std::is_same_v<T, msg::RetryRequest>) {
           on_retry(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::WatchRequest>) {
+          on_watch(peer, v);
         } else {
           std::string what(msg::to_string(msg::type_of(m)));
           reject_reason("unexpected_type", peer, what);
@@ -284,6 +286,7 @@ void Dispatcher::requeue(uint64_t job_id, const char* why) {
   if (it == active_.end()) return;
   msg::JobSummary& s = it->second.s;
   if (auto r = runners_.find(s.runner); r != runners_.end()) r->second.jobs.erase(job_id);
+  live_.erase(job_id);
   if (s.attempt + 1 > cfg_.max_attempts) {
     spdlog::warn("job {} ({}) gave up after {} attempts: {}", job_id, s.commit, s.attempt, why);
     finish(job_id, JobStatus::kError, -1, s.started_at_ms, clock_.wall_ms(), false,
@@ -304,6 +307,32 @@ void Dispatcher::requeue(uint64_t job_id, const char* why) {
   ++counters_["jobs.requeued"];
 }
 
+// A chunk of a running job's output: kept (the newest live_window bytes or more) for watchers.
+// Chunks of attempts that are no longer current are dropped; a repeated chunk (the runner
+// resends after a reconnect) adds nothing; a gap restarts the window after it.
+void Dispatcher::on_output(Runner& r, const msg::Output& o) {
+  counters_["output.bytes"] += o.data.size();
+  auto a = active_.find(o.job_id);
+  if (!r.jobs.count(o.job_id) || a == active_.end() || a->second.s.attempt != o.attempt) {
+    ++counters_["output.stale"];
+    return;
+  }
+  Live& l = live_[o.job_id];
+  if (l.attempt != o.attempt) l = Live{o.attempt, 0, {}};
+  uint64_t end = l.base + l.data.size();
+  if (o.offset > end) {
+    l.data.clear();
+    l.base = end = o.offset;
+  }
+  if (o.offset + o.data.size() <= end) return;
+  l.data.append(o.data, static_cast<size_t>(end - o.offset));
+  if (l.data.size() > 2 * cfg_.live_window) {
+    size_t drop = l.data.size() - cfg_.live_window;
+    l.data.erase(0, drop);
+    l.base += drop;
+  }
+}
+
 void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_t started,
                         int64_t finished, bool truncated, const std::string& output) {
   auto it = active_.find(job_id);
@@ -322,6 +351,7 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
   if (was_queued) queue_.erase(std::find(queue_.begin(), queue_.end(), job_id));
   active_by_commit_.erase(s.commit);
   active_.erase(it);
+  live_.erase(job_id);
   ++counters_[std::string("jobs.") + std::string(msg::to_string(st))];
   spdlog::info("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
                s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);

@@ -37,6 +37,7 @@ struct Config {
   std::filesystem::path results_dir = "test_results";
   bool require_identity = false;  // CURVE: a runner's name must equal its key's name
   bool async_files = false;       // write result files on a ResultWriter thread
+  size_t live_window = 512 * 1024;  // newest output bytes kept per running job for watchers
 };
 
 // Where replies go. The server implements it over the ROUTER; tests capture.
@@ -99,6 +100,11 @@ class Dispatcher {
     SteadyTime orphan_since{};  // running without a live runner session (after a restart)
     bool orphaned = false;
   };
+  struct Live {  // the newest streamed output of a running attempt, for WATCH
+    uint32_t attempt = 0;
+    uint64_t base = 0;  // offset of data[0] in the attempt's output
+    std::string data;   // between live_window and 2 * live_window bytes once full
+  };
   struct Deferred {
     std::string peer;
     msg::Message m;
@@ -107,6 +113,8 @@ class Dispatcher {
   void handle(std::string_view peer, int fd, const msg::Message& m, std::string_view user_id);
   void on_register(std::string_view peer, int fd, const msg::Register& r, std::string_view user_id);
   void on_result(Runner& r, const msg::Result& res);
+  void on_output(Runner& r, const msg::Output& o);
+  void on_watch(std::string_view peer, const msg::WatchRequest& q);
   void on_commit(std::string_view peer, const msg::Commit& c);
   void on_status(std::string_view peer, const msg::StatusRequest& q);
   void on_results(std::string_view peer, const msg::ResultsRequest& q);
@@ -139,6 +147,7 @@ class Dispatcher {
   std::unordered_map<uint64_t, Active> active_;     // queued + running jobs
   std::unordered_map<std::string, uint64_t> active_by_commit_;
   std::deque<uint64_t> queue_;
+  std::unordered_map<uint64_t, Live> live_;         // running jobs' output, by job id
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure

@@ -1,4 +1,4 @@
-// Client requests (STATUS, RESULTS, CANCEL, RETRY): the part of the Dispatcher that answers
+// Client requests (STATUS, RESULTS, CANCEL, RETRY, WATCH): the part of the Dispatcher that answers
 // people and scripts rather than runners.
 #include <algorithm>
 
@@ -105,6 +105,52 @@ void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
     return;
   }
   send_later(peer, msg::Ok{q.request_id, id, "queued job " + std::to_string(id)});
+}
+
+// A running job's bytes come from its live window; a finished job's from its stored output,
+// which begins with the same bytes the runner streamed (its head), so a watcher's offset stays
+// valid across the end of the job.
+void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
+  msg::WatchReply rep;
+  rep.request_id = q.request_id;
+  rep.job_id = q.job_id;
+  auto describe = [&](const msg::JobSummary& s) {
+    rep.attempt = s.attempt;
+    rep.status = s.status;
+    rep.exit_code = s.exit_code;
+    rep.duration_ms = s.duration_ms;
+    rep.runner = s.runner;
+    rep.offset = q.attempt == s.attempt ? q.offset : 0;  // another attempt starts from 0
+  };
+  if (auto it = active_.find(q.job_id); it != active_.end()) {
+    describe(it->second.s);
+    auto l = live_.find(q.job_id);
+    if (it->second.s.status == JobStatus::kRunning && l != live_.end() &&
+        l->second.attempt == rep.attempt) {
+      const Live& live = l->second;
+      rep.offset = std::clamp<uint64_t>(rep.offset, live.base, live.base + live.data.size());
+      rep.data = live.data.substr(static_cast<size_t>(rep.offset - live.base), msg::kMaxWatchBytes);
+    }
+    send_later(peer, std::move(rep));
+    return;
+  }
+  std::string err;
+  auto row = store_.job(q.job_id, &err);
+  if (!row) {
+    send_later(peer, err.empty() ? msg::Error{q.request_id, msg::ErrorCode::kNotFound,
+                                              "no job " + std::to_string(q.job_id)}
+                                 : msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
+  describe(row->summary);
+  uint64_t total = 0;
+  if (!store_.output(q.job_id, &rep.data, &err, rep.offset, msg::kMaxWatchBytes, &total)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
+  rep.offset = std::min(rep.offset, total);
+  rep.complete = rep.offset + rep.data.size() >= total;
+  send_later(peer, std::move(rep));
 }
 
 }  // namespace simpleci::dispatcher

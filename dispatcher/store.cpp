@@ -1,5 +1,7 @@
 #include "dispatcher/store.h"
 
+#include <algorithm>
+
 namespace simpleci::dispatcher {
 
 namespace {
@@ -136,7 +138,7 @@ bool Store::open(const std::string& path, std::string* err) {
   s_.recent_all = prepare(("SELECT " + cols + " FROM jobs ORDER BY id DESC LIMIT ?1").c_str(), err);
   s_.recent_commit = prepare(
       ("SELECT " + cols + " FROM jobs WHERE commit_id=?1 ORDER BY id DESC LIMIT ?2").c_str(), err);
-  s_.output = prepare("SELECT output FROM jobs WHERE id=?1", err);
+  s_.output = prepare("SELECT length(output), substr(output, ?2 + 1, ?3) FROM jobs WHERE id=?1", err);
   s_.min_pos = prepare("SELECT COALESCE(MIN(queue_pos), 0) FROM jobs WHERE status = 0", err);
   for (sqlite3_stmt* st : cache_) {
     if (st == nullptr) return false;
@@ -256,12 +258,19 @@ bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::J
   return true;
 }
 
-bool Store::output(uint64_t id, std::string* out, std::string* err) {
+bool Store::output(uint64_t id, std::string* out, std::string* err, uint64_t offset, uint64_t max,
+                   uint64_t* total) {
+  constexpr uint64_t kSqlMax = uint64_t{1} << 30;  // past any output (16 MiB); larger overflows substr()
   sqlite3_bind_int64(s_.output, 1, static_cast<int64_t>(id));
+  sqlite3_bind_int64(s_.output, 2, static_cast<int64_t>(std::min(offset, kSqlMax - 1)));
+  sqlite3_bind_int64(s_.output, 3, static_cast<int64_t>(std::min(max, kSqlMax)));
+  out->clear();
+  if (total) *total = 0;
   int rc = sqlite3_step(s_.output);
   if (rc == SQLITE_ROW) {
-    const void* p = sqlite3_column_blob(s_.output, 0);
-    out->assign(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_.output, 0)));
+    if (total) *total = static_cast<uint64_t>(sqlite3_column_int64(s_.output, 0));
+    const void* p = sqlite3_column_blob(s_.output, 1);
+    if (p) out->assign(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_.output, 1)));
   }
   sqlite3_reset(s_.output);
   sqlite3_clear_bindings(s_.output);

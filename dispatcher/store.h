@@ -58,7 +58,10 @@ class Store {
   // Newest jobs overall (commit empty) or of one commit, newest first.
   bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
               std::string* err);
-  bool output(uint64_t id, std::string* out, std::string* err);
+  // A finished job's output, or at most `max` bytes of it from byte `offset`; `total` (when
+  // given) receives its whole length.
+  bool output(uint64_t id, std::string* out, std::string* err, uint64_t offset = 0,
+              uint64_t max = UINT64_MAX, uint64_t* total = nullptr);
   // Smallest queue position in use (for putting a job in front), 0 when none.
   int64_t min_queue_pos();
 

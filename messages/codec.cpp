@@ -23,6 +23,7 @@ inline constexpr uint32_t kMaxTimeoutS = 7 * 24 * 3600;
 inline constexpr uint32_t kMinHeartbeatMs = 10;
 inline constexpr uint32_t kMaxHeartbeatMs = 600000;
 inline constexpr int64_t kMaxTimeMs = int64_t{1} << 50;  // ~35,000 years: rejects garbage
+inline constexpr uint64_t kMaxOffset = uint64_t{1} << 50;  // byte offset into a job's output
 
 template <class V> void visit(V&, Heartbeat&) {}
 template <class V> void visit(V&, Reregister&) {}
@@ -48,7 +49,7 @@ template <class V> void visit(V& v, Job& m) {
 template <class V> void visit(V& v, Output& m) {
   v.u64("job_id", m.job_id, 1);
   v.u32("attempt", m.attempt, 1, kMaxAttempt);
-  v.u64("offset", m.offset, 0, uint64_t{1} << 50);
+  v.u64("offset", m.offset, 0, kMaxOffset);
   v.bytes("data", m.data, kMaxChunkBytes);
 }
 template <class V> void visit(V& v, Result& m) {
@@ -142,6 +143,24 @@ template <class V> void visit(V& v, Error& m) {
   v.error_code("code", m.code);
   v.text("text", m.text, kMaxTextLen);
 }
+template <class V> void visit(V& v, WatchRequest& m) {
+  v.u64("request_id", m.request_id);
+  v.u64("job_id", m.job_id, 1);
+  v.u32("attempt", m.attempt, 0, kMaxAttempt);
+  v.u64("offset", m.offset, 0, kMaxOffset);
+}
+template <class V> void visit(V& v, WatchReply& m) {
+  v.u64("request_id", m.request_id);
+  v.u64("job_id", m.job_id, 1);
+  v.u32("attempt", m.attempt, 0, kMaxAttempt);
+  v.status("status", m.status, false);
+  v.i32("exit_code", m.exit_code);
+  v.time("duration_ms", m.duration_ms);
+  v.text("runner", m.runner, kMaxNameLen);
+  v.u64("offset", m.offset, 0, kMaxOffset);
+  v.bytes("data", m.data, kMaxWatchBytes);
+  v.boolean("complete", m.complete);
+}
 
 // Wire type of each variant alternative, indexed like Message.
 constexpr MessageType kTypeOfIndex[] = {
@@ -151,7 +170,8 @@ constexpr MessageType kTypeOfIndex[] = {
     MessageType::kCommit,        MessageType::kAccepted,       MessageType::kStatusRequest,
     MessageType::kStatusReply,   MessageType::kResultsRequest, MessageType::kResultsReply,
     MessageType::kCancelRequest, MessageType::kRetryRequest,   MessageType::kOk,
-    MessageType::kError,         MessageType::kDrain};
+    MessageType::kError,         MessageType::kDrain,          MessageType::kWatchRequest,
+    MessageType::kWatchReply};
 static_assert(std::size(kTypeOfIndex) == std::variant_size_v<Message>);
 
 // Builds the variant alternative whose wire type is t (t already range-checked).
@@ -426,7 +446,7 @@ std::string_view to_string(MessageType t) {
       "output",      "result",         "result_ack",    "reregister",      "cancel_job",
       "commit",      "accepted",       "status_request", "status_reply",   "results_request",
       "results_reply", "cancel_request", "retry_request", "ok",            "error",
-      "drain"};
+      "drain",       "watch_request",  "watch_reply"};
   const auto i = static_cast<size_t>(t);
   return i < std::size(kNames) ? kNames[i] : "?";
 }

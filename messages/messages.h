@@ -23,6 +23,7 @@ inline constexpr size_t kMaxBranchLen = 255;         // branch names
 inline constexpr size_t kMaxCommandLen = 4096;       // test command
 inline constexpr size_t kMaxTextLen = 4096;          // error text, free-form strings
 inline constexpr size_t kMaxChunkBytes = 64 * 1024;  // one OUTPUT chunk
+inline constexpr size_t kMaxWatchBytes = 1024 * 1024;  // output in one WATCH_REPLY
 inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a job keeps
 inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
 inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
@@ -53,9 +54,11 @@ enum class MessageType : uint8_t {
   kOk = 18,
   kError = 19,
   kDrain = 20,         // runner -> dispatcher: finishing current jobs, send no more
+  kWatchRequest = 21,  // client -> dispatcher: a job's live output from an offset
+  kWatchReply = 22,    // dispatcher -> client
 };
 inline constexpr uint8_t kMinMessageType = 1;
-inline constexpr uint8_t kMaxMessageType = 20;
+inline constexpr uint8_t kMaxMessageType = 22;
 
 // Wire values: never renumber.
 enum class JobStatus : uint8_t {
@@ -258,11 +261,38 @@ struct Drain {
   bool operator==(const Drain&) const = default;
 };
 
+// Asks for a job's output from byte `offset` of attempt `attempt` (0: whichever is current).
+struct WatchRequest {
+  uint64_t request_id = 0;
+  uint64_t job_id = 0;
+  uint32_t attempt = 0;
+  uint64_t offset = 0;
+  bool operator==(const WatchRequest&) const = default;
+};
+
+// The job's state now and the output bytes from `offset` on. `offset` is larger than asked for
+// when the bytes in between are no longer kept; `attempt` differs from the request's when the
+// job was restarted (the bytes then start the new attempt's output). `complete`: the job is
+// final and `data` reaches the end of its output.
+struct WatchReply {
+  uint64_t request_id = 0;
+  uint64_t job_id = 0;
+  uint32_t attempt = 0;
+  JobStatus status = JobStatus::kQueued;
+  int32_t exit_code = 0;
+  int64_t duration_ms = 0;
+  std::string runner;
+  uint64_t offset = 0;
+  std::string data;  // at most kMaxWatchBytes
+  bool complete = false;
+  bool operator==(const WatchReply&) const = default;
+};
+
 // Order matches nothing on the wire; use type_of() for the wire type.
 using Message = std::variant<Register, Welcome, Heartbeat, Job, Output, Result, ResultAck,
                              Reregister, CancelJob, Commit, Accepted, StatusRequest, StatusReply,
                              ResultsRequest, ResultsReply, CancelRequest, RetryRequest, Ok, Error,
-                             Drain>;
+                             Drain, WatchRequest, WatchReply>;
 
 MessageType type_of(const Message& m);
 

@@ -46,6 +46,9 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
       {"observer poll 0", {"simpleci-observer", "--poll-ms", "0", clone.string()}, 2, "poll-ms"},
       {"client bad commit", {"simpleci", "submit", "not-a-commit"}, 2, "not-a-commit"},
       {"client unknown sub", {"simpleci", "explode"}, 2, "explode"},
+      {"watch neither job nor commit", {"simpleci", "watch", "HEAD~1"}, 2, "HEAD~1"},
+      {"watch job 0", {"simpleci", "watch", "0"}, 2, "job number"},
+      {"watch interval", {"simpleci", "watch", "5", "--interval-ms", "1"}, 2, "interval-ms"},
   };
   for (auto c : cases) {
     c.argv[0] = bin(c.argv[0]);

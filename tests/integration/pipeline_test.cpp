@@ -61,6 +61,41 @@ TEST(Pipeline, FailingTestEndsAsFailedWithItsOutput) {
   EXPECT_NE(text.find("boom"), std::string::npos) << text;
 }
 
+TEST(Pipeline, WatchShowsOutputWhileTheJobRunsThenHowItEnded) {
+  Cluster c;
+  ASSERT_TRUE(c.start_dispatcher()) << c.logs();
+  c.start_runner("r1");
+  fs::path go = c.root() / "go";
+  // Prints a line, then waits (at most 30 s) for the test to let it finish.
+  std::string body = "echo step one\ni=0\nwhile [ ! -e " + go.string() +
+                     " ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho step two";
+  std::string id = c.upstream().commit({{".simpleci/test", script(4, body)}}, "watched");
+  RunResult sub = run({bin("simpleci"), "submit", id, "--dispatcher", c.endpoint()});
+  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+
+  Process watch("watch", {bin("simpleci"), "watch", id, "--dispatcher", c.endpoint(), "--interval-ms", "50"},
+                c.root() / "watch.out");
+  ASSERT_TRUE(wait_until([&] { return watch.log().find("step one") != std::string::npos; }, 30s))
+      << watch.log() << c.logs();
+  EXPECT_TRUE(watch.running()) << "the job is still running, so watch must be too";
+  EXPECT_EQ(watch.log().find("step two"), std::string::npos);
+  std::ofstream(go).put('\n');
+  ASSERT_TRUE(wait_until([&] { return !watch.running(); }, 30s)) << watch.log() << c.logs();
+  EXPECT_EQ(watch.stop(), 3) << "exit 3: the job did not pass";
+  std::string text = watch.log();
+  EXPECT_NE(text.find("step one\nstep two\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("running on r1 (attempt 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("failed (exit 4"), std::string::npos) << text;
+
+  // A finished job: its whole output at once; a commit nobody submitted: one clear line.
+  RunResult again = run({bin("simpleci"), "watch", id, "--dispatcher", c.endpoint()});
+  EXPECT_EQ(again.exit_code, 3) << again.output;
+  EXPECT_NE(again.output.find("simpleci test of " + id), std::string::npos) << again.output;
+  RunResult none = run({bin("simpleci"), "watch", std::string(40, 'f'), "--dispatcher", c.endpoint()});
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find("no jobs"), std::string::npos) << none.output;
+}
+
 TEST(Pipeline, RunnerKilledMidJobIsRequeuedAndPassesOnTheOtherAtAttemptTwo) {
   Cluster c;
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();

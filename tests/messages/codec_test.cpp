@@ -56,11 +56,16 @@ TEST(Codec, RoundTripsEveryMessageType) {
   EXPECT_EQ(round_trip(Error{1, ErrorCode::kNotFound, "no job 42"}),
             (Error{1, ErrorCode::kNotFound, "no job 42"}));
   EXPECT_EQ(round_trip(Drain{}), Drain{});
+  EXPECT_EQ(round_trip(WatchRequest{5, 42, 2, 1000}), (WatchRequest{5, 42, 2, 1000}));
+  const WatchReply wr{5, 42, 2, JobStatus::kFailed, 1, 1500, "r1", 1000, std::string("out\0put", 7), true};
+  EXPECT_EQ(round_trip(wr), wr);
 }
 
 TEST(Codec, TypeNamesAreStable) {
   EXPECT_EQ(to_string(MessageType::kCommit), "commit");
   EXPECT_EQ(to_string(MessageType::kDrain), "drain");
+  EXPECT_EQ(to_string(MessageType::kWatchReply), "watch_reply");
+  EXPECT_EQ(static_cast<int>(MessageType::kWatchRequest), 21);
   EXPECT_EQ(to_string(JobStatus::kCancelled), "cancelled");
   EXPECT_EQ(job_status_from_string("timeout"), JobStatus::kTimeout);
   EXPECT_EQ(job_status_from_string("nope"), std::nullopt);
@@ -106,6 +111,14 @@ std::vector<BadCase> bad_cases() {
        DecodeError::kUnknownType},
       {"type 99", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(99); }),
        DecodeError::kUnknownType},
+      {"type 23 (one past the last)", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(23); }),
+       DecodeError::kUnknownType},
+      {"watch offset past 2^50", h,
+       pack([](auto& pk) {
+             pk.pack_array(5); pk.pack(21); pk.pack(1); pk.pack(2); pk.pack(0);
+             pk.pack(uint64_t{1} << 51);
+           }),
+       DecodeError::kBadField},
       {"type as string", h, pack([](auto& pk) { pk.pack_array(1); pk.pack("job"); }),
        DecodeError::kUnknownType},
       {"deep nesting", h, std::string(100, '\x91') + '\x01', DecodeError::kMalformed},

@@ -1,5 +1,5 @@
-// simpleci: the command-line client. Talks to the dispatcher (status, results, submit, cancel,
-// retry), reads component logs, and makes CurveZMQ key pairs.
+// simpleci: the command-line client. Talks to the dispatcher (status, results, submit, watch,
+// cancel, retry), reads component logs, and makes CurveZMQ key pairs.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +28,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kProg = "simpleci";
+// `watch` of a job that ended other than passed (failed, timeout, cancelled, error).
+constexpr int kJobNotPassed = 3;
 
 struct Common {
   cli::ConnectFlags conn;
@@ -35,33 +37,71 @@ struct Common {
   bool json = false;
 };
 
-// Sends one request and waits for the reply that echoes its request id.
-int request(const Common& c, const msg::Message& req, uint64_t request_id, msg::Message* reply) {
-  std::string endpoint, server_key, secret_key;
-  int code = 0;
-  if (!c.conn.resolve(kProg, &endpoint, &server_key, &secret_key, &code)) return code;
-  if (!cli::in_range(kProg, "--timeout-ms", c.timeout_ms, 1, 3600000)) return cli::kUsageError;
-  zmq::context_t ctx(1);
-  net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
-  conn.send(req);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c.timeout_ms);
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    zmq::pollitem_t item{conn.socket().handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, left);
-    auto r = net::recv(conn.socket(), true, 2);
-    if (!r) continue;
-    msg::Decoded d = net::decode_frames(*r, 0);
-    if (!d.ok()) continue;
-    if (const auto* e = std::get_if<msg::Error>(&d.message); e && (e->request_id == request_id || e->request_id == 0)) {
-      return cli::fail(kProg, "dispatcher: " + e->text, cli::kRuntimeError);
-    }
-    *reply = d.message;
+// The request id a reply echoes (0 for messages without one).
+uint64_t request_id_of(const msg::Message& m) {
+  return std::visit(
+      [](const auto& v) -> uint64_t {
+        if constexpr (requires { v.request_id; }) {
+          return v.request_id;
+        } else {
+          return 0;
+        }
+      },
+      m);
+}
+
+// One connection to the dispatcher, used for one request or (watch) a series of them.
+class Session {
+ public:
+  explicit Session(const Common& c) : c_(c) {}
+
+  // 0 when ready; otherwise the exit code, the problem already printed.
+  int open() {
+    std::string server_key, secret_key;
+    int code = 0;
+    if (!c_.conn.resolve(kProg, &endpoint_, &server_key, &secret_key, &code)) return code;
+    if (!cli::in_range(kProg, "--timeout-ms", c_.timeout_ms, 1, 3600000)) return cli::kUsageError;
+    conn_.emplace(ctx_, endpoint_, server_key, secret_key);
     return 0;
   }
-  return cli::fail(kProg, "no answer from " + endpoint + " within " + std::to_string(c.timeout_ms) + " ms",
-                   cli::kRuntimeError);
+
+  // Sends req and waits (up to --timeout-ms) for the reply echoing request_id; replies to
+  // earlier requests that arrive late are skipped. 0, or the exit code after printing why.
+  int ask(const msg::Message& req, uint64_t request_id, msg::Message* reply) {
+    conn_->send(req);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.timeout_ms);
+    while (true) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      zmq::pollitem_t item{conn_->socket().handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, left);
+      auto r = net::recv(conn_->socket(), true, 2);
+      if (!r) continue;
+      msg::Decoded d = net::decode_frames(*r, 0);
+      if (!d.ok()) continue;
+      const uint64_t echoed = request_id_of(d.message);
+      if (const auto* e = std::get_if<msg::Error>(&d.message); e && (echoed == request_id || echoed == 0)) {
+        return cli::fail(kProg, "dispatcher: " + e->text, cli::kRuntimeError);
+      }
+      if (echoed != request_id) continue;
+      *reply = std::move(d.message);
+      return 0;
+    }
+    return cli::fail(kProg, "no answer from " + endpoint_ + " within " + std::to_string(c_.timeout_ms) + " ms",
+                     cli::kRuntimeError);
+  }
+
+ private:
+  const Common& c_;
+  zmq::context_t ctx_{1};
+  std::optional<net::DealerConnection> conn_;
+  std::string endpoint_;
+};
+
+int request(const Common& c, const msg::Message& req, uint64_t request_id, msg::Message* reply) {
+  Session s(c);
+  if (int rc = s.open()) return rc;
+  return s.ask(req, request_id, reply);
 }
 
 int do_status(const Common& c) {
@@ -114,6 +154,74 @@ int do_job_request(const Common& c, bool cancel, int64_t job) {
   if (!ok) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
   std::printf("%s\n", ok->text.c_str());
   return 0;
+}
+
+// Prints a job's output as it is produced, until the job ends; the output goes to stdout and
+// what happens to the job (started, restarted, bytes skipped, how it ended) to stderr.
+int do_watch(const Common& c, const std::string& target, int64_t interval_ms) {
+  if (!cli::in_range(kProg, "--interval-ms", interval_ms, 10, 60000)) return cli::kUsageError;
+  uint64_t job = 0;
+  const bool numeric = !target.empty() && target.size() <= 18 &&
+                       target.find_first_not_of("0123456789") == std::string::npos;
+  std::string commit = numeric ? "" : normalize_commit_id(target);
+  if (numeric) job = std::stoull(target);
+  if (job == 0 && commit.empty()) {
+    return cli::fail(kProg, "watch needs a job number (1 or more) or a commit id (40 or 64 hex characters), got '" + target + "'",
+                     cli::kUsageError);
+  }
+  Session s(c);
+  if (int rc = s.open()) return rc;
+  msg::Message rep;
+  uint64_t id = 1;
+  if (!commit.empty()) {
+    if (int rc = s.ask(msg::ResultsRequest{id, commit, 1, false}, id, &rep)) return rc;
+    const auto* r = std::get_if<msg::ResultsReply>(&rep);
+    if (!r) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+    if (r->jobs.empty()) return cli::fail(kProg, "no jobs for " + commit, cli::kRuntimeError);
+    job = r->jobs[0].job_id;
+  }
+  uint32_t attempt = 0;
+  uint64_t offset = 0;
+  std::optional<msg::JobStatus> shown;
+  while (true) {
+    ++id;
+    if (int rc = s.ask(msg::WatchRequest{id, job, attempt, offset}, id, &rep)) return rc;
+    const auto* w = std::get_if<msg::WatchReply>(&rep);
+    if (!w) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+    if (w->attempt != attempt) {  // (re)started: its output begins again at 0
+      if (attempt != 0) std::fprintf(stderr, "simpleci: job %llu restarted\n", static_cast<unsigned long long>(job));
+      attempt = w->attempt;
+      offset = 0;
+    }
+    if (w->status != shown && !msg::is_final(w->status)) {
+      if (w->status == msg::JobStatus::kRunning) {
+        std::fprintf(stderr, "simpleci: job %llu running on %s (attempt %u)\n", static_cast<unsigned long long>(job),
+                     w->runner.c_str(), w->attempt);
+      } else {
+        std::fprintf(stderr, "simpleci: job %llu queued\n", static_cast<unsigned long long>(job));
+      }
+      shown = w->status;
+    }
+    std::string_view data = w->data;
+    if (w->offset > offset) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "simpleci: [%llu bytes of output not kept]\n",
+                   static_cast<unsigned long long>(w->offset - offset));
+    } else {
+      data.remove_prefix(std::min<uint64_t>(offset - w->offset, data.size()));
+    }
+    std::fwrite(data.data(), 1, data.size(), stdout);
+    std::fflush(stdout);
+    offset = std::max(offset, w->offset + w->data.size());
+    if (w->complete) {
+      std::fprintf(stderr, "simpleci: job %llu %s (exit %d, %.1f s, runner %s, attempt %u)\n",
+                   static_cast<unsigned long long>(job), std::string(msg::to_string(w->status)).c_str(), w->exit_code,
+                   static_cast<double>(w->duration_ms) / 1000.0, w->runner.empty() ? "-" : w->runner.c_str(),
+                   w->attempt);
+      return w->status == msg::JobStatus::kPassed ? 0 : kJobNotPassed;
+    }
+    if (w->data.size() < msg::kMaxWatchBytes) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
 }
 
 // Prints a component's log; with follow, keeps printing what is appended (and follows the file
@@ -187,6 +295,11 @@ int main(int argc, char** argv) {
   cancel->add_option("JOB", job, "job number")->required();
   auto* retry = app.add_subcommand("retry", "queue a finished job's commit again");
   retry->add_option("JOB", job, "job number")->required();
+  auto* watch = app.add_subcommand("watch", "print a job's output as it runs; exit 0 if it passes, 3 if not");
+  std::string target;
+  int64_t interval_ms = 200;
+  watch->add_option("JOB_OR_COMMIT", target, "job number, or commit id (its newest job)")->required();
+  watch->add_option("--interval-ms", interval_ms, "how often to ask for new output (default 200)");
   auto* logs = app.add_subcommand("logs", "print (or follow) a component's log");
   std::string component, log_dir = kDefaultLogDir, key_dir = ".", name;
   logs->add_option("COMPONENT", component, "dispatcher, observer, runner-NAME or runner")->required();
@@ -201,7 +314,7 @@ int main(int argc, char** argv) {
     for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) known |= sub->get_name() == argv[1];
     if (!known) {
       return cli::fail(kProg, std::string("unknown command '") + argv[1] +
-                                  "' (status, results, submit, cancel, retry, logs, keygen)",
+                                  "' (status, results, submit, watch, cancel, retry, logs, keygen)",
                        cli::kUsageError);
     }
   }
@@ -212,6 +325,7 @@ int main(int argc, char** argv) {
   if (submit->parsed()) return do_submit(c, commit, branch, force);
   if (cancel->parsed()) return do_job_request(c, true, job);
   if (retry->parsed()) return do_job_request(c, false, job);
+  if (watch->parsed()) return do_watch(c, target, interval_ms);
   if (logs->parsed()) return do_logs(component, log_dir, follow);
   if (keygen->parsed()) {
     std::string err;
