@@ -66,12 +66,27 @@ void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::
     reject(msg::DecodeError::kFrameCount, peer, std::to_string(frames.size()) + " frames", 0);
     return;
   }
+  if (authorized_ && !authorized_->count(std::string(user_id))) {
+    reject_reason("unauthorized", peer, "key '" + std::string(user_id) + "' is no longer authorised");
+    if (Runner* r = session(peer)) runner_lost(std::string(r->name), "its key was revoked");
+    send_later(peer, msg::Error{0, msg::ErrorCode::kUnauthorized, "this key is no longer authorised"});
+    return;
+  }
   msg::Decoded d = msg::decode(frames[0], frames[1]);
   if (!d.ok()) {
     reject(d.error, peer, d.detail, 0);
     return;
   }
   handle(peer, fd, d.message, user_id);
+}
+
+void Dispatcher::set_authorized(std::set<std::string> names) {
+  authorized_ = std::move(names);
+  std::vector<std::string> revoked;
+  for (const auto& [name, r] : runners_) {
+    if (!authorized_->count(name)) revoked.push_back(name);
+  }
+  for (const auto& name : revoked) runner_lost(name, "its key was revoked");
 }
 
 void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <csignal>
+#include <map>
 #include <memory>
+#include <set>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
@@ -54,6 +57,31 @@ std::vector<int> closed_connections(zmq::socket_t& mon) {
   return fds;
 }
 
+std::set<std::string> names_of(const std::map<std::string, std::string>& key_to_name) {
+  std::set<std::string> names;
+  for (const auto& [key, name] : key_to_name) names.insert(name);
+  return names;
+}
+
+// SIGHUP: reads the authorised-keys folder again. New connections are checked against the new
+// list at once; peers whose key is gone are refused from their next message on. A folder that
+// cannot be read (or holds a bad key) leaves the current list in force.
+void reload_keys(const ServerOptions& opt, curve::ZapHandler* zap, Dispatcher& core) {
+  if (!zap) {
+    spdlog::info("SIGHUP: no authorised keys to reload (CURVE is off)");
+    return;
+  }
+  std::map<std::string, std::string> keys;
+  std::string err;
+  if (!curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
+    spdlog::error("SIGHUP: keeping the current authorised keys: {}", err);
+    return;
+  }
+  spdlog::info("SIGHUP: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
+  core.set_authorized(names_of(keys));
+  zap->set_keys(std::move(keys));
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& opt, int signal_fd) {
@@ -67,14 +95,14 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   std::unique_ptr<curve::ZapHandler> zap;
   std::string secret;
   bool use_curve = !opt.curve_secret_key_file.empty();
+  std::map<std::string, std::string> keys;
   if (use_curve) {
-    std::map<std::string, std::string> keys;
     if (!curve::load_key(opt.curve_secret_key_file, &secret, &err) ||
         !curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
       return fail(err);
     }
     spdlog::info("CURVE on: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
-    zap = std::make_unique<curve::ZapHandler>(ctx, std::move(keys));
+    zap = std::make_unique<curve::ZapHandler>(ctx, keys);
   }
   zmq::socket_t router = net::make_router(ctx);
   if (use_curve) curve::configure_server(router, secret);
@@ -96,6 +124,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   cfg.async_files = true;
   Dispatcher core(clock, store, outbox, cfg);
   if (!core.recover(&err)) return fail(err);
+  if (use_curve) core.set_authorized(names_of(keys));
   spdlog::info("listening on {}", endpoint);
 
   const Millis tick_every(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));
@@ -114,8 +143,12 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     }
     if (items[2].revents & ZMQ_POLLIN) {
       int sig = read_signal(signal_fd);
-      spdlog::info("signal {} received, shutting down", sig);
-      break;
+      if (sig == SIGHUP) {
+        reload_keys(opt, zap.get(), core);
+      } else if (sig != 0) {
+        spdlog::info("signal {} received, shutting down", sig);
+        break;
+      }
     }
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
     // Connection losses first, so a closed fd is never confused with a new connection reusing it.

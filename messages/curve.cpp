@@ -181,6 +181,11 @@ ZapHandler::~ZapHandler() {
 
 // Handles one ZAP request: [version, request_id, domain, address, routing_id, mechanism,
 // credentials...] and replies [version, request_id, status, text, user_id, metadata].
+void ZapHandler::set_keys(std::map<std::string, std::string> key_to_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  key_to_name_ = std::move(key_to_name);
+}
+
 void ZapHandler::run() {
   std::vector<zmq::message_t> req;
   try {
@@ -196,21 +201,28 @@ void ZapHandler::run() {
   }
   if (req.size() < 6) return;  // libzmq never sends this; nothing sane to answer
   const std::string address = req[3].to_string();
-  std::string status = "400", text = "not authorized", user;
+  std::string status = "400", text = "not authorized", user, why;
   if (req[5].to_string() == "CURVE" && req.size() >= 7 && req[6].size() == 32) {
     const std::string key = z85_of(req[6]);
-    if (auto it = key_to_name_.find(key); it != key_to_name_.end()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = key_to_name_.find(key); it != key_to_name_.end()) user = it->second;
+    }
+    if (!user.empty()) {
       status = "200";
       text = "OK";
-      user = it->second;
     } else {
-      spdlog::warn("refused a CURVE client from {} with unlisted key {}", address, key);
+      why = "unlisted key " + key;
     }
   } else {
-    spdlog::warn("refused a client from {}: mechanism {} is not CURVE", address,
-                 req[5].to_string());
+    why = "mechanism " + req[5].to_string() + " is not CURVE";
   }
   (status == "200" ? admitted_ : refused_)++;
+  uint64_t held = 0;
+  if (!why.empty() && log_limit_.allow(std::chrono::steady_clock::now(), &held)) {
+    spdlog::warn("refused a client from {}: {}{}", address, why,
+                 held ? " (" + std::to_string(held) + " more refusals not logged)" : "");
+  }
   try {
     rep_.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
     rep_.send(req[1], zmq::send_flags::sndmore);

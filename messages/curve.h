@@ -17,6 +17,8 @@
 
 #include <zmq.hpp>
 
+#include "messages/logging.h"
+
 namespace simpleci::curve {
 
 inline constexpr size_t kZ85KeyLen = 40;
@@ -53,6 +55,10 @@ class ZapHandler {
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
+  // Replaces the listed keys (a reloaded folder); connections made later are checked against
+  // the new list. Thread-safe.
+  void set_keys(std::map<std::string, std::string> key_to_name);
+
   uint64_t refused() const { return refused_.load(); }
   uint64_t admitted() const { return admitted_.load(); }
 
@@ -60,10 +66,12 @@ class ZapHandler {
   void run();
 
   zmq::context_t& ctx_;
-  std::map<std::string, std::string> key_to_name_;
+  std::mutex mu_;
+  std::map<std::string, std::string> key_to_name_;  // guarded by mu_
   zmq::socket_t rep_;
   zmq::socket_t stop_tx_;
   std::atomic<uint64_t> refused_{0};
+  LogLimiter log_limit_;  // refusals are logged at a bounded rate
   std::atomic<uint64_t> admitted_{0};
   std::thread thread_;
 };

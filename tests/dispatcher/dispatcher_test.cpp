@@ -275,5 +275,38 @@ TEST_F(DispatcherTest, ResultsByCommitIncludeTheOutput) {
   EXPECT_EQ(r.output, "output of " + commit_id(1));
 }
 
+TEST_F(DispatcherTest, RevokedKeyEndsTheRunnerAndIsRefusedFromThenOn) {
+  cfg_.require_identity = true;
+  open();
+  d_->set_authorized({"r1", "r2", "obs"});
+  auto from = [&](const std::string& peer, const std::string& key, const msg::Message& m) {
+    std::string h = msg::header_frame(), b = msg::encode(m);
+    std::vector<std::string_view> frames = {h, b};
+    d_->on_message(peer, -1, frames, key);
+    d_->flush();
+  };
+  from("r1", "r1", msg::Register{"r1", 1, {}});
+  ASSERT_EQ(out_.take<msg::Welcome>("r1").size(), 1u);
+  from("obs", "obs", msg::Commit{1, commit_id(1), "main", false});
+  ASSERT_EQ(out_.take<msg::Accepted>("obs").size(), 1u);
+  ASSERT_EQ(out_.take<msg::Job>("r1").size(), 1u);
+
+  d_->set_authorized({"r2", "obs"});  // r1's key was removed from the folder
+  d_->flush();
+  EXPECT_EQ(d_->runner_count(), 0u);
+  EXPECT_EQ(d_->queue_length(), 1u) << "its job goes back to the queue at once";
+  from("r1", "r1", msg::Heartbeat{});
+  auto e = out_.take<msg::Error>("r1");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].code, msg::ErrorCode::kUnauthorized);
+  from("r1", "r1", msg::Register{"r1", 1, {}});
+  EXPECT_TRUE(out_.take<msg::Welcome>("r1").empty());
+  EXPECT_EQ(d_->counter("rejected.unauthorized"), 2u);
+
+  from("r2", "r2", msg::Register{"r2", 1, {}});
+  EXPECT_EQ(out_.take<msg::Welcome>("r2").size(), 1u);
+  EXPECT_EQ(out_.take<msg::Job>("r2").size(), 1u) << "a key added by the reload works";
+}
+
 }  // namespace
 }  // namespace simpleci::dispatcher

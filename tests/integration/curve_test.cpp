@@ -1,5 +1,10 @@
 // CurveZMQ end to end: only runners whose public key is listed get work, and a test's output
 // cannot be read on the wire.
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/cluster.h"
@@ -87,6 +92,63 @@ TEST(Curve, WithoutCurveTheRelaySeesPlainText) {
   ASSERT_TRUE(c.wait_result(id, 30s)) << c.logs() << runner.log();
   EXPECT_NE(relay.captured().find(secret), std::string::npos);
   runner.stop();
+}
+
+TEST(Curve, SighupReloadsTheAuthorisedKeys) {
+  Cluster c;
+  fs::path keys = c.root() / "keys", allowed = c.root() / "authorized";
+  fs::create_directories(allowed);
+  for (const char* name : {"server", "admin", "r1", "r2"}) {
+    RunResult k = run({bin("simpleci"), "keygen", name, "--dir", keys.string()});
+    ASSERT_EQ(k.exit_code, 0) << k.output;
+  }
+  fs::copy_file(keys / "admin.pub", allowed / "admin.pub");
+  fs::copy_file(keys / "r1.pub", allowed / "r1.pub");
+  ASSERT_TRUE(c.start_dispatcher("tcp://127.0.0.1:0",
+                                 {"--curve-secret-key", (keys / "server.key").string(),
+                                  "--authorized-keys", allowed.string()}))
+      << c.logs();
+  auto curve = [&](const std::string& who) {
+    return std::vector<std::string>{"--curve-server-key", (keys / "server.pub").string(),
+                                    "--curve-secret-key", (keys / (who + ".key")).string()};
+  };
+  std::string last;  // the newest status answer, for failure messages
+  auto runners = [&]() {
+    std::vector<std::string> argv = {bin("simpleci"), "status", "--json", "--dispatcher", c.endpoint()};
+    for (auto& a : curve("admin")) argv.push_back(a);
+    RunResult st = run(argv);
+    last = "exit " + std::to_string(st.exit_code) + ": " + st.output;
+    if (st.exit_code != 0) return std::set<std::string>{"?"};
+    std::set<std::string> names;
+    const nlohmann::json j = nlohmann::json::parse(st.output);
+    for (const auto& r : j["runners"]) names.insert(r["name"].get<std::string>());
+    return names;
+  };
+  c.start_runner("r1", 1, curve("r1"));
+  c.start_runner("r2", 1, curve("r2"));
+  ASSERT_TRUE(wait_until([&] { return runners() == std::set<std::string>{"r1"}; }, 30s)) << last << c.logs();
+
+  // Swap the keys: r1 out, r2 in; then tell the dispatcher.
+  fs::remove(allowed / "r1.pub");
+  fs::copy_file(keys / "r2.pub", allowed / "r2.pub");
+  c.dispatcher().signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return runners() == std::set<std::string>{"r2"}; }, 30s)) << last << c.logs();
+  std::string id = c.upstream().commit({{".simpleci/test", script(0)}}, "after the swap");
+  std::vector<std::string> submit = {bin("simpleci"), "submit", id, "--dispatcher", c.endpoint()};
+  for (auto& a : curve("admin")) submit.push_back(a);
+  RunResult sub = run(submit);
+  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  auto r = c.wait_result(id, 30s);
+  ASSERT_TRUE(r) << c.logs();
+  EXPECT_EQ((*r)["runner"], "r2");
+  EXPECT_TRUE(c.dispatcher().running()) << "SIGHUP reloads; it does not stop the dispatcher";
+
+  // A folder that now holds a broken key is not taken: the current list stays.
+  std::ofstream(allowed / "broken.pub") << "not a key\n";
+  c.dispatcher().signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return c.logs().find("keeping the current authorised keys") != std::string::npos; }, 10s))
+      << c.logs();
+  EXPECT_EQ(runners(), std::set<std::string>{"r2"});
 }
 
 }  // namespace
