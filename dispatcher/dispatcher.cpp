@@ -214,10 +214,42 @@ void Dispatcher::on_result(Runner& r, const msg::Result& res) {
     send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
     return;
   }
+  if (res.status == JobStatus::kError && res.exit_code == msg::kExitSetupFailed) {
+    if (setup_failed(r, res)) {
+      send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
+      return;
+    }
+  } else {
+    r.setup_failures = 0;
+  }
   int64_t started = res.started_at_ms ? res.started_at_ms : it->second.s.started_at_ms;
   int64_t finished = res.finished_at_ms ? res.finished_at_ms : clock_.wall_ms();
   finish(res.job_id, res.status, res.exit_code, started, finished, res.truncated, res.output);
   send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
+}
+
+// The runner could not set the job up (its clone, fetch or checkout failed). Runners that keep
+// failing are paused, so a broken runner — free again at once — does not swallow the queue;
+// the job is queued again, to go to another runner if there is one. False when the job has no
+// attempts left (it then ends as `error` with the runner's message).
+bool Dispatcher::setup_failed(Runner& r, const msg::Result& res) {
+  constexpr uint32_t kPauseAfter = 2;
+  constexpr auto kFirstPause = std::chrono::seconds(30);
+  constexpr auto kLongestPause = std::chrono::seconds(300);
+  ++counters_["jobs.setup_failed"];
+  if (++r.setup_failures >= kPauseAfter) {
+    const uint32_t doublings = std::min<uint32_t>(r.setup_failures - kPauseAfter, 4);
+    const Millis pause = std::min<Millis>(kFirstPause * (1 << doublings), kLongestPause);
+    r.paused_until = clock_.now() + pause;
+    ++counters_["runners.paused"];
+    spdlog::warn("runner {} failed to set up {} jobs in a row; no jobs for it for {} s", r.name,
+                 r.setup_failures, pause.count() / 1000);
+  }
+  Active& a = active_.at(res.job_id);
+  if (a.s.attempt >= cfg_.max_attempts) return false;
+  a.avoid.insert(r.name);
+  requeue(res.job_id, "setup failed on its runner");
+  return true;
 }
 
 void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
@@ -384,22 +416,47 @@ void Dispatcher::runner_lost(const std::string& name, const char* why) {
   for (uint64_t id : jobs) requeue(id, why);
 }
 
+// The free runner for a job: not draining or paused, with a free slot, the fewest jobs, the
+// search starting at a rotating point to spread work. A runner the job could not be set up on is
+// taken only when no other runner could ever take it.
+Dispatcher::Runner* Dispatcher::pick_runner(const Active& a) {
+  Runner* best = nullptr;
+  Runner* fallback = nullptr;
+  bool others = false;
+  const SteadyTime now = clock_.now();
+  size_t n = runners_.size();
+  auto it = runners_.begin();
+  std::advance(it, n ? rr_ % n : 0);
+  for (size_t i = 0; i < n; ++i, ++it) {
+    if (it == runners_.end()) it = runners_.begin();
+    Runner& r = it->second;
+    if (r.draining || now < r.paused_until) continue;
+    const bool avoided = a.avoid.count(r.name) > 0;
+    others |= !avoided;
+    if (r.jobs.size() >= r.capacity) continue;
+    Runner*& pick = avoided ? fallback : best;
+    if (!pick || r.jobs.size() < pick->jobs.size()) pick = &r;
+  }
+  return best ? best : (others ? nullptr : fallback);
+}
+
+// Oldest queued job first. A job waiting for a runner it has not failed on lets the jobs behind
+// it go ahead (looking at most kScan jobs deep).
 void Dispatcher::dispatch() {
-  while (!queue_.empty()) {
-    Runner* best = nullptr;
-    size_t n = runners_.size(), i = 0;
-    auto it = runners_.begin();
-    std::advance(it, n ? rr_ % n : 0);
-    for (; i < n; ++i, ++it) {
-      if (it == runners_.end()) it = runners_.begin();
-      Runner& r = it->second;
-      if (r.draining || r.jobs.size() >= r.capacity) continue;
-      if (!best || r.jobs.size() < best->jobs.size()) best = &r;
+  constexpr size_t kScan = 64;
+  size_t skipped = 0;
+  auto pos = queue_.begin();
+  while (pos != queue_.end() && skipped < kScan) {
+    const uint64_t id = *pos;
+    Active& a = active_.at(id);
+    Runner* best = pick_runner(a);
+    if (!best) {
+      if (a.avoid.empty()) return;  // no free runner at all
+      ++pos;
+      ++skipped;
+      continue;
     }
-    if (!best) return;
     ++rr_;
-    uint64_t id = queue_.front();
-    Active& a = active_[id];
     std::string err;
     uint32_t attempt = a.s.attempt + 1;
     int64_t now = clock_.wall_ms();
@@ -407,7 +464,7 @@ void Dispatcher::dispatch() {
         !store_ok(store_.mark_running(id, attempt, best->name, now, &err), err)) {
       return;
     }
-    queue_.pop_front();
+    pos = queue_.erase(pos);
     a.s.status = JobStatus::kRunning;
     a.s.attempt = attempt;
     a.s.runner = best->name;

@@ -100,11 +100,14 @@ class Dispatcher {
     SteadyTime last_seen{}, last_sent{};
     int64_t last_seen_wall = 0;
     bool draining = false;
+    uint32_t setup_failures = 0;  // in a row; reset by any other result
+    SteadyTime paused_until{};    // gets no jobs before this (after repeated setup failures)
   };
   struct Active {  // a queued or running job
     msg::JobSummary s;
     SteadyTime orphan_since{};  // running without a live runner session (after a restart)
     bool orphaned = false;
+    std::set<std::string> avoid;  // runners that could not set this job up
   };
   struct Live {  // the newest streamed output of a running attempt, for WATCH
     uint32_t attempt = 0;
@@ -136,6 +139,8 @@ class Dispatcher {
               int64_t finished, bool truncated, const std::string& output);
   uint64_t enqueue(const std::string& commit, const std::string& branch);
   void dispatch();
+  Runner* pick_runner(const Active& a);
+  bool setup_failed(Runner& r, const msg::Result& res);
   bool store_ok(bool ok, const std::string& err);
   void send_now(std::string_view peer, const msg::Message& m);
   void send_later(std::string_view peer, msg::Message m);

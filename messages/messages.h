@@ -60,6 +60,12 @@ enum class MessageType : uint8_t {
 inline constexpr uint8_t kMinMessageType = 1;
 inline constexpr uint8_t kMaxMessageType = 22;
 
+// RESULT exit_code of an `error` whose cause is the runner, not the commit (its fetch, clone or
+// checkout failed, or the test could not be started): another runner may well succeed, so the
+// dispatcher queues the job again rather than ending it. Test processes never report negative
+// exit codes (a signal is 128 + its number).
+inline constexpr int32_t kExitSetupFailed = -2;
+
 // Wire values: never renumber.
 enum class JobStatus : uint8_t {
   kQueued = 0,

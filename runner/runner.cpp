@@ -149,8 +149,8 @@ void Runner::start_checkout(int slot) {
   if (s.worker.joinable()) s.worker.join();
   std::string commit = s.job->commit;
   s.worker = std::thread([this, slot, commit] {
-    CheckoutDone d{slot, false, "", ""};
-    d.ok = ws_.prepare(slot, commit, &d.workdir, &d.error);
+    CheckoutDone d{slot, Prepared::kFailed, "", ""};
+    d.outcome = ws_.prepare(slot, commit, &d.workdir, &d.error);
     {
       std::lock_guard<std::mutex> lock(done_mu_);
       done_.push_back(std::move(d));
@@ -177,9 +177,11 @@ void Runner::collect_checkouts() {
       s.cancelled = false;
       continue;
     }
-    if (!d.ok) {
+    if (d.outcome != Prepared::kReady) {
       spdlog::error("job {}: {}", s.job->job_id, d.error);
-      complete(d.slot, JobStatus::kError, -1, "simpleci: " + d.error + "\n", false);
+      // A commit origin lacks is the commit's problem (final); anything else is this runner's.
+      const int32_t code = d.outcome == Prepared::kMissingCommit ? -1 : msg::kExitSetupFailed;
+      complete(d.slot, JobStatus::kError, code, "simpleci: " + d.error + "\n", false);
     } else {
       run_job(d.slot, d.workdir);
     }
@@ -213,7 +215,7 @@ void Runner::run_job(int slot, const std::string& workdir) {
   spec.output_cap = job.output_cap;
   std::string err;
   if (!exec_.start(spec, &err)) {
-    complete(slot, JobStatus::kError, -1, "simpleci: " + err + "\n", false);
+    complete(slot, JobStatus::kError, msg::kExitSetupFailed, "simpleci: " + err + "\n", false);
     return;
   }
   s.running = true;

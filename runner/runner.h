@@ -71,7 +71,7 @@ class Runner {
   };
   struct CheckoutDone {
     int slot;
-    bool ok;
+    Prepared outcome;
     std::string workdir, error;
   };
 

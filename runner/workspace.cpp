@@ -53,8 +53,8 @@ bool open_or_clone(const std::string& dir, const std::string& repo_url, std::str
   return true;
 }
 
-bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* workdir,
-                           std::string* err) {
+Prepared GitWorkspace::prepare(int slot, const std::string& commit, std::string* workdir,
+                               std::string* err) {
   std::string dir = clone_dir_;
   if (slot > 0) {
     dir = (fs::path(clone_dir_) / ".git" / "simpleci" / "slots" / std::to_string(slot)).string();
@@ -62,25 +62,25 @@ bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* wor
     if (!fs::exists(fs::path(dir) / ".git", ec)) {
       Repo main = git::open(clone_dir_, err);
       std::string url;
-      if (!main || !git::origin_url(main.get(), &url, err)) return false;
+      if (!main || !git::origin_url(main.get(), &url, err)) return Prepared::kFailed;
       fs::remove_all(dir, ec);
       fs::create_directories(fs::path(dir).parent_path(), ec);
-      if (!clone(url, dir, err)) return false;
+      if (!clone(url, dir, err)) return Prepared::kFailed;
     }
   }
   Repo repo = git::open(dir, err);
-  if (!repo) return false;
+  if (!repo) return Prepared::kFailed;
   git_oid oid;
   if (git_oid_fromstrn(&oid, commit.data(), commit.size()) != 0) {
     *err = "bad commit id " + commit;
-    return false;
+    return Prepared::kMissingCommit;
   }
   git_commit* c = nullptr;
   if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
-    if (!git::fetch_origin(repo.get(), err)) return false;
+    if (!git::fetch_origin(repo.get(), err)) return Prepared::kFailed;
     if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
       *err = "commit " + commit + " is not in origin (after fetching it)";
-      return false;
+      return Prepared::kMissingCommit;
     }
   }
   git_checkout_options opts = GIT_CHECKOUT_OPTIONS_INIT;
@@ -90,10 +90,10 @@ bool GitWorkspace::prepare(int slot, const std::string& commit, std::string* wor
   git_commit_free(c);
   if (rc != 0) {
     *err = git::error("checkout of " + commit + " failed");
-    return false;
+    return Prepared::kFailed;
   }
   *workdir = dir;
-  return true;
+  return Prepared::kReady;
 }
 
 }  // namespace simpleci::runner

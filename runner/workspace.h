@@ -10,13 +10,20 @@ namespace simpleci::runner {
 // missing, clones it first. One-line *err on failure.
 bool open_or_clone(const std::string& dir, const std::string& repo_url, std::string* err);
 
+// What preparing a checkout came to.
+enum class Prepared {
+  kReady,          // *workdir holds the commit
+  kMissingCommit,  // origin, fetched, does not have the commit: the commit's problem
+  kFailed,         // clone, fetch or checkout failed: this runner's problem
+};
+
 // Seam for tests: makes the checkout of slot hold commit.
 class Workspace {
  public:
   virtual ~Workspace() = default;
-  // Called on a worker thread. Fills *workdir with the checkout's root.
-  virtual bool prepare(int slot, const std::string& commit, std::string* workdir,
-                       std::string* err) = 0;
+  // Called on a worker thread. Fills *workdir with the checkout's root, or *err with why not.
+  virtual Prepared prepare(int slot, const std::string& commit, std::string* workdir,
+                           std::string* err) = 0;
 };
 
 // Slot 0 is the clone itself; slot k > 0 is a clone of the same origin under
@@ -25,8 +32,8 @@ class Workspace {
 class GitWorkspace final : public Workspace {
  public:
   explicit GitWorkspace(std::string clone_dir) : clone_dir_(std::move(clone_dir)) {}
-  bool prepare(int slot, const std::string& commit, std::string* workdir,
-               std::string* err) override;
+  Prepared prepare(int slot, const std::string& commit, std::string* workdir,
+                   std::string* err) override;
 
  private:
   std::string clone_dir_;

@@ -308,5 +308,83 @@ TEST_F(DispatcherTest, RevokedKeyEndsTheRunnerAndIsRefusedFromThenOn) {
   EXPECT_EQ(out_.take<msg::Job>("r2").size(), 1u) << "a key added by the reload works";
 }
 
+msg::Result setup_failure(const msg::Job& j) {
+  return msg::Result{j.job_id, j.attempt, JobStatus::kError, msg::kExitSetupFailed, 1, 2, false,
+                     "simpleci: cannot fetch origin\n"};
+}
+
+TEST_F(DispatcherTest, JobThatCouldNotBeSetUpGoesToAnotherRunner) {
+  add_runner("r1");
+  add_runner("r2");
+  submit("obs", 1);
+  auto a = out_.take<msg::Job>("r1"), b = out_.take<msg::Job>("r2");
+  ASSERT_EQ(a.size() + b.size(), 1u);
+  const std::string first = a.empty() ? "r2" : "r1", other = a.empty() ? "r1" : "r2";
+  const msg::Job j = a.empty() ? b[0] : a[0];
+  deliver(first, setup_failure(j));
+  EXPECT_EQ(out_.take<msg::ResultAck>(first).size(), 1u);
+  EXPECT_TRUE(out_.take<msg::Job>(first).empty()) << "not back to the runner that failed it";
+  auto again = out_.take<msg::Job>(other);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 2u);
+  EXPECT_EQ(d_->counter("jobs.setup_failed"), 1u);
+  deliver(other, result_for(again[0]));
+  auto r = store_->job(j.job_id, nullptr);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->summary.status, JobStatus::kPassed);
+}
+
+TEST_F(DispatcherTest, RunnerThatKeepsFailingSetupIsPausedThenTriedAgain) {
+  add_runner("r1");
+  for (int n = 1; n <= 2; ++n) {  // two jobs in a row fail on r1 (r2 is not there yet)
+    submit("obs", n);
+    deliver("r1", setup_failure(out_.take<msg::Job>("r1").at(0)));
+  }
+  // The second failure paused r1: the queued jobs wait; r1 shows as paused.
+  EXPECT_TRUE(out_.take<msg::Job>("r1").empty());
+  EXPECT_EQ(d_->queue_length(), 2u);
+  deliver("cli", msg::StatusRequest{7});
+  auto st = out_.take<msg::StatusReply>("cli").at(0);
+  ASSERT_EQ(st.runners.size(), 1u);
+  EXPECT_EQ(st.runners[0].state, "paused");
+  add_runner("r2");  // a healthy runner takes the work meanwhile
+  EXPECT_EQ(out_.take<msg::Job>("r2").size(), 1u);
+  pass_time(29000, {"r1", "r2"});
+  EXPECT_TRUE(out_.take<msg::Job>("r1").empty());
+  pass_time(1100, {"r1", "r2"});
+  auto later = out_.take<msg::Job>("r1");
+  ASSERT_EQ(later.size(), 1u) << "the pause is over";
+  deliver("r1", result_for(later[0]));  // a success clears its record
+  submit("obs", 3);
+  auto next = out_.take<msg::Job>("r1");
+  ASSERT_EQ(next.size(), 1u);
+  deliver("r1", setup_failure(next[0]));  // one failure after a success: no pause
+  deliver("cli", msg::StatusRequest{8});
+  EXPECT_NE(out_.take<msg::StatusReply>("cli").at(0).runners[0].state, "paused");
+}
+
+TEST_F(DispatcherTest, WithOneRunnerASetupFailureIsRetriedThenEndsAsError) {
+  add_runner("r1");
+  uint64_t id = submit("obs", 1);
+  deliver("r1", setup_failure(out_.take<msg::Job>("r1").at(0)));
+  auto second = out_.take<msg::Job>("r1");
+  ASSERT_EQ(second.size(), 1u) << "the only runner gets it again";
+  EXPECT_EQ(second[0].attempt, 2u);
+  deliver("r1", setup_failure(second[0]));  // paused now
+  pass_time(30100, {"r1"});
+  auto third = out_.take<msg::Job>("r1");
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].attempt, 3u);
+  deliver("r1", setup_failure(third[0]));
+  auto r = store_->job(id, nullptr);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->summary.status, JobStatus::kError);
+  EXPECT_EQ(r->summary.attempt, 3u);
+  std::string out;
+  std::string err;
+  ASSERT_TRUE(store_->output(id, &out, &err));
+  EXPECT_EQ(out, "simpleci: cannot fetch origin\n") << "the runner's own words end the job";
+}
+
 }  // namespace
 }  // namespace simpleci::dispatcher

@@ -1,6 +1,7 @@
 // A Dispatcher wired to a FakeClock and an outbox that records what it would send.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -78,6 +79,13 @@ class DispatcherTest : public ::testing::Test {
     clock_.advance(Millis(ms));
     d_->tick();
     d_->flush();
+  }
+  // Lets ms pass in small steps while the named runners keep heartbeating.
+  void pass_time(int ms, const std::vector<std::string>& alive) {
+    for (int done = 0; done < ms; done += 50) {
+      for (const auto& r : alive) deliver(r, msg::Heartbeat{});
+      advance(std::min(50, ms - done));
+    }
   }
   // Registers a runner and returns nothing; the WELCOME is consumed.
   void add_runner(const std::string& peer, uint32_t capacity = 1, std::vector<uint64_t> held = {}) {

@@ -199,6 +199,37 @@ TEST(Faults, TimeoutCancelAndRetry) {
   EXPECT_NE(twice.output.find("already ended"), std::string::npos) << twice.output;
 }
 
+TEST(Faults, RunnerThatCannotFetchIsRoutedAroundAndPaused) {
+  Cluster c;
+  ASSERT_TRUE(c.start_dispatcher()) << c.logs();
+  // "broken" has a clone whose origin has gone away: every fetch fails.
+  GitRepo broken = GitRepo::clone(c.upstream().dir(), c.root() / "clones" / "broken");
+  broken.git({"remote", "set-url", "origin", (c.root() / "gone").string()});
+  c.start_runner("broken");
+  c.start_runner("good");
+  ASSERT_TRUE(wait_until([&] {
+    return runner_listed(c.endpoint(), "broken") && runner_listed(c.endpoint(), "good");
+  }, 20s)) << c.logs();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(c.upstream().commit({{".simpleci/test", script(0)}, {"n", std::to_string(i)}}, "c" + std::to_string(i)));
+    RunResult sub = run({bin("simpleci"), "submit", ids.back(), "--dispatcher", c.endpoint()});
+    ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  }
+  for (const auto& id : ids) {
+    auto r = c.wait_result(id, 30s);
+    ASSERT_TRUE(r) << c.logs();
+    EXPECT_EQ((*r)["status"], "passed") << r->dump();
+    EXPECT_EQ((*r)["runner"], "good");
+  }
+  auto st = query_status(c.endpoint(), 5s);
+  ASSERT_TRUE(st);
+  EXPECT_GE(counter(*st, "jobs.setup_failed"), 1u) << "the broken runner got none of the work";
+  std::printf("[ figures  ] 4 commits, broken runner: %llu setup failures, paused %llu time(s)\n",
+              static_cast<unsigned long long>(counter(*st, "jobs.setup_failed")),
+              static_cast<unsigned long long>(counter(*st, "runners.paused")));
+}
+
 TEST(Faults, FullDiskRefusesToAcceptAndLosesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";
   TempDir tmp;

@@ -64,13 +64,17 @@ class FakeExecutor : public Executor {
 
 class FakeWorkspace : public Workspace {
  public:
-  bool prepare(int slot, const std::string& commit, std::string* workdir, std::string* err) override {
+  Prepared prepare(int slot, const std::string& commit, std::string* workdir, std::string* err) override {
     if (commit == std::string(40, 'f')) {
       *err = "commit is not in origin";
-      return false;
+      return Prepared::kMissingCommit;
+    }
+    if (commit == std::string(40, 'b')) {
+      *err = "cannot fetch origin: broken";
+      return Prepared::kFailed;
     }
     *workdir = "/nonexistent/slot" + std::to_string(slot);
-    return true;
+    return Prepared::kReady;
   }
 };
 
@@ -203,7 +207,21 @@ TEST_F(RunnerTest, FailedCheckoutEndsTheJobAsError) {
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, JobStatus::kError);
   EXPECT_NE(res[0].output.find("not in origin"), std::string::npos);
+  EXPECT_EQ(res[0].exit_code, -1) << "the commit's problem: final";
   EXPECT_TRUE(exec_.started.empty());
+}
+
+TEST_F(RunnerTest, BrokenCloneReportsASetupFailureSoTheJobCanGoElsewhere) {
+  welcome();
+  msg::Job j = job(5);
+  j.commit = std::string(40, 'b');
+  deliver(j);
+  r_->wait_checkouts();
+  auto res = link_.take<msg::Result>();
+  ASSERT_EQ(res.size(), 1u);
+  EXPECT_EQ(res[0].status, JobStatus::kError);
+  EXPECT_EQ(res[0].exit_code, msg::kExitSetupFailed);
+  EXPECT_NE(res[0].output.find("cannot fetch"), std::string::npos);
 }
 
 TEST_F(RunnerTest, CancelKillsTheJobAndSendsNoResult) {

@@ -49,12 +49,12 @@ class WorkspaceTest : public ::testing::Test {
 TEST_F(WorkspaceTest, FetchesNewCommitsAndChecksOutExactlyTheCommit) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  ASSERT_TRUE(ws.prepare(0, second_, &workdir, &err_)) << err_;  // needs a fetch first
+  ASSERT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kReady) << err_;  // needs a fetch first
   EXPECT_EQ(workdir, clone_);
   EXPECT_EQ(read(fs::path(clone_) / "f"), "two");
   std::ofstream(fs::path(clone_) / "f") << "local edit";
   std::ofstream(fs::path(clone_) / "untracked") << "junk";
-  ASSERT_TRUE(ws.prepare(0, first_, &workdir, &err_)) << err_;
+  ASSERT_EQ(ws.prepare(0, first_, &workdir, &err_), Prepared::kReady) << err_;
   EXPECT_EQ(read(fs::path(clone_) / "f"), "one");
   EXPECT_FALSE(fs::exists(fs::path(clone_) / "untracked"));
 }
@@ -62,7 +62,7 @@ TEST_F(WorkspaceTest, FetchesNewCommitsAndChecksOutExactlyTheCommit) {
 TEST_F(WorkspaceTest, ExtraSlotsGetTheirOwnClone) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  ASSERT_TRUE(ws.prepare(2, second_, &workdir, &err_)) << err_;
+  ASSERT_EQ(ws.prepare(2, second_, &workdir, &err_), Prepared::kReady) << err_;
   EXPECT_EQ(workdir, (fs::path(clone_) / ".git" / "simpleci" / "slots" / "2").string());
   EXPECT_EQ(read(fs::path(workdir) / "f"), "two");
 }
@@ -70,7 +70,7 @@ TEST_F(WorkspaceTest, ExtraSlotsGetTheirOwnClone) {
 TEST_F(WorkspaceTest, UnknownCommitIsAnError) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  EXPECT_FALSE(ws.prepare(0, std::string(40, 'e'), &workdir, &err_));
+  EXPECT_EQ(ws.prepare(0, std::string(40, 'e'), &workdir, &err_), Prepared::kMissingCommit);
   EXPECT_NE(err_.find("not in origin"), std::string::npos) << err_;
 }
 
@@ -81,9 +81,9 @@ TEST_F(WorkspaceTest, StaleLocksFromAKilledRunAreCleared) {
   std::ofstream(fs::path(clone_) / ".git" / "refs" / "remotes" / "origin" / "main.lock") << "";
   GitWorkspace ws(clone_);
   std::string workdir;
-  EXPECT_FALSE(ws.prepare(0, second_, &workdir, &err_));
+  EXPECT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kFailed);
   EXPECT_EQ(git::remove_stale_locks(clone_), 2);
-  EXPECT_TRUE(ws.prepare(0, second_, &workdir, &err_)) << err_;
+  EXPECT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kReady) << err_;
 }
 
 TEST_F(WorkspaceTest, OpenOrCloneChecksTheFolder) {
