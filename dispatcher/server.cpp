@@ -151,12 +151,15 @@ int run_server(const ServerOptions& opt, int signal_fd) {
       }
     }
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
-    // Connection losses first, so a closed fd is never confused with a new connection reusing it.
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
     const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
     for (int n = 0; n < batch; ++n) {
       auto r = net::recv(router, true, 4);
       if (!r) break;
+      // libzmq reports a closed connection (on the monitor) before the descriptor can be reused,
+      // so taking every pending loss before each message means a message on a reused fd is
+      // never mistaken for the connection that had it before (nor that loss for this peer).
+      for (int fd : closed_connections(mon)) core.on_disconnect(fd);
       if (r->frames.empty()) continue;
       views.clear();
       for (size_t i = 1; i < r->frames.size(); ++i) views.push_back(net::view(r->frames[i]));
