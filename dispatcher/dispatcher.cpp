@@ -89,7 +89,7 @@ void Dispatcher::set_authorized(std::set<std::string> names) {
   for (const auto& name : revoked) runner_lost(name, "its key was revoked");
 }
 
-void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,
+void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m,
                         std::string_view user_id) {
   Runner* r = session(peer);
   if (r) {  // any message is a sign of life
@@ -105,7 +105,7 @@ void Dispatcher::handle(std::string_view peer, int fd, const msg::Message& m,
     return r;
   };
   std::visit(
-      [&](const auto& v) {
+      [&](auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, msg::Register>) {
           on_register(peer, fd, v, user_id);
@@ -203,7 +203,7 @@ void Dispatcher::on_register(std::string_view peer, int fd, const msg::Register&
   send_later(peer, msg::Welcome{cfg_.heartbeat_ms});
 }
 
-void Dispatcher::on_result(Runner& r, const msg::Result& res) {
+void Dispatcher::on_result(Runner& r, msg::Result& res) {
   auto it = active_.find(res.job_id);
   bool current = it != active_.end() && it->second.s.status == JobStatus::kRunning &&
                  it->second.s.attempt == res.attempt && it->second.s.runner == r.name;
@@ -224,7 +224,7 @@ void Dispatcher::on_result(Runner& r, const msg::Result& res) {
   }
   int64_t started = res.started_at_ms ? res.started_at_ms : it->second.s.started_at_ms;
   int64_t finished = res.finished_at_ms ? res.finished_at_ms : clock_.wall_ms();
-  finish(res.job_id, res.status, res.exit_code, started, finished, res.truncated, res.output);
+  finish(res.job_id, res.status, res.exit_code, started, finished, res.truncated, std::move(res.output));
   send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
 }
 
@@ -381,7 +381,7 @@ void Dispatcher::on_output(Runner& r, const msg::Output& o) {
 }
 
 void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_t started,
-                        int64_t finished, bool truncated, const std::string& output) {
+                        int64_t finished, bool truncated, std::string output) {
   auto it = active_.find(job_id);
   if (it == active_.end()) return;
   msg::JobSummary s = it->second.s;
@@ -402,7 +402,7 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
   ++counters_[std::string("jobs.") + std::string(msg::to_string(st))];
   spdlog::info("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
                s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
-  files_.emplace_back(std::move(s), output);
+  files_.emplace_back(std::move(s), std::move(output));
 }
 
 void Dispatcher::runner_lost(const std::string& name, const char* why) {

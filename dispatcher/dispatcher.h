@@ -119,9 +119,10 @@ class Dispatcher {
     msg::Message m;
   };
 
-  void handle(std::string_view peer, int fd, const msg::Message& m, std::string_view user_id);
+  // m is taken apart (a result's output is moved on, not copied).
+  void handle(std::string_view peer, int fd, msg::Message& m, std::string_view user_id);
   void on_register(std::string_view peer, int fd, const msg::Register& r, std::string_view user_id);
-  void on_result(Runner& r, const msg::Result& res);
+  void on_result(Runner& r, msg::Result& res);
   void on_output(Runner& r, const msg::Output& o);
   void on_watch(std::string_view peer, const msg::WatchRequest& q);
   void on_commit(std::string_view peer, const msg::Commit& c);
@@ -136,7 +137,7 @@ class Dispatcher {
   void runner_lost(const std::string& name, const char* why);
   void requeue(uint64_t job_id, const char* why);
   void finish(uint64_t job_id, msg::JobStatus st, int32_t exit_code, int64_t started,
-              int64_t finished, bool truncated, const std::string& output);
+              int64_t finished, bool truncated, std::string output);
   uint64_t enqueue(const std::string& commit, const std::string& branch);
   void dispatch();
   Runner* pick_runner(const Active& a);

@@ -129,7 +129,7 @@ bool Store::open(const std::string& path, std::string* err) {
       "UPDATE jobs SET status=0, runner='', started_at_ms=0, queue_pos=?2 WHERE id=?1", err);
   s_.finish = prepare(
       "UPDATE jobs SET status=?2, attempt=?3, runner=?4, exit_code=?5, started_at_ms=?6, "
-      "finished_at_ms=?7, duration_ms=?8, truncated=?9, output=?10 WHERE id=?1",
+      "finished_at_ms=?7, duration_ms=?8, truncated=?9, output=zeroblob(?10) WHERE id=?1",
       err);
   s_.active = prepare(("SELECT " + cols + " FROM jobs WHERE status <= 1 ORDER BY queue_pos, id").c_str(), err);
   s_.by_id = prepare(("SELECT " + cols + " FROM jobs WHERE id=?1").c_str(), err);
@@ -202,8 +202,20 @@ bool Store::finish(const msg::JobSummary& s, const std::string& output, std::str
   sqlite3_bind_int64(st, 7, s.finished_at_ms);
   sqlite3_bind_int64(st, 8, s.duration_ms);
   sqlite3_bind_int(st, 9, s.truncated ? 1 : 0);
-  sqlite3_bind_blob64(st, 10, output.data(), output.size(), SQLITE_TRANSIENT);
-  return step_done(st, err);
+  // The output (up to 16 MiB) goes in through incremental blob I/O: SQLite writes it straight
+  // into its pages instead of first building the whole row in memory.
+  sqlite3_bind_int64(st, 10, static_cast<int64_t>(output.size()));
+  if (!step_done(st, err)) return false;
+  if (output.empty()) return true;
+  sqlite3_blob* blob = nullptr;
+  int rc = sqlite3_blob_open(db_, "main", "jobs", "output", static_cast<sqlite3_int64>(s.job_id), 1, &blob);
+  if (rc == SQLITE_OK) rc = sqlite3_blob_write(blob, output.data(), static_cast<int>(output.size()), 0);
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) {
+    *err = error_text("cannot store the output");
+    return false;
+  }
+  return true;
 }
 
 bool Store::load_active(std::vector<JobRow>* out, std::string* err) {

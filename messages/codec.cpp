@@ -211,9 +211,42 @@ uint32_t field_count(const T& m) {
   return c.n;
 }
 
+// --- SizeBound: an upper bound of the encoded size, so encode() allocates once. ---
+struct SizeBound {
+  size_t n = 0;
+  static constexpr size_t kHeader = 9;  // the largest msgpack header of any one value
+  template <class... A> void u64(A&&...) { n += kHeader; }
+  template <class... A> void u32(A&&...) { n += kHeader; }
+  template <class... A> void i32(A&&...) { n += kHeader; }
+  template <class... A> void time(A&&...) { n += kHeader; }
+  template <class... A> void boolean(A&&...) { n += kHeader; }
+  template <class... A> void status(A&&...) { n += kHeader; }
+  template <class... A> void error_code(A&&...) { n += kHeader; }
+  template <class... A> void name(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  template <class... A> void commit(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  template <class... A> void branch(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  template <class... A> void text(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  template <class... A> void bytes(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  void ids(const char*, std::vector<uint64_t>& v) { n += kHeader * (1 + v.size()); }
+  template <class T>
+  void list(const char*, std::vector<T>& v, size_t) {
+    n += kHeader;
+    for (T& e : v) {
+      n += kHeader;
+      visit(*this, e);
+    }
+  }
+};
+
+// msgpack output straight into a std::string (no second copy at the end).
+struct StringBuffer {
+  std::string out;
+  void write(const char* p, size_t len) { out.append(p, len); }
+};
+
 // --- Writer ---
 struct Writer {
-  msgpack::packer<msgpack::sbuffer>& pk;
+  msgpack::packer<StringBuffer>& pk;
 
   void u64(const char*, uint64_t& x, uint64_t = 0, uint64_t = 0) { pk.pack_uint64(x); }
   void u32(const char*, uint32_t& x, uint32_t = 0, uint32_t = 0) { pk.pack_uint32(x); }
@@ -434,6 +467,11 @@ struct Checker {
   }
 };
 
+// Strings and binary payloads are referenced in the frame rather than copied into msgpack's
+// zone: the frame outlives decoding, and a 16 MiB output is then copied once (into the message),
+// not twice.
+bool reference_payloads(msgpack::type::object_type, std::size_t, void*) { return true; }
+
 const msgpack::unpack_limit kLimits(
     /*array=*/kMaxListLen + 16, /*map=*/0, /*str=*/kMaxTextLen, /*bin=*/kMaxOutputCap,
     /*ext=*/0, /*depth=*/kMaxDepth);
@@ -494,17 +532,21 @@ DecodeError check_header(std::string_view header) {
 }
 
 std::string encode(const Message& m) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
+  StringBuffer buf;
+  msgpack::packer<StringBuffer> pk(buf);
   std::visit(
       [&](const auto& body) {
+        auto& b = const_cast<std::decay_t<decltype(body)>&>(body);
+        SizeBound bound;
+        visit(bound, b);
+        buf.out.reserve(bound.n + 16);  // one allocation, even for a 16 MiB output
         pk.pack_array(1 + field_count(body));
         pk.pack_uint8(static_cast<uint8_t>(type_of(m)));
         Writer w{pk};
-        visit(w, const_cast<std::decay_t<decltype(body)>&>(body));
+        visit(w, b);
       },
       m);
-  return std::string(buf.data(), buf.size());
+  return std::move(buf.out);
 }
 
 std::string validate(const Message& m) {
@@ -529,7 +571,7 @@ Decoded decode_body(std::string_view body) {
   msgpack::object_handle oh;
   std::size_t offset = 0;
   try {
-    msgpack::unpack(oh, body.data(), body.size(), offset, nullptr, nullptr, kLimits);
+    msgpack::unpack(oh, body.data(), body.size(), offset, reference_payloads, nullptr, kLimits);
   } catch (const std::bad_alloc&) {
     return reject(DecodeError::kMalformed, "out of memory while unpacking");
   } catch (const std::exception& e) {

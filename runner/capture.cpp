@@ -41,11 +41,23 @@ void OutputCapture::append(std::string_view data) {
 }
 
 std::string OutputCapture::result() const {
-  std::string tail = ring_.size() < tail_cap_ ? ring_ : ring_.substr(ring_pos_) + ring_.substr(0, ring_pos_);
-  if (!truncated()) return head_ + tail;
-  uint64_t omitted = total_ - head_.size() - tail.size();
-  return head_ + "\n[simpleci: output truncated, " + std::to_string(omitted) + " bytes omitted]\n" +
-         tail;
+  // Built in one allocation: the kept output can be 16 MiB.
+  std::string marker;
+  if (truncated()) {
+    const uint64_t omitted = total_ - head_.size() - ring_.size();
+    marker = "\n[simpleci: output truncated, " + std::to_string(omitted) + " bytes omitted]\n";
+  }
+  std::string out;
+  out.reserve(head_.size() + marker.size() + ring_.size());
+  out += head_;
+  out += marker;
+  if (ring_.size() < tail_cap_) {
+    out += ring_;
+  } else {  // the ring is full: its oldest byte is at ring_pos_
+    out.append(ring_, ring_pos_, std::string::npos);
+    out.append(ring_, 0, ring_pos_);
+  }
+  return out;
 }
 
 }  // namespace simpleci::runner
