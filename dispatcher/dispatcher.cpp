@@ -402,6 +402,7 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
   ++counters_[std::string("jobs.") + std::string(msg::to_string(st))];
   spdlog::info("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
                s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
+  files_bytes_ += output.size();
   files_.emplace_back(std::move(s), std::move(output));
 }
 
@@ -544,12 +545,14 @@ bool Dispatcher::flush() {
     // (batches finish in order); everything else goes out now.
     ResultWriter::Batch b;
     b.files.swap(files_);
+    const size_t bytes = std::exchange(files_bytes_, 0);
     for (auto& d : out) {
       if (std::holds_alternative<msg::ResultAck>(d.m)) b.messages.emplace_back(std::move(d.peer), std::move(d.m));
       else send_now(d.peer, d.m);
     }
     if (!b.files.empty() || !b.messages.empty()) {
       writer_backlog_ += b.files.size();
+      writer_backlog_bytes_ += bytes;
       writer_->push(std::move(b));
     }
     return true;
@@ -563,12 +566,14 @@ bool Dispatcher::flush() {
       }
     }
     files_.clear();
+    files_bytes_ = 0;
     for (const auto& d : out) send_now(d.peer, d.m);
     return true;
   }
   ++counters_["store.failures"];
   spdlog::error("store commit failed, nothing of this round was kept: {}", err);
   files_.clear();
+  files_bytes_ = 0;
   for (const auto& d : out) {
     std::visit(
         [&](const auto& v) {
@@ -592,6 +597,9 @@ void Dispatcher::on_written() {
   if (!writer_) return;
   for (auto& b : writer_->take_done()) {
     writer_backlog_ -= std::min(writer_backlog_, b.files.size());
+    size_t bytes = 0;
+    for (const auto& f : b.files) bytes += f.second.size();
+    writer_backlog_bytes_ -= std::min(writer_backlog_bytes_, bytes);
     for (const auto& e : b.errors) {
       ++counters_["results.file_errors"];
       spdlog::error("cannot write result files for {}", e);

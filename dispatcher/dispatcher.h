@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "dispatcher/results.h"
@@ -80,6 +81,9 @@ class Dispatcher {
   // Result files handed to the writer and not yet written: the loop stops reading new
   // messages while this is large, so a slow disk cannot make memory grow without bound.
   size_t writer_backlog() const { return writer_backlog_; }
+  // Output bytes of results not yet on disk (in the writer or waiting for this round's commit):
+  // the loop also stops reading while this is large, since each result can hold 16 MiB.
+  size_t unwritten_bytes() const { return writer_backlog_bytes_ + files_bytes_; }
 
   // With CURVE: the names of the keys allowed now (after the authorised-keys folder was read
   // again). From then on a message under any other key name is refused (ERROR unauthorized,
@@ -166,6 +170,8 @@ class Dispatcher {
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure
   std::unique_ptr<ResultWriter> writer_;
   size_t writer_backlog_ = 0;
+  size_t writer_backlog_bytes_ = 0;
+  size_t files_bytes_ = 0;  // output bytes in files_
   bool tx_failed_ = false;
   std::string tx_error_;
   std::map<std::string, uint64_t> counters_;

@@ -386,5 +386,20 @@ TEST_F(DispatcherTest, WithOneRunnerASetupFailureIsRetriedThenEndsAsError) {
   EXPECT_EQ(out, "simpleci: cannot fetch origin\n") << "the runner's own words end the job";
 }
 
+TEST_F(DispatcherTest, UnwrittenOutputBytesAreCountedUntilTheFilesAreOnDisk) {
+  cfg_.async_files = true;
+  open();
+  add_runner("r1");
+  submit("obs", 1);
+  msg::Result res = result_for(out_.take<msg::Job>("r1").at(0));
+  res.output = std::string(1 << 20, 'x');
+  deliver("r1", res);
+  EXPECT_EQ(d_->unwritten_bytes(), 1u << 20) << "counted until the main loop hears the files are written";
+  d_->finish_writes();
+  EXPECT_EQ(d_->unwritten_bytes(), 0u);
+  EXPECT_EQ(d_->writer_backlog(), 0u);
+  EXPECT_EQ(out_.take<msg::ResultAck>("r1").size(), 1u);
+}
+
 }  // namespace
 }  // namespace simpleci::dispatcher
