@@ -81,5 +81,33 @@ TEST(CommandLine, ClientWithNoDispatcherSaysSoWithinItsTimeout) {
   EXPECT_NE(r.output.find("no answer"), std::string::npos) << r.output;
 }
 
+// The benchmarks are programs, not tests; this only checks that each one still runs (small)
+// and ends with its line of JSON carrying the figures it promises. No figure is judged.
+TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> keys;
+  };
+  const std::vector<Case> cases = {
+      {{"dispatch", "--runners", "2", "--jobs", "300"},
+       {"jobs_per_s", "p50_ms", "p99_ms", "ceiling_jobs_per_s", "ratio_to_ceiling"}},
+      {{"e2e", "--commits", "2", "--poll-ms", "50"}, {"p50_ms", "p99_ms"}},
+      {{"checkout", "--files", "60", "--commits", "3"},
+       {"libgit2_p50_ms", "git_p50_ms", "ratio_to_git"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {bin("simpleci-bench")};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    RunResult r = run(argv);
+    ASSERT_EQ(r.exit_code, 0) << c.args[0] << ": " << r.output;
+    std::string text = r.output;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    const std::string last = text.substr(text.rfind('\n') + 1);
+    nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << c.args[0] << ": last line is not JSON: " << last;
+    for (const auto& k : c.keys) EXPECT_TRUE(j.contains(k)) << c.args[0] << " lacks " << k << ": " << last;
+  }
+}
+
 }  // namespace
 }  // namespace simpleci::itest

@@ -15,34 +15,17 @@
 
 namespace simpleci::bench {
 
-namespace {
-
-std::vector<std::string> git(const fs::path& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"git", "-C", dir.string(), "-c", "user.name=bench", "-c",
-                                   "user.email=bench@simpleci.invalid", "-c", "commit.gpgsign=false"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-std::string head(const fs::path& dir) {
-  std::string out;
-  run(git(dir, {"rev-parse", "HEAD"}), &out);
-  return out.substr(0, 40);
-}
-
-}  // namespace
-
 int run_e2e(const E2eOptions& o) {
   fs::path tmp = make_temp_dir(o.work_dir);
   fs::path up = tmp / "upstream", results = tmp / "results", logs = tmp / "logs";
   fs::create_directories(up / ".simpleci");
-  run(git(up, {"init", "-q", "-b", "main"}));
+  run(git_argv(up, {"init", "-q", "-b", "main"}));
   {
     std::ofstream(up / ".simpleci" / "test") << "#!/bin/sh\nexit 0\n";
   }
   fs::permissions(up / ".simpleci" / "test", fs::perms::owner_exec, fs::perm_options::add);
-  run(git(up, {"add", "-A"}));
-  run(git(up, {"commit", "-q", "-m", "first"}));
+  run(git_argv(up, {"add", "-A"}));
+  run(git_argv(up, {"commit", "-q", "-m", "first"}));
   run({"git", "clone", "-q", up.string(), (tmp / "runner-clone").string()});
   run({"git", "clone", "-q", up.string(), (tmp / "observer-clone").string()});
 
@@ -66,7 +49,7 @@ int run_e2e(const E2eOptions& o) {
     std::error_code ec;
     if (!o.keep) fs::remove_all(tmp, ec);
   };
-  std::string first = head(up);
+  std::string first = git_head(up);
   if (ep.empty() || !wait_for([&] { return fs::exists(results / (first + ".json")); }, std::chrono::seconds(30))) {
     std::fprintf(stderr, "simpleci-bench: the pipeline did not produce a first result (see %s)\n", tmp.c_str());
     cleanup();
@@ -78,9 +61,9 @@ int run_e2e(const E2eOptions& o) {
   for (int i = 0; i < o.commits; ++i) {
     // A random pause, so commits are not in step with the observer's timer.
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(o.poll_ms + 1)));
-    run(git(up, {"commit", "-q", "--allow-empty", "-m", "bench " + std::to_string(i)}));
+    run(git_argv(up, {"commit", "-q", "--allow-empty", "-m", "bench " + std::to_string(i)}));
     auto t0 = std::chrono::steady_clock::now();
-    std::string id = head(up);
+    std::string id = git_head(up);
     if (!wait_for([&] { return fs::exists(results / (id + ".json")); }, std::chrono::seconds(30))) {
       std::fprintf(stderr, "simpleci-bench: no result for %s within 30 s\n", id.c_str());
       cleanup();

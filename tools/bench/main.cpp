@@ -5,11 +5,14 @@
 //                                                      broker doing the same exchange (ceiling)
 //   simpleci-bench e2e --commits 50 --poll-ms 200      commit -> result file latency through the
 //                                                      real observer, dispatcher and runner
+//   simpleci-bench checkout --files 2000 --commits 20  the runner's libgit2 checkout per job,
+//                                                      beside git checkout + clean (reference)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <CLI/CLI.hpp>
 
 #include "messages/cli.h"
+#include "tools/bench/checkout.h"
 #include "tools/bench/dispatch.h"
 
 using namespace simpleci;
@@ -32,6 +35,14 @@ int main(int argc, char** argv) {
   e2e->add_option("--poll-ms", e.poll_ms, "observer poll interval (10..60000)");
   e2e->add_flag("--keep", e.keep, "keep the temporary folder");
   e2e->add_option("--work-dir", e.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+  bench::CheckoutOptions k;
+  int64_t files = 2000, file_bytes = 2048;
+  auto* checkout = app.add_subcommand("checkout", "the runner's checkout cost beside git's");
+  checkout->add_option("--files", files, "files in the generated repository (1..200000)");
+  checkout->add_option("--file-bytes", file_bytes, "size of each file (1..1048576)");
+  checkout->add_option("--commits", k.commits, "commits to check out (2..1000)");
+  checkout->add_flag("--keep", k.keep, "keep the temporary folder");
+  checkout->add_option("--work-dir", k.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   int code = 0;
   const std::string prog = "simpleci-bench";
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
@@ -43,6 +54,15 @@ int main(int argc, char** argv) {
     d.jobs = static_cast<size_t>(jobs);
     d.window = static_cast<size_t>(window);
     return bench::run_dispatch(d);
+  }
+  if (checkout->parsed()) {
+    if (!cli::in_range(prog, "--files", files, 1, 200000) || !cli::in_range(prog, "--file-bytes", file_bytes, 1, 1048576) ||
+        !cli::in_range(prog, "--commits", k.commits, 2, 1000)) {
+      return cli::kUsageError;
+    }
+    k.files = static_cast<size_t>(files);
+    k.file_bytes = static_cast<size_t>(file_bytes);
+    return bench::run_checkout(k);
   }
   if (!cli::in_range(prog, "--commits", e.commits, 1, 10000) || !cli::in_range(prog, "--poll-ms", e.poll_ms, 10, 60000)) {
     return cli::kUsageError;

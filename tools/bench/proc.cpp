@@ -134,4 +134,17 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+std::vector<std::string> git_argv(const fs::path& dir, std::vector<std::string> args) {
+  std::vector<std::string> argv = {"git", "-C", dir.string(), "-c", "user.name=bench", "-c",
+                                   "user.email=bench@simpleci.invalid", "-c", "commit.gpgsign=false"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::string git_head(const fs::path& dir) {
+  std::string out;
+  if (run(git_argv(dir, {"rev-parse", "HEAD"}), &out) != 0 || out.size() < 40) return "";
+  return out.substr(0, 40);
+}
+
 }  // namespace simpleci::bench

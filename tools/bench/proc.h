@@ -33,4 +33,9 @@ long cpu_ticks(pid_t pid);
 fs::path make_temp_dir(const std::string& base = "");
 double percentile(std::vector<double> v, double p);
 
+// argv for `git -C dir ARGS...` with a fixed identity (for commits made by the benchmarks).
+std::vector<std::string> git_argv(const fs::path& dir, std::vector<std::string> args);
+// The commit id HEAD names in dir ("" when it cannot be read).
+std::string git_head(const fs::path& dir);
+
 }  // namespace simpleci::bench
