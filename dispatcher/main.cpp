@@ -10,7 +10,8 @@
 
 using namespace simpleci;
 
-int main(int argc, char** argv) {
+namespace {
+int run_main(int argc, char** argv) {
   const std::string prog = "simpleci-dispatcher";
   CLI::App app{"simpleCI dispatcher: queues commits as jobs and hands them to runners"};
   std::string bind = std::string(kDefaultDispatcher);
@@ -81,3 +82,6 @@ int main(int argc, char** argv) {
   opt.config = cfg;
   return dispatcher::run_server(opt, sfd);
 }
+}  // namespace
+
+int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-dispatcher", run_main, argc, argv); }

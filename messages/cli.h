@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +34,20 @@ inline bool parse(CLI::App& app, int argc, char** argv, const std::string& progr
     *exit_code = kUsageError;
   }
   return false;
+}
+
+// Runs body(argc, argv) and turns an exception that escaped it (out of memory, too many open
+// files for a socket, ...) into one line "<program>: <what>" and exit code 1, instead of an
+// abort with a core dump.
+inline int guarded_main(const char* program, int (*body)(int, char**), int argc, char** argv) {
+  try {
+    return body(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unexpected error\n", program);
+  }
+  return kRuntimeError;
 }
 
 // Prints "<program>: <flag> must be between lo and hi, got v" and returns false when out of range.

@@ -21,7 +21,8 @@
 
 using namespace simpleci;
 
-int main(int argc, char** argv) {
+namespace {
+int run_main(int argc, char** argv) {
   const std::string prog = "simpleci-observer";
   CLI::App app{"simpleCI observer: sends every new commit of its clone's origin to the dispatcher"};
   std::string clone_dir, state_file;
@@ -106,3 +107,6 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+}  // namespace
+
+int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-observer", run_main, argc, argv); }

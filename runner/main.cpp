@@ -20,7 +20,8 @@
 
 using namespace simpleci;
 
-int main(int argc, char** argv) {
+namespace {
+int run_main(int argc, char** argv) {
   const std::string prog = "simpleci-runner";
   CLI::App app{"simpleCI runner: runs the tests of the commits the dispatcher hands it"};
   std::string name, repo_url, clone_dir;
@@ -111,3 +112,6 @@ int main(int argc, char** argv) {
   spdlog::info("drained; exiting");
   return 0;
 }
+}  // namespace
+
+int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-runner", run_main, argc, argv); }

@@ -17,7 +17,8 @@
 
 using namespace simpleci;
 
-int main(int argc, char** argv) {
+namespace {
+int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI benchmarks"};
   app.require_subcommand(1);
   bench::DispatchOptions d;
@@ -69,3 +70,6 @@ int main(int argc, char** argv) {
   }
   return bench::run_e2e(e);
 }
+}  // namespace
+
+int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-bench", run_main, argc, argv); }

@@ -270,7 +270,8 @@ int do_logs(std::string component, const std::string& log_dir, bool follow) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI client"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -338,3 +339,6 @@ int main(int argc, char** argv) {
   }
   return cli::fail(kProg, "no subcommand", cli::kUsageError);
 }
+}  // namespace
+
+int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci", run_main, argc, argv); }
