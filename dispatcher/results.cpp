@@ -8,6 +8,8 @@
 
 namespace simpleci::dispatcher {
 
+namespace fs = std::filesystem;
+
 std::string result_json(const msg::JobSummary& s) {
   nlohmann::json j = {
       {"commit", s.commit},
@@ -33,8 +35,15 @@ bool write_result_files(const std::filesystem::path& dir, const msg::JobSummary&
     *err = "refusing to write results for a bad commit id";
     return false;
   }
-  return write_file_atomic(dir / s.commit, output, false, err) &&
-         write_file_atomic(dir / (s.commit + ".json"), result_json(s), false, err);
+  auto write_both = [&] {
+    return write_file_atomic(dir / s.commit, output, false, err) &&
+           write_file_atomic(dir / (s.commit + ".json"), result_json(s), false, err);
+  };
+  if (write_both()) return true;
+  // Someone removed the folder (say, to clear old results): make it again and retry once.
+  std::error_code ec;
+  if (fs::exists(dir, ec) || !fs::create_directories(dir, ec)) return false;
+  return write_both();
 }
 
 }  // namespace simpleci::dispatcher

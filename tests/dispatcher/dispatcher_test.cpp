@@ -401,5 +401,14 @@ TEST_F(DispatcherTest, UnwrittenOutputBytesAreCountedUntilTheFilesAreOnDisk) {
   EXPECT_EQ(out_.take<msg::ResultAck>("r1").size(), 1u);
 }
 
+TEST_F(DispatcherTest, ResultsFolderRemovedWhileRunningIsMadeAgain) {
+  add_runner("r1");
+  submit("obs", 1);
+  std::filesystem::remove_all(cfg_.results_dir);
+  deliver("r1", result_for(out_.take<msg::Job>("r1").at(0)));
+  EXPECT_TRUE(std::filesystem::exists(cfg_.results_dir / (commit_id(1) + ".json")));
+  EXPECT_EQ(d_->counter("results.file_errors"), 0u);
+}
+
 }  // namespace
 }  // namespace simpleci::dispatcher
