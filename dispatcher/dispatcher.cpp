@@ -66,7 +66,7 @@ void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::
     reject(msg::DecodeError::kFrameCount, peer, std::to_string(frames.size()) + " frames", 0);
     return;
   }
-  if (authorized_ && !authorized_->count(std::string(user_id))) {
+  if (authorized_ && !authorized_->contains(user_id)) {
     reject_reason("unauthorized", peer, "key '" + std::string(user_id) + "' is no longer authorised");
     if (Runner* r = session(peer)) runner_lost(std::string(r->name), "its key was revoked");
     send_later(peer, msg::Error{0, msg::ErrorCode::kUnauthorized, "this key is no longer authorised"});
@@ -80,7 +80,7 @@ void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::
   handle(peer, fd, d.message, user_id);
 }
 
-void Dispatcher::set_authorized(std::set<std::string> names) {
+void Dispatcher::set_authorized(std::set<std::string, std::less<>> names) {
   authorized_ = std::move(names);
   std::vector<std::string> revoked;
   for (const auto& [name, r] : runners_) {
@@ -545,14 +545,14 @@ bool Dispatcher::flush() {
     // (batches finish in order); everything else goes out now.
     ResultWriter::Batch b;
     b.files.swap(files_);
-    const size_t bytes = std::exchange(files_bytes_, 0);
+    b.output_bytes = std::exchange(files_bytes_, 0);
     for (auto& d : out) {
       if (std::holds_alternative<msg::ResultAck>(d.m)) b.messages.emplace_back(std::move(d.peer), std::move(d.m));
       else send_now(d.peer, d.m);
     }
     if (!b.files.empty() || !b.messages.empty()) {
       writer_backlog_ += b.files.size();
-      writer_backlog_bytes_ += bytes;
+      writer_backlog_bytes_ += b.output_bytes;
       writer_->push(std::move(b));
     }
     return true;
@@ -597,9 +597,7 @@ void Dispatcher::on_written() {
   if (!writer_) return;
   for (auto& b : writer_->take_done()) {
     writer_backlog_ -= std::min(writer_backlog_, b.files.size());
-    size_t bytes = 0;
-    for (const auto& f : b.files) bytes += f.second.size();
-    writer_backlog_bytes_ -= std::min(writer_backlog_bytes_, bytes);
+    writer_backlog_bytes_ -= std::min(writer_backlog_bytes_, b.output_bytes);
     for (const auto& e : b.errors) {
       ++counters_["results.file_errors"];
       spdlog::error("cannot write result files for {}", e);

@@ -88,7 +88,7 @@ class Dispatcher {
   // With CURVE: the names of the keys allowed now (after the authorised-keys folder was read
   // again). From then on a message under any other key name is refused (ERROR unauthorized,
   // counted as rejected.unauthorized), and runners under such names are ended at once.
-  void set_authorized(std::set<std::string> names);
+  void set_authorized(std::set<std::string, std::less<>> names);
 
   std::vector<msg::Counter> counters() const;
   uint64_t counter(const std::string& name) const;
@@ -164,7 +164,7 @@ class Dispatcher {
   std::unordered_map<std::string, uint64_t> active_by_commit_;
   std::deque<uint64_t> queue_;
   std::unordered_map<uint64_t, Live> live_;         // running jobs' output, by job id
-  std::optional<std::set<std::string>> authorized_;  // key names allowed (CURVE reloads)
+  std::optional<std::set<std::string, std::less<>>> authorized_;  // key names allowed (CURVE reloads)
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure

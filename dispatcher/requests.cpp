@@ -140,9 +140,7 @@ void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
   std::string err;
   auto row = store_.job(q.job_id, &err);
   if (!row) {
-    send_later(peer, err.empty() ? msg::Error{q.request_id, msg::ErrorCode::kNotFound,
-                                              "no job " + std::to_string(q.job_id)}
-                                 : msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound, "no job " + std::to_string(q.job_id)});
     return;
   }
   describe(row->summary);

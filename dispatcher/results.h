@@ -37,6 +37,7 @@ class ResultWriter {
   using Outgoing = std::vector<std::pair<std::string, msg::Message>>;
   struct Batch {
     std::vector<std::pair<msg::JobSummary, std::string>> files;
+    size_t output_bytes = 0;  // sum of the files' output sizes
     Outgoing messages;
     std::vector<std::string> errors;  // filled by the writer
   };

@@ -58,8 +58,8 @@ std::vector<int> closed_connections(zmq::socket_t& mon) {
   return fds;
 }
 
-std::set<std::string> names_of(const std::map<std::string, std::string>& key_to_name) {
-  std::set<std::string> names;
+std::set<std::string, std::less<>> names_of(const std::map<std::string, std::string>& key_to_name) {
+  std::set<std::string, std::less<>> names;
   for (const auto& [key, name] : key_to_name) names.insert(name);
   return names;
 }
