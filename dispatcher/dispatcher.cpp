@@ -66,25 +66,46 @@ void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::
     reject(msg::DecodeError::kFrameCount, peer, std::to_string(frames.size()) + " frames", 0);
     return;
   }
-  if (authorized_ && !authorized_->contains(user_id)) {
-    reject_reason("unauthorized", peer, "key '" + std::string(user_id) + "' is no longer authorised");
-    if (Runner* r = session(peer)) runner_lost(std::string(r->name), "its key was revoked");
-    send_later(peer, msg::Error{0, msg::ErrorCode::kUnauthorized, "this key is no longer authorised"});
-    return;
-  }
+  const msg::Peeked p = msg::peek(frames[1]);
+  if (!allowed(peer, user_id, p)) return;
   msg::Decoded d = msg::decode(frames[0], frames[1]);
   if (!d.ok()) {
-    reject(d.error, peer, d.detail, 0);
+    reject(d.error, peer, d.detail, p.request_id);
     return;
   }
   handle(peer, fd, d.message, user_id);
 }
 
-void Dispatcher::set_authorized(std::set<std::string, std::less<>> names) {
-  authorized_ = std::move(names);
+// Under CURVE: is the key still listed, and does its role allow this type of message? Checked
+// before decoding, so a refused peer costs no decode and learns nothing about its fields.
+bool Dispatcher::allowed(std::string_view peer, std::string_view user_id, const msg::Peeked& p) {
+  if (!authorized_) return true;
+  auto key = authorized_->find(user_id);
+  if (key == authorized_->end()) {
+    reject_reason("unauthorized", peer, "key '" + std::string(user_id) + "' is no longer authorised");
+    if (Runner* r = session(peer)) runner_lost(std::string(r->name), "its key was revoked");
+    send_later(peer, msg::Error{p.request_id, msg::ErrorCode::kUnauthorized,
+                                "this key is no longer authorised"});
+    return false;
+  }
+  if (role_allows(key->second, p.type)) return true;
+  const std::string what(msg::to_string(static_cast<msg::MessageType>(p.type)));
+  reject_reason("unauthorized", peer, "key '" + key->first + "' (" +
+                                          std::string(to_string(key->second)) + ") sent " + what);
+  send_later(peer, msg::Error{p.request_id, msg::ErrorCode::kUnauthorized,
+                              "a " + std::string(to_string(key->second)) + " key may not send " +
+                                  what});
+  return false;
+}
+
+void Dispatcher::set_authorized(Authorized keys) {
+  authorized_ = std::move(keys);
   std::vector<std::string> revoked;
   for (const auto& [name, r] : runners_) {
-    if (!authorized_->count(name)) revoked.push_back(name);
+    auto key = authorized_->find(name);
+    if (key == authorized_->end() || !role_allows(key->second, static_cast<uint8_t>(msg::MessageType::kRegister))) {
+      revoked.push_back(name);
+    }
   }
   for (const auto& name : revoked) runner_lost(name, "its key was revoked");
 }

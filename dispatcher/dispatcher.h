@@ -27,6 +27,7 @@
 #include "messages/clock.h"
 #include "messages/codec.h"
 #include "messages/logging.h"
+#include "messages/roles.h"
 
 namespace simpleci::dispatcher {
 
@@ -85,10 +86,13 @@ class Dispatcher {
   // the loop also stops reading while this is large, since each result can hold 16 MiB.
   size_t unwritten_bytes() const { return writer_backlog_bytes_ + files_bytes_; }
 
-  // With CURVE: the names of the keys allowed now (after the authorised-keys folder was read
-  // again). From then on a message under any other key name is refused (ERROR unauthorized,
-  // counted as rejected.unauthorized), and runners under such names are ended at once.
-  void set_authorized(std::set<std::string, std::less<>> names);
+  // With CURVE: the names of the keys allowed now and their roles (after the authorised-keys
+  // folder was read again). From then on a message under any other key name, or one its key's
+  // role does not allow (messages/roles.h), is refused: ERROR unauthorized with the request id
+  // it carried, counted as rejected.unauthorized. Runners whose key is gone or is no longer a
+  // runner's are ended at once.
+  using Authorized = std::map<std::string, Role, std::less<>>;
+  void set_authorized(Authorized keys);
 
   std::vector<msg::Counter> counters() const;
   uint64_t counter(const std::string& name) const;
@@ -138,6 +142,7 @@ class Dispatcher {
   void reject(msg::DecodeError why, std::string_view peer, const std::string& detail,
               uint64_t request_id);
   void reject_reason(const std::string& reason, std::string_view peer, const std::string& detail);
+  bool allowed(std::string_view peer, std::string_view user_id, const msg::Peeked& p);
   void runner_lost(const std::string& name, const char* why);
   void requeue(uint64_t job_id, const char* why);
   void finish(uint64_t job_id, msg::JobStatus st, int32_t exit_code, int64_t started,
@@ -164,7 +169,7 @@ class Dispatcher {
   std::unordered_map<std::string, uint64_t> active_by_commit_;
   std::deque<uint64_t> queue_;
   std::unordered_map<uint64_t, Live> live_;         // running jobs' output, by job id
-  std::optional<std::set<std::string, std::less<>>> authorized_;  // key names allowed (CURVE reloads)
+  std::optional<Authorized> authorized_;  // key names allowed and their roles (CURVE)
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure

@@ -1,6 +1,11 @@
 #include "dispatcher/server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <csignal>
 #include <map>
@@ -11,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "messages/curve.h"
+#include "messages/endpoint.h"
 #include "messages/fsutil.h"
 #include "messages/signals.h"
 #include "messages/transport.h"
@@ -58,10 +64,19 @@ std::vector<int> closed_connections(zmq::socket_t& mon) {
   return fds;
 }
 
-std::set<std::string, std::less<>> names_of(const std::map<std::string, std::string>& key_to_name) {
-  std::set<std::string, std::less<>> names;
-  for (const auto& [key, name] : key_to_name) names.insert(name);
-  return names;
+Dispatcher::Authorized roles_of(const curve::AuthorizedKeys& keys) {
+  Dispatcher::Authorized roles;
+  for (const auto& [key, e] : keys) roles[e.name] = e.role;
+  return roles;
+}
+
+// Keys directly in the authorised folder (the layout from before roles) may send anything.
+void warn_without_roles(const ServerOptions& opt, const curve::AuthorizedKeys& keys) {
+  if (size_t n = curve::keys_without_role(keys)) {
+    spdlog::warn("{} key(s) directly in {} have every role (roles are not in force for them); "
+                 "move each NAME.pub into runners/, observers/, clients/ or admins/",
+                 n, opt.authorized_keys_dir);
+  }
 }
 
 // SIGHUP: reads the authorised-keys folder again. New connections are checked against the new
@@ -72,15 +87,56 @@ void reload_keys(const ServerOptions& opt, curve::ZapHandler* zap, Dispatcher& c
     spdlog::info("SIGHUP: no authorised keys to reload (CURVE is off)");
     return;
   }
-  std::map<std::string, std::string> keys;
+  curve::AuthorizedKeys keys;
   std::string err;
   if (!curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
     spdlog::error("SIGHUP: keeping the current authorised keys: {}", err);
     return;
   }
   spdlog::info("SIGHUP: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
-  core.set_authorized(names_of(keys));
+  warn_without_roles(opt, keys);
+  core.set_authorized(roles_of(keys));
   zap->set_keys(std::move(keys));
+}
+
+// An ipc:// socket's folder decides who can reach the dispatcher, so it must be this user's and
+// closed to changes by anyone else: made 0700 when missing; refused when another user owns it or
+// group or others may write to it (they could put their own socket in its place).
+bool prepare_ipc_folder(const std::string& socket, std::string* err) {
+  std::filesystem::path dir = std::filesystem::path(socket).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      *err = "cannot create the ipc socket folder '" + dir.string() + "': " + std::strerror(errno);
+      return false;
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *err = "the ipc socket folder '" + dir.string() + "' is not a folder";
+    return false;
+  }
+  if (st.st_uid != ::geteuid()) {
+    *err = "the ipc socket folder '" + dir.string() + "' belongs to uid " +
+           std::to_string(st.st_uid) + ", not to this user (uid " + std::to_string(::geteuid()) +
+           "); use a folder of your own";
+    return false;
+  }
+  if ((st.st_mode & 022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    *err = "the ipc socket folder '" + dir.string() + "' is writable by group or others (mode " +
+           mode + "); run chmod 700 " + dir.string();
+    return false;
+  }
+  if ((st.st_mode & 077) != 0) {
+    spdlog::warn("the ipc socket folder {} is open to group or others (mode {:04o}): whoever can "
+                 "reach the socket in it can submit, cancel and run as a runner",
+                 dir.string(), st.st_mode & 07777);
+  }
+  return true;
 }
 
 }  // namespace
@@ -96,14 +152,18 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   std::unique_ptr<curve::ZapHandler> zap;
   std::string secret;
   bool use_curve = !opt.curve_secret_key_file.empty();
-  std::map<std::string, std::string> keys;
+  curve::AuthorizedKeys keys;
   if (use_curve) {
-    if (!curve::load_key(opt.curve_secret_key_file, &secret, &err) ||
+    if (!curve::load_secret_key(opt.curve_secret_key_file, &secret, &err) ||
         !curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
       return fail(err);
     }
     spdlog::info("CURVE on: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
+    warn_without_roles(opt, keys);
     zap = std::make_unique<curve::ZapHandler>(ctx, keys);
+  }
+  if (const std::string ipc = ipc_path(opt.bind); !ipc.empty() && !prepare_ipc_folder(ipc, &err)) {
+    return fail(err);
   }
   zmq::socket_t router = net::make_router(ctx);
   if (use_curve) curve::configure_server(router, secret);
@@ -125,7 +185,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   cfg.async_files = true;
   Dispatcher core(clock, store, outbox, cfg);
   if (!core.recover(&err)) return fail(err);
-  if (use_curve) core.set_authorized(names_of(keys));
+  if (use_curve) core.set_authorized(roles_of(keys));
   spdlog::info("listening on {}", endpoint);
 
   const Millis tick_every(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));

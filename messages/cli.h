@@ -78,7 +78,7 @@ struct ConnectFlags {
   std::string dispatcher, dispatcher_server, server_key_file, secret_key_file;
 
   void add(CLI::App& app, const std::string& who) {
-    app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT");
+    app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT or ipc://PATH");
     app.add_option("--dispatcher-server", dispatcher_server, "dispatcher as HOST:PORT (original spelling)");
     app.add_option("--curve-server-key", server_key_file, "dispatcher's public key file (CURVE)");
     app.add_option("--curve-secret-key", secret_key_file, who + "'s secret key file (CURVE)");
@@ -99,7 +99,7 @@ struct ConnectFlags {
       return false;
     }
     if (!server_key_file.empty() && (!curve::load_key(server_key_file, server_key, &err) ||
-                                     !curve::load_key(secret_key_file, secret_key, &err))) {
+                                     !curve::load_secret_key(secret_key_file, secret_key, &err))) {
       *code = fail(program, err, kRuntimeError);
       return false;
     }

@@ -621,4 +621,75 @@ Decoded decode(std::string_view header, std::string_view body) {
   return decode_body(body);
 }
 
+// ---- peek ------------------------------------------------------------------------------
+
+namespace {
+
+// Requests carry their request id as the first field. 23 is PRUNE_REQUEST.
+// TODO(merge): MessageType::kPruneRequest once the prune branch lands.
+bool is_request(uint8_t type) {
+  switch (type) {
+    case static_cast<uint8_t>(MessageType::kCommit):
+    case static_cast<uint8_t>(MessageType::kStatusRequest):
+    case static_cast<uint8_t>(MessageType::kResultsRequest):
+    case static_cast<uint8_t>(MessageType::kCancelRequest):
+    case static_cast<uint8_t>(MessageType::kRetryRequest):
+    case static_cast<uint8_t>(MessageType::kWatchRequest):
+    case 23:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A msgpack unsigned integer at b[*pos] (positive fixint, uint8..uint64), moving *pos past it.
+bool peek_uint(std::string_view b, size_t* pos, uint64_t* v) {
+  if (*pos >= b.size()) return false;
+  const auto c = static_cast<uint8_t>(b[*pos]);
+  size_t len = 0;
+  if (c <= 0x7f) {
+    *v = c;
+    ++*pos;
+    return true;
+  }
+  if (c == 0xcc) len = 1;
+  else if (c == 0xcd) len = 2;
+  else if (c == 0xce) len = 4;
+  else if (c == 0xcf) len = 8;
+  else return false;
+  if (*pos + 1 + len > b.size()) return false;
+  *v = 0;
+  for (size_t i = 1; i <= len; ++i) *v = (*v << 8) | static_cast<uint8_t>(b[*pos + i]);
+  *pos += 1 + len;
+  return true;
+}
+
+// Skips a msgpack array header with at least min elements.
+bool peek_array(std::string_view b, size_t* pos, uint64_t min) {
+  if (*pos >= b.size()) return false;
+  const auto c = static_cast<uint8_t>(b[*pos]);
+  uint64_t n = 0;
+  size_t len = 0;
+  if ((c & 0xf0) == 0x90) n = c & 0x0f;
+  else if (c == 0xdc) len = 2;
+  else if (c == 0xdd) len = 4;
+  else return false;
+  if (*pos + 1 + len > b.size()) return false;
+  for (size_t i = 1; i <= len; ++i) n = (n << 8) | static_cast<uint8_t>(b[*pos + i]);
+  *pos += 1 + len;
+  return n >= min;
+}
+
+}  // namespace
+
+Peeked peek(std::string_view body) {
+  Peeked out;
+  size_t pos = 0;
+  uint64_t type = 0, id = 0;
+  if (!peek_array(body, &pos, 1) || !peek_uint(body, &pos, &type) || type > 0xff) return out;
+  out.type = static_cast<uint8_t>(type);
+  if (is_request(out.type) && peek_uint(body, &pos, &id)) out.request_id = id;
+  return out;
+}
+
 }  // namespace simpleci::msg

@@ -51,6 +51,18 @@ Decoded decode_body(std::string_view body);
 // Header check + decode_body.
 Decoded decode(std::string_view header, std::string_view body);
 
+// What can be read of a body without decoding it, for answering a message that is refused (by
+// role, or for a bad field) with the request id it carried: the message type (0 when the body
+// does not start as a msgpack array with a type) and, when that type is a request (COMMIT,
+// STATUS_REQUEST, RESULTS_REQUEST, CANCEL_REQUEST, RETRY_REQUEST, WATCH_REQUEST,
+// PRUNE_REQUEST) whose first field is a positive integer, that request id (else 0). Reads at
+// most the first 16 bytes; never throws.
+struct Peeked {
+  uint8_t type = 0;
+  uint64_t request_id = 0;
+};
+Peeked peek(std::string_view body);
+
 // Field-level validation that decode applies, exposed so senders can check before sending.
 // Returns "" when valid, else a human-readable reason naming the field.
 std::string validate(const Message& m);

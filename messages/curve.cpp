@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -92,6 +93,25 @@ bool load_key(const std::filesystem::path& file, std::string* z85, std::string* 
   return false;
 }
 
+bool load_secret_key(const std::filesystem::path& file, std::string* z85, std::string* err) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    *err = "cannot read '" + file.string() + "': " + std::strerror(errno);
+    return false;
+  }
+  const mode_t loose = st.st_mode & 077;
+  if (loose != 0) {
+    const char* who = (loose & S_IROTH)   ? "readable by others"
+                      : (loose & S_IRGRP) ? "readable by its group"
+                                         : "writable by group or others";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    *err = file.string() + " is " + who + " (mode " + mode + "); run chmod 600 " + file.string();
+    return false;
+  }
+  return load_key(file, z85, err);
+}
+
 bool public_from_secret(const std::string& secret_z85, std::string* public_z85, std::string* err) {
   char pub[kZ85KeyLen + 1] = {};
   if (!decodes_to_32_bytes(secret_z85) || zmq_curve_public(pub, secret_z85.c_str()) != 0) {
@@ -102,15 +122,15 @@ bool public_from_secret(const std::string& secret_z85, std::string* public_z85, 
   return true;
 }
 
-bool load_authorized_keys(const std::filesystem::path& dir,
-                          std::map<std::string, std::string>* key_to_name, std::string* err) {
+namespace {
+
+// Adds the NAME.pub files directly in dir to *keys with role, checking that no key or name is
+// listed twice (names holds every name seen so far).
+bool add_keys_in(const std::filesystem::path& dir, Role role, AuthorizedKeys* keys,
+                 std::map<std::string, std::filesystem::path>* names, std::string* err) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    *err = "authorized keys folder '" + dir.string() + "' does not exist";
-    return false;
-  }
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.path().extension() != ".pub") continue;
+    if (entry.path().extension() != ".pub" || entry.is_directory()) continue;
     const std::string name = entry.path().stem().string();
     if (!is_safe_name(name)) {
       *err = "authorized key '" + entry.path().string() + "': name is not a safe name";
@@ -118,13 +138,62 @@ bool load_authorized_keys(const std::filesystem::path& dir,
     }
     std::string key;
     if (!load_key(entry.path(), &key, err)) return false;
-    (*key_to_name)[key] = name;
+    if (auto seen = names->find(name); seen != names->end()) {
+      *err = "authorized keys: the name '" + name + "' is listed twice ('" +
+             seen->second.string() + "' and '" + entry.path().string() + "'); keep one";
+      return false;
+    }
+    if (auto same = keys->find(key); same != keys->end()) {
+      *err = "authorized keys: '" + entry.path().string() + "' holds the same key as '" +
+             (*names)[same->second.name].string() + "'; a key has one name and one role";
+      return false;
+    }
+    (*names)[name] = entry.path();
+    (*keys)[key] = KeyEntry{name, role};
   }
   if (ec) {
     *err = "cannot list '" + dir.string() + "': " + ec.message();
     return false;
   }
   return true;
+}
+
+}  // namespace
+
+bool load_authorized_keys(const std::filesystem::path& dir, AuthorizedKeys* keys,
+                          std::string* err) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    *err = "authorized keys folder '" + dir.string() + "' does not exist";
+    return false;
+  }
+  AuthorizedKeys found;
+  std::map<std::string, std::filesystem::path> names;
+  if (!add_keys_in(dir, Role::kAny, &found, &names, err)) return false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string folder = entry.path().filename().string();
+    if (folder.starts_with('.')) continue;
+    const std::optional<Role> role = role_from_folder(folder);
+    if (!role) {
+      *err = "authorized keys folder '" + dir.string() + "' holds '" + folder +
+             "/': role folders are runners/, observers/, clients/ and admins/";
+      return false;
+    }
+    if (!add_keys_in(entry.path(), *role, &found, &names, err)) return false;
+  }
+  if (ec) {
+    *err = "cannot list '" + dir.string() + "': " + ec.message();
+    return false;
+  }
+  *keys = std::move(found);
+  return true;
+}
+
+size_t keys_without_role(const AuthorizedKeys& keys) {
+  size_t n = 0;
+  for (const auto& [key, e] : keys) n += e.role == Role::kAny;
+  return n;
 }
 
 void configure_client(zmq::socket_t& s, const std::string& server_public_z85,
@@ -142,9 +211,9 @@ void configure_server(zmq::socket_t& s, const std::string& server_secret_z85) {
   s.set(zmq::sockopt::zap_domain, kDomain);
 }
 
-ZapHandler::ZapHandler(zmq::context_t& ctx, std::map<std::string, std::string> key_to_name)
+ZapHandler::ZapHandler(zmq::context_t& ctx, AuthorizedKeys keys)
     : ctx_(ctx),
-      key_to_name_(std::move(key_to_name)),
+      keys_(std::move(keys)),
       rep_(ctx, zmq::socket_type::rep),
       stop_tx_(ctx, zmq::socket_type::pair) {
   rep_.set(zmq::sockopt::linger, 0);
@@ -181,9 +250,9 @@ ZapHandler::~ZapHandler() {
 
 // Handles one ZAP request: [version, request_id, domain, address, routing_id, mechanism,
 // credentials...] and replies [version, request_id, status, text, user_id, metadata].
-void ZapHandler::set_keys(std::map<std::string, std::string> key_to_name) {
+void ZapHandler::set_keys(AuthorizedKeys keys) {
   std::lock_guard<std::mutex> lock(mu_);
-  key_to_name_ = std::move(key_to_name);
+  keys_ = std::move(keys);
 }
 
 void ZapHandler::run() {
@@ -206,7 +275,7 @@ void ZapHandler::run() {
     const std::string key = z85_of(req[6]);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = key_to_name_.find(key); it != key_to_name_.end()) user = it->second;
+      if (auto it = keys_.find(key); it != keys_.end()) user = it->second.name;
     }
     if (!user.empty()) {
       status = "200";

@@ -4,7 +4,8 @@
 // starting with '#' are ignored. `NAME.key` holds a secret key (mode 0600), `NAME.pub` the
 // matching public key. A folder of authorised keys holds one `NAME.pub` per allowed peer; NAME
 // (a safe name) becomes the peer's identity, which the dispatcher reads from each message's
-// "User-Id" property, so a peer cannot claim someone else's name.
+// "User-Id" property, so a peer cannot claim someone else's name. The subfolder a NAME.pub is in
+// gives the key its role (messages/roles.h); keys directly in the folder have every role.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <zmq.hpp>
 
 #include "messages/logging.h"
+#include "messages/roles.h"
 
 namespace simpleci::curve {
 
@@ -30,13 +32,31 @@ bool keygen(const std::filesystem::path& dir, const std::string& name, std::stri
 // Reads one Z85 key from a key file and checks it decodes to 32 bytes.
 bool load_key(const std::filesystem::path& file, std::string* z85, std::string* err);
 
+// As load_key, for a secret key: refuses (as ssh does) a file that group or others may read or
+// write, with *err naming the file and the fix: "keys/b7.key is readable by others (mode 0644);
+// run chmod 600 keys/b7.key". Every component that loads a secret key loads it through this.
+bool load_secret_key(const std::filesystem::path& file, std::string* z85, std::string* err);
+
 // Public key belonging to a Z85 secret key.
 bool public_from_secret(const std::string& secret_z85, std::string* public_z85, std::string* err);
 
-// Loads every <name>.pub in dir into public-key (Z85) -> name. Files with other extensions are
-// ignored; a bad .pub file or an unsafe name is an error naming the file.
-bool load_authorized_keys(const std::filesystem::path& dir,
-                          std::map<std::string, std::string>* key_to_name, std::string* err);
+// One authorised key: the peer's name (its file's stem) and its role.
+struct KeyEntry {
+  std::string name;
+  Role role = Role::kAny;
+  bool operator==(const KeyEntry&) const = default;
+};
+using AuthorizedKeys = std::map<std::string, KeyEntry>;  // by public key (Z85)
+
+// Loads every NAME.pub in dir (role kAny) and in its role folders dir/runners, dir/observers,
+// dir/clients and dir/admins. Files with other extensions and folders starting with '.' are
+// ignored. An error naming the file or folder (and *keys left as it was) for: a bad .pub file,
+// an unsafe name, another subfolder, the same key or the same name listed twice.
+bool load_authorized_keys(const std::filesystem::path& dir, AuthorizedKeys* keys,
+                          std::string* err);
+
+// How many keys have role kAny (keys directly in the folder: roles are not in force for them).
+size_t keys_without_role(const AuthorizedKeys& keys);
 
 // Client side (DEALER): encrypts to the server key and authenticates with our own pair.
 void configure_client(zmq::socket_t& s, const std::string& server_public_z85,
@@ -50,14 +70,14 @@ void configure_server(zmq::socket_t& s, const std::string& server_secret_z85);
 // counted. Must be started before the server socket binds; stops in its destructor.
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& ctx, std::map<std::string, std::string> key_to_name);
+  ZapHandler(zmq::context_t& ctx, AuthorizedKeys keys);
   ~ZapHandler();
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
   // Replaces the listed keys (a reloaded folder); connections made later are checked against
   // the new list. Thread-safe.
-  void set_keys(std::map<std::string, std::string> key_to_name);
+  void set_keys(AuthorizedKeys keys);
 
   uint64_t refused() const { return refused_.load(); }
   uint64_t admitted() const { return admitted_.load(); }
@@ -67,7 +87,7 @@ class ZapHandler {
 
   zmq::context_t& ctx_;
   std::mutex mu_;
-  std::map<std::string, std::string> key_to_name_;  // guarded by mu_
+  AuthorizedKeys keys_;  // guarded by mu_
   zmq::socket_t rep_;
   zmq::socket_t stop_tx_;
   std::atomic<uint64_t> refused_{0};

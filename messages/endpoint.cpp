@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 
+
 namespace simpleci {
 
 namespace {
@@ -27,13 +28,13 @@ bool split(std::string_view s, std::string* host, std::string* port, bool* brack
            std::string* err) {
   constexpr std::string_view kScheme = "tcp://";
   if (s.substr(0, kScheme.size()) != kScheme) {
-    *err = "endpoint must look like tcp://HOST:PORT, got '" + std::string(s) + "'";
+    *err = "endpoint must look like tcp://HOST:PORT or ipc://PATH, got '" + std::string(s) + "'";
     return false;
   }
   std::string_view rest = s.substr(kScheme.size());
   const size_t colon = rest.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
-    *err = "endpoint must look like tcp://HOST:PORT, got '" + std::string(s) + "'";
+    *err = "endpoint must look like tcp://HOST:PORT or ipc://PATH, got '" + std::string(s) + "'";
     return false;
   }
   std::string_view h = rest.substr(0, colon);
@@ -53,7 +54,24 @@ bool parse_port(const std::string& p, int lo, int* out) {
   return true;
 }
 
+constexpr std::string_view kIpcScheme = "ipc://";
+
+std::string check_ipc(std::string_view s, std::string* err) {
+  const std::string_view path = s.substr(kIpcScheme.size());
+  const bool printable = std::all_of(path.begin(), path.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  });
+  if (path.empty() || path.size() > kMaxIpcPath || !printable || path.back() == '/' ||
+      path == "*") {
+    *err = "ipc endpoint must be ipc://PATH with a socket file path of 1-" +
+           std::to_string(kMaxIpcPath) + " printable bytes, got '" + std::string(s) + "'";
+    return "";
+  }
+  return std::string(s);
+}
+
 std::string check(std::string_view s, bool bind, std::string* err) {
+  if (s.starts_with(kIpcScheme)) return check_ipc(s, err);
   std::string host, port;
   bool bracketed = false;
   if (!split(s, &host, &port, &bracketed, err)) return "";
@@ -102,6 +120,7 @@ std::string resolve_dispatcher(const std::string& dispatcher, const std::string&
 }
 
 bool is_loopback_endpoint(std::string_view endpoint) {
+  if (endpoint.starts_with(kIpcScheme)) return true;
   std::string host, port, err;
   bool bracketed = false;
   if (!split(endpoint, &host, &port, &bracketed, &err)) return false;
@@ -109,6 +128,11 @@ bool is_loopback_endpoint(std::string_view endpoint) {
   in_addr a4;
   if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
   return false;
+}
+
+std::string ipc_path(std::string_view endpoint) {
+  if (!endpoint.starts_with(kIpcScheme)) return "";
+  return std::string(endpoint.substr(kIpcScheme.size()));
 }
 
 }  // namespace simpleci

@@ -278,7 +278,7 @@ TEST_F(DispatcherTest, ResultsByCommitIncludeTheOutput) {
 TEST_F(DispatcherTest, RevokedKeyEndsTheRunnerAndIsRefusedFromThenOn) {
   cfg_.require_identity = true;
   open();
-  d_->set_authorized({"r1", "r2", "obs"});
+  d_->set_authorized({{"r1", Role::kAny}, {"r2", Role::kAny}, {"obs", Role::kAny}});
   auto from = [&](const std::string& peer, const std::string& key, const msg::Message& m) {
     std::string h = msg::header_frame(), b = msg::encode(m);
     std::vector<std::string_view> frames = {h, b};
@@ -291,7 +291,7 @@ TEST_F(DispatcherTest, RevokedKeyEndsTheRunnerAndIsRefusedFromThenOn) {
   ASSERT_EQ(out_.take<msg::Accepted>("obs").size(), 1u);
   ASSERT_EQ(out_.take<msg::Job>("r1").size(), 1u);
 
-  d_->set_authorized({"r2", "obs"});  // r1's key was removed from the folder
+  d_->set_authorized({{"r2", Role::kAny}, {"obs", Role::kAny}});  // r1's key was removed from the folder
   d_->flush();
   EXPECT_EQ(d_->runner_count(), 0u);
   EXPECT_EQ(d_->queue_length(), 1u) << "its job goes back to the queue at once";

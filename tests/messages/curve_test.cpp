@@ -51,9 +51,116 @@ TEST(Curve, RejectsBadKeyFiles) {
   { std::FILE* f = std::fopen((dir / "auth" / "bad.pub").c_str(), "w"); std::fputs("short\n", f); std::fclose(f); }
   EXPECT_FALSE(load_key(dir / "auth" / "bad.pub", &key, &err));
   EXPECT_NE(err.find("40-character Z85"), std::string::npos);
-  std::map<std::string, std::string> keys;
+  AuthorizedKeys keys;
   EXPECT_FALSE(load_authorized_keys(dir / "auth", &keys, &err));
   EXPECT_FALSE(load_authorized_keys(dir / "missing", &keys, &err));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Curve, SecretKeyOpenToGroupOrOthersIsRefusedWithTheFix) {
+  const auto dir = temp_dir();
+  std::string err, key;
+  ASSERT_TRUE(keygen(dir, "builder-7", &err)) << err;
+  const auto file = dir / "builder-7.key";
+  ASSERT_TRUE(load_secret_key(file, &key, &err)) << err;  // keygen writes 0600
+
+  ::chmod(file.c_str(), 0644);
+  EXPECT_FALSE(load_secret_key(file, &key, &err));
+  EXPECT_EQ(err, file.string() + " is readable by others (mode 0644); run chmod 600 " + file.string());
+  ::chmod(file.c_str(), 0640);
+  EXPECT_FALSE(load_secret_key(file, &key, &err));
+  EXPECT_EQ(err, file.string() + " is readable by its group (mode 0640); run chmod 600 " + file.string());
+  ::chmod(file.c_str(), 0620);
+  EXPECT_FALSE(load_secret_key(file, &key, &err));
+  EXPECT_EQ(err, file.string() + " is writable by group or others (mode 0620); run chmod 600 " + file.string());
+  ::chmod(file.c_str(), 0400);
+  EXPECT_TRUE(load_secret_key(file, &key, &err)) << err;
+  EXPECT_TRUE(load_key(dir / "builder-7.pub", &key, &err)) << "a public key may be 0644";
+  std::filesystem::remove_all(dir);
+}
+
+// Makes a key pair in dir/keys and copies its public key to dir/auth/<sub>/<name>.pub.
+void authorise(const std::filesystem::path& dir, const std::string& sub, const std::string& name) {
+  std::string err;
+  std::filesystem::create_directories(dir / "keys");
+  std::filesystem::create_directories(dir / "auth" / sub);
+  if (!std::filesystem::exists(dir / "keys" / (name + ".pub"))) {
+    ASSERT_TRUE(keygen(dir / "keys", name, &err)) << err;
+  }
+  std::filesystem::copy_file(dir / "keys" / (name + ".pub"), dir / "auth" / sub / (name + ".pub"));
+}
+
+std::map<std::string, Role> roles_by_name(const AuthorizedKeys& keys) {
+  std::map<std::string, Role> out;
+  for (const auto& [key, e] : keys) out[e.name] = e.role;
+  return out;
+}
+
+TEST(Curve, RoleFoldersGiveEachKeyItsRole) {
+  const auto dir = temp_dir();
+  authorise(dir, "runners", "builder-7");
+  authorise(dir, "observers", "watcher");
+  authorise(dir, "clients", "dev");
+  authorise(dir, "admins", "ops");
+  authorise(dir, ".git", "ignored");  // hidden folders are not role folders
+  AuthorizedKeys keys;
+  std::string err;
+  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
+  EXPECT_EQ(roles_by_name(keys), (std::map<std::string, Role>{{"builder-7", Role::kRunner},
+                                                              {"watcher", Role::kObserver},
+                                                              {"dev", Role::kClient},
+                                                              {"ops", Role::kAdmin}}));
+  EXPECT_EQ(keys_without_role(keys), 0u);
+
+  authorise(dir, "", "old-style");  // directly in the folder: every role, as before roles
+  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
+  EXPECT_EQ(roles_by_name(keys).at("old-style"), Role::kAny);
+  EXPECT_EQ(keys_without_role(keys), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Curve, FlatLayoutKeepsEveryRole) {
+  const auto dir = temp_dir();
+  authorise(dir, "", "r1");
+  authorise(dir, "", "admin");
+  AuthorizedKeys keys;
+  std::string err;
+  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
+  EXPECT_EQ(roles_by_name(keys),
+            (std::map<std::string, Role>{{"r1", Role::kAny}, {"admin", Role::kAny}}));
+  EXPECT_EQ(keys_without_role(keys), 2u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Curve, AKeyOrNameListedTwiceIsRefusedAndNothingIsLoaded) {
+  const auto dir = temp_dir();
+  authorise(dir, "runners", "builder-7");
+  authorise(dir, "clients", "dev");
+  AuthorizedKeys keys, before;
+  std::string err;
+  ASSERT_TRUE(load_authorized_keys(dir / "auth", &before, &err)) << err;
+
+  // The same key under another name in another role folder.
+  std::filesystem::create_directories(dir / "auth" / "admins");
+  std::filesystem::copy_file(dir / "keys" / "builder-7.pub", dir / "auth" / "admins" / "boss.pub");
+  keys = before;
+  EXPECT_FALSE(load_authorized_keys(dir / "auth", &keys, &err));
+  EXPECT_NE(err.find("holds the same key as"), std::string::npos) << err;
+  EXPECT_EQ(keys, before) << "a refused folder changes nothing";
+  std::filesystem::remove(dir / "auth" / "admins" / "boss.pub");
+
+  // The same name in two role folders (even with different keys).
+  std::filesystem::create_directories(dir / "other");
+  ASSERT_TRUE(keygen(dir / "other", "dev", &err)) << err;
+  std::filesystem::copy_file(dir / "other" / "dev.pub", dir / "auth" / "admins" / "dev.pub");
+  EXPECT_FALSE(load_authorized_keys(dir / "auth", &keys, &err));
+  EXPECT_NE(err.find("the name 'dev' is listed twice"), std::string::npos) << err;
+  std::filesystem::remove(dir / "auth" / "admins" / "dev.pub");
+
+  // A folder that is no role's (a typo would otherwise drop its keys silently).
+  authorise(dir, "runner", "typo");
+  EXPECT_FALSE(load_authorized_keys(dir / "auth", &keys, &err));
+  EXPECT_NE(err.find("holds 'runner/'"), std::string::npos) << err;
   std::filesystem::remove_all(dir);
 }
 
@@ -67,7 +174,7 @@ TEST(Curve, ZapAdmitsListedKeysAndNamesThem) {
   load_key(dir / "good.key", &good_sec, &err);
   const auto bad_key = dir.parent_path() / (dir.filename().string() + "-bad.key");
   load_key(bad_key, &bad_sec, &err);
-  std::map<std::string, std::string> allowed;
+  AuthorizedKeys allowed;
   std::filesystem::create_directories(dir / "auth");
   std::filesystem::copy_file(dir / "good.pub", dir / "auth" / "good.pub");
   ASSERT_TRUE(load_authorized_keys(dir / "auth", &allowed, &err)) << err;

@@ -15,7 +15,7 @@ TEST(Endpoint, ConnectAcceptsHostsAndPorts) {
 TEST(Endpoint, ConnectRejectsWithOneClearLine) {
   std::string err;
   EXPECT_EQ(parse_connect_endpoint("127.0.0.1:8888", &err), "");
-  EXPECT_EQ(err, "endpoint must look like tcp://HOST:PORT, got '127.0.0.1:8888'");
+  EXPECT_EQ(err, "endpoint must look like tcp://HOST:PORT or ipc://PATH, got '127.0.0.1:8888'");
   EXPECT_EQ(parse_connect_endpoint("tcp://h:0", &err), "");
   EXPECT_EQ(err, "bad port '0' in endpoint 'tcp://h:0' (want 1-65535)");
   EXPECT_EQ(parse_connect_endpoint("tcp://h:70000", &err), "");
