@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "messages/curve.h"
 #include "tests/integration/cluster.h"
 #include "tests/integration/relay.h"
 
@@ -29,6 +30,9 @@ TEST(Curve, OnlyListedRunnersGetWorkAndOutputIsNotReadableOnTheWire) {
   ASSERT_TRUE(c.start_dispatcher("tcp://127.0.0.1:0",
                                  {"--curve-secret-key", (keys / "server.key").string(),
                                   "--authorized-keys", allowed.string()}))
+      << c.logs();
+  // The layout from before roles still works, with a warning that roles are not in force.
+  EXPECT_TRUE(wait_until([&] { return c.logs().find("roles are not in force") != std::string::npos; }, 10s))
       << c.logs();
   TcpRelay relay(port_of(c.endpoint()));
   std::string via_relay = "tcp://127.0.0.1:" + std::to_string(relay.port());
@@ -149,6 +153,147 @@ TEST(Curve, SighupReloadsTheAuthorisedKeys) {
   ASSERT_TRUE(wait_until([&] { return c.logs().find("keeping the current authorised keys") != std::string::npos; }, 10s))
       << c.logs();
   EXPECT_EQ(runners(), std::set<std::string>{"r2"});
+}
+
+// Keys in role folders: a set of keys, one per role, and a dispatcher that knows them.
+class Roles {
+ public:
+  Roles() {
+    for (const auto& [name, folder] : std::vector<std::pair<std::string, std::string>>{
+             {"server", ""}, {"builder", "runners"}, {"watcher", "observers"},
+             {"dev", "clients"}, {"ops", "admins"}}) {
+      RunResult k = run({bin("simpleci"), "keygen", name, "--dir", keys_.string()});
+      EXPECT_EQ(k.exit_code, 0) << k.output;
+      if (folder.empty()) continue;
+      fs::create_directories(allowed_ / folder);
+      fs::copy_file(keys_ / (name + ".pub"), allowed_ / folder / (name + ".pub"));
+    }
+  }
+  Cluster c;
+  std::vector<std::string> curve(const std::string& who) const {
+    return {"--curve-server-key", (keys_ / "server.pub").string(), "--curve-secret-key",
+            (keys_ / (who + ".key")).string()};
+  }
+  bool start() {
+    return c.start_dispatcher("tcp://127.0.0.1:0", {"--curve-secret-key", (keys_ / "server.key").string(),
+                                                    "--authorized-keys", allowed_.string()});
+  }
+  // The simpleci client under who's key.
+  RunResult client(const std::string& who, std::vector<std::string> argv) const {
+    argv.insert(argv.begin(), bin("simpleci"));
+    argv.push_back("--dispatcher");
+    argv.push_back(c.endpoint());
+    for (auto& a : curve(who)) argv.push_back(a);
+    return run(argv);
+  }
+  // One message under who's key, and the reply.
+  std::optional<msg::Message> ask(const std::string& who, const msg::Message& m) const {
+    std::string server, secret, err;
+    EXPECT_TRUE(curve::load_key(keys_ / "server.pub", &server, &err)) << err;
+    EXPECT_TRUE(curve::load_key(keys_ / (who + ".key"), &secret, &err)) << err;
+    return itest::ask(c.endpoint(), m, 5s, server, secret);
+  }
+  msg::StatusReply status() const {
+    auto m = ask("ops", msg::StatusRequest{99});
+    EXPECT_TRUE(m && std::holds_alternative<msg::StatusReply>(*m));
+    return m && std::holds_alternative<msg::StatusReply>(*m) ? std::get<msg::StatusReply>(*m)
+                                                             : msg::StatusReply{};
+  }
+
+ private:
+  fs::path keys_ = c.root() / "keys", allowed_ = c.root() / "authorized";
+};
+
+// The ERROR in m, when m is one with this code and request id.
+bool refused(const std::optional<msg::Message>& m, uint64_t request_id) {
+  const auto* e = m ? std::get_if<msg::Error>(&*m) : nullptr;
+  return e && e->code == msg::ErrorCode::kUnauthorized && e->request_id == request_id;
+}
+
+TEST(Curve, EachKeyMaySendOnlyWhatItsRoleAllows) {
+  Roles k;
+  ASSERT_TRUE(k.start()) << k.c.logs();
+  Cluster& c = k.c;
+
+  // A client key that tries to be a runner is refused and never gets work.
+  c.start_runner("dev", 1, k.curve("dev"));
+  std::string id = c.upstream().commit({{".simpleci/test", script(0)}}, "roles");
+  RunResult sub = k.client("watcher", {"submit", id});
+  ASSERT_EQ(sub.exit_code, 0) << sub.output << c.logs();
+  ASSERT_TRUE(wait_until([&] { return counter(k.status(), "rejected.unauthorized") >= 1; }, 10s)) << c.logs();
+  msg::StatusReply st = k.status();
+  EXPECT_TRUE(st.runners.empty());
+  ASSERT_EQ(st.queue_length, 1u);
+  EXPECT_TRUE(refused(k.ask("dev", msg::Register{"dev", 1, {}}), 0));
+
+  // A runner key may neither submit nor cancel, and hears which request was refused.
+  const std::string other = c.upstream().commit({{"x", "1"}}, "not submitted");
+  EXPECT_TRUE(refused(k.ask("builder", msg::Commit{501, other, "main", true}), 501));
+  EXPECT_TRUE(refused(k.ask("builder", msg::CancelRequest{502, 1}), 502));
+  // Non-runner keys cannot report a result for the queued job.
+  for (const char* who : {"ops", "watcher", "dev"}) {
+    EXPECT_TRUE(refused(k.ask(who, msg::Result{1, 1, msg::JobStatus::kPassed, 0, 1, 2, false, "forged"}), 0))
+        << who;
+  }
+  // An observer submits but cannot cancel; a client only reads.
+  RunResult cancel = k.client("watcher", {"cancel", "1"});
+  EXPECT_NE(cancel.exit_code, 0) << cancel.output;
+  EXPECT_NE(cancel.output.find("may not send cancel_request"), std::string::npos) << cancel.output;
+  EXPECT_NE(k.client("dev", {"submit", other}).exit_code, 0);
+  EXPECT_EQ(k.client("dev", {"status"}).exit_code, 0);
+  st = k.status();
+  EXPECT_EQ(st.queue_length, 1u) << "nothing was queued or cancelled";
+  EXPECT_GE(counter(st, "rejected.unauthorized"), 8u);
+  EXPECT_FALSE(read_result(c.results_dir(), id).has_value());
+  EXPECT_NE(c.logs().find("unauthorized"), std::string::npos);
+  EXPECT_EQ(c.logs().find("roles are not in force"), std::string::npos) << "every key has a role";
+
+  // An admin cancels.
+  RunResult ok = k.client("ops", {"cancel", "1"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output << c.logs();
+  auto r = c.wait_result(id, 10s);
+  ASSERT_TRUE(r) << c.logs();
+  EXPECT_EQ((*r)["status"], "cancelled");
+
+  // And a runner key runs jobs.
+  c.forget_runner("dev");
+  c.start_runner("builder", 1, k.curve("builder"));
+  RunResult again = k.client("ops", {"submit", other});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  r = c.wait_result(other, 30s);
+  ASSERT_TRUE(r) << c.logs();
+  EXPECT_EQ((*r)["status"], "passed");
+  EXPECT_EQ((*r)["runner"], "builder");
+}
+
+TEST(Curve, ASecretKeyOthersCanReadIsRefusedByEveryComponent) {
+  Roles k;
+  Cluster& c = k.c;
+  const fs::path keys = c.root() / "keys";
+  for (const char* name : {"server", "builder", "ops"}) fs::permissions(keys / (std::string(name) + ".key"), fs::perms(0644));
+  auto line = [&](const std::string& prog, const std::string& name) {
+    const std::string f = (keys / (name + ".key")).string();
+    return prog + ": " + f + " is readable by others (mode 0644); run chmod 600 " + f + "\n";
+  };
+  RunResult d = run({bin("simpleci-dispatcher"), "--bind", "tcp://127.0.0.1:0", "--state-dir",
+                     (c.root() / "state").string(), "--results-dir", c.results_dir().string(),
+                     "--log-dir", (c.root() / "logs").string(), "--curve-secret-key",
+                     (keys / "server.key").string(), "--authorized-keys",
+                     (c.root() / "authorized").string()});
+  EXPECT_EQ(d.exit_code, 1);
+  EXPECT_EQ(d.output, line("simpleci-dispatcher", "server"));
+  std::vector<std::string> runner = {bin("simpleci-runner"), "--dispatcher", "tcp://127.0.0.1:9",
+                                     "--name", "builder", "--log-dir", (c.root() / "logs").string()};
+  for (auto& a : k.curve("builder")) runner.push_back(a);
+  runner.push_back(c.upstream().dir().string());
+  RunResult r = run(runner, {}, 10s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, line("simpleci-runner", "builder"));
+  std::vector<std::string> status = {bin("simpleci"), "status", "--dispatcher", "tcp://127.0.0.1:9"};
+  for (auto& a : k.curve("ops")) status.push_back(a);
+  RunResult s = run(status, {}, 10s);
+  EXPECT_EQ(s.exit_code, 1);
+  EXPECT_EQ(s.output, line("simpleci", "ops"));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
+#include "messages/dealer.h"
 #include "messages/transport.h"
 
 namespace simpleci::itest {
@@ -60,7 +61,11 @@ TempDir::~TempDir() {
   }
 }
 
-std::string bin(const std::string& name) { return std::string(SIMPLECI_BIN_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  // SIMPLECI_TEST_BIN_DIR runs the tests against other executables (say, an older build).
+  const char* dir = std::getenv("SIMPLECI_TEST_BIN_DIR");
+  return std::string(dir && *dir ? dir : SIMPLECI_BIN_DIR) + "/" + name;
+}
 
 RunResult run(const std::vector<std::string>& argv, const fs::path& cwd, milliseconds timeout) {
   char tmpl[] = "/tmp/simpleci-run-XXXXXX";
@@ -191,12 +196,12 @@ std::string GitRepo::commit(const std::map<std::string, std::string>& files,
   return id;
 }
 
-namespace {
-// Sends one request on a fresh DEALER and returns the decoded reply, or nullopt on timeout.
-std::optional<msg::Message> request(const std::string& endpoint, const msg::Message& req,
-                                    milliseconds timeout) {
+std::optional<msg::Message> ask(const std::string& endpoint, const msg::Message& req,
+                                milliseconds timeout, const std::string& server_key,
+                                const std::string& secret_key) {
   zmq::context_t ctx(1);
-  zmq::socket_t s = net::make_dealer(ctx, endpoint);
+  net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
+  zmq::socket_t& s = conn.socket();
   if (!net::send(s, req)) return std::nullopt;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -210,6 +215,12 @@ std::optional<msg::Message> request(const std::string& endpoint, const msg::Mess
     if (d.ok()) return d.message;
   }
   return std::nullopt;
+}
+
+namespace {
+std::optional<msg::Message> request(const std::string& endpoint, const msg::Message& req,
+                                    milliseconds timeout) {
+  return ask(endpoint, req, timeout, "", "");
 }
 }  // namespace
 
@@ -253,10 +264,10 @@ std::string wait_for_endpoint(const fs::path& state_dir, milliseconds timeout) {
       [&] {
         std::ifstream in(state_dir / "endpoint");
         std::getline(in, ep);
-        return ep.rfind("tcp://", 0) == 0;
+        return ep.starts_with("tcp://") || ep.starts_with("ipc://");
       },
       timeout);
-  return ep.rfind("tcp://", 0) == 0 ? ep : "";
+  return ep.starts_with("tcp://") || ep.starts_with("ipc://") ? ep : "";
 }
 
 std::vector<pid_t> processes_with(const std::string& marker) {

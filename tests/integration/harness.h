@@ -36,7 +36,7 @@ class TempDir {
   fs::path path_;
 };
 
-// Path of a built executable (build/bin/<name>).
+// Path of a built executable (build/bin/<name>, or $SIMPLECI_TEST_BIN_DIR/<name> when set).
 std::string bin(const std::string& name);
 
 struct RunResult {
@@ -96,6 +96,12 @@ class GitRepo {
  private:
   fs::path dir_;
 };
+
+// Sends req on a fresh DEALER (with CURVE when both Z85 keys are given) and returns the first
+// reply that decodes, or nullopt when none came within timeout.
+std::optional<msg::Message> ask(const std::string& endpoint, const msg::Message& req,
+                                milliseconds timeout, const std::string& server_key = {},
+                                const std::string& secret_key = {});
 
 // Talks to a dispatcher like the client does: one request, one reply, with a deadline.
 std::optional<msg::StatusReply> query_status(const std::string& endpoint,
