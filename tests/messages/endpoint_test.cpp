@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace simpleci {
 namespace {
 
@@ -52,6 +55,23 @@ TEST(Endpoint, Loopback) {
   EXPECT_FALSE(is_loopback_endpoint("tcp://*:1"));
   EXPECT_FALSE(is_loopback_endpoint("tcp://0.0.0.0:1"));
   EXPECT_FALSE(is_loopback_endpoint("tcp://10.0.0.1:1"));
+}
+
+TEST(Endpoint, IpcSocketPaths) {
+  std::string err;
+  EXPECT_EQ(parse_connect_endpoint("ipc:///run/simpleci/d.sock", &err), "ipc:///run/simpleci/d.sock");
+  EXPECT_EQ(parse_bind_endpoint("ipc://run/d.sock", &err), "ipc://run/d.sock");
+  EXPECT_EQ(resolve_dispatcher("ipc:///tmp/s/d.sock", "", &err), "ipc:///tmp/s/d.sock");
+  EXPECT_EQ(ipc_path("ipc:///tmp/s/d.sock"), "/tmp/s/d.sock");
+  EXPECT_EQ(ipc_path("tcp://127.0.0.1:1"), "");
+  EXPECT_TRUE(is_loopback_endpoint("ipc:///tmp/s/d.sock"));
+
+  for (const std::string& bad : std::vector<std::string>{"ipc://", "ipc://*", "ipc:///tmp/dir/", "ipc:///tmp/a\nb",
+                                "ipc:///" + std::string(kMaxIpcPath, 'x')}) {
+    EXPECT_EQ(parse_bind_endpoint(bad, &err), "") << bad;
+    EXPECT_EQ(err, "ipc endpoint must be ipc://PATH with a socket file path of 1-107 printable "
+                   "bytes, got '" + bad + "'");
+  }
 }
 
 }  // namespace
