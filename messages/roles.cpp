@@ -19,8 +19,8 @@ constexpr uint32_t bit(MessageType t) { return bit(static_cast<uint8_t>(t)); }
 constexpr uint32_t kRunnerSet = bit(MessageType::kRegister) | bit(MessageType::kHeartbeat) |
                                 bit(MessageType::kOutput) | bit(MessageType::kResult) |
                                 bit(MessageType::kDrain);
-constexpr uint32_t kReadSet = bit(MessageType::kStatusRequest) |
-                              bit(MessageType::kResultsRequest) | bit(MessageType::kWatchRequest);
+constexpr uint32_t kReadSet = bit(MessageType::kStatusRequest) | bit(MessageType::kResultsRequest) |
+                              bit(MessageType::kWatchRequest);
 constexpr uint32_t kObserverSet = kReadSet | bit(MessageType::kCommit);
 constexpr uint32_t kAdminSet = kObserverSet | bit(MessageType::kCancelRequest) |
                                bit(MessageType::kRetryRequest) | bit(kPruneRequest);

@@ -154,8 +154,8 @@ TEST_F(DispatcherTest, BadFieldErrorCarriesTheRequestId) {
   EXPECT_EQ(e[0].request_id, 77u);
 
   // A large id, packed as uint64.
-  raw("cli", {msg::header_frame(), body(MessageType::kCommit, uint64_t{1} << 40, std::string("nothex"),
-                                        std::string("main"), false)});
+  raw("cli", {msg::header_frame(), body(MessageType::kCommit, uint64_t{1} << 40,
+                                        std::string("nothex"), std::string("main"), false)});
   e = out_.take<msg::Error>("cli");
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].request_id, uint64_t{1} << 40);
@@ -164,7 +164,8 @@ TEST_F(DispatcherTest, BadFieldErrorCarriesTheRequestId) {
 
 TEST_F(DispatcherTest, RequestIdIsZeroWhenItCannotBeRead) {
   // The first field is not an integer.
-  raw("cli", {msg::header_frame(), body(MessageType::kCancelRequest, std::string("x"), uint64_t{3})});
+  raw("cli",
+      {msg::header_frame(), body(MessageType::kCancelRequest, std::string("x"), uint64_t{3})});
   // Negative.
   raw("cli", {msg::header_frame(), body(MessageType::kRetryRequest, int64_t{-4}, uint64_t{3})});
   // Not a request: a REGISTER's first field is a name.

@@ -1,6 +1,7 @@
 // The dispatcher on a Unix socket (ipc://): the whole pipeline works over it, and the socket's
 // folder, made 0700, keeps every other user out, so none can register or forge a result.
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,8 +11,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <gtest/gtest.h>
 #include <zmq.hpp>
 
 #include "messages/codec.h"
@@ -32,10 +31,10 @@ mode_t mode_of(const fs::path& p) {
 
 // What the attacker saw, as its exit code.
 enum Outcome : int {
-  kShutOut = 0,         // connect(2) failed with EACCES and ZeroMQ got no answer
-  kCouldConnect = 10,   // connect(2) to the socket succeeded
-  kGotAnswer = 11,      // the dispatcher answered its REGISTER or RESULT
-  kCannotDrop = 12,     // could not become nobody
+  kShutOut = 0,        // connect(2) failed with EACCES and ZeroMQ got no answer
+  kCouldConnect = 10,  // connect(2) to the socket succeeded
+  kGotAnswer = 11,     // the dispatcher answered its REGISTER or RESULT
+  kCannotDrop = 12,    // could not become nobody
   kOtherError = 13,
 };
 
@@ -59,7 +58,8 @@ enum Outcome : int {
     zmq::context_t ctx(1);
     zmq::socket_t s = net::make_dealer(ctx, endpoint);
     net::send(s, msg::Register{"evil", 1, {}});
-    net::send(s, msg::Result{1, 1, msg::JobStatus::kPassed, 0, 1, 2, false, std::string(1 << 20, 'x')});
+    net::send(
+        s, msg::Result{1, 1, msg::JobStatus::kPassed, 0, 1, 2, false, std::string(1 << 20, 'x')});
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     // Any answer (WELCOME, ERROR, REREGISTER) would mean the dispatcher heard us.
     const bool answered = zmq::poll(&item, 1, std::chrono::milliseconds(2000)) > 0;
