@@ -90,9 +90,14 @@ void authorise(const std::filesystem::path& dir, const std::string& sub, const s
   std::filesystem::copy_file(dir / "keys" / (name + ".pub"), dir / "auth" / sub / (name + ".pub"));
 }
 
-std::map<std::string, Role> roles_by_name(const AuthorizedKeys& keys) {
+// Loads dir/auth and returns each name's role; *without_role: how many keys have role kAny.
+std::map<std::string, Role> load_roles(const std::filesystem::path& dir, size_t* without_role) {
+  AuthorizedKeys keys;
+  std::string err;
+  EXPECT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
   std::map<std::string, Role> out;
   for (const auto& [key, e] : keys) out[e.name] = e.role;
+  *without_role = keys_without_role(keys);
   return out;
 }
 
@@ -103,19 +108,17 @@ TEST(Curve, RoleFoldersGiveEachKeyItsRole) {
   authorise(dir, "clients", "dev");
   authorise(dir, "admins", "ops");
   authorise(dir, ".git", "ignored");  // hidden folders are not role folders
-  AuthorizedKeys keys;
-  std::string err;
-  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
-  EXPECT_EQ(roles_by_name(keys), (std::map<std::string, Role>{{"builder-7", Role::kRunner},
-                                                              {"watcher", Role::kObserver},
-                                                              {"dev", Role::kClient},
-                                                              {"ops", Role::kAdmin}}));
-  EXPECT_EQ(keys_without_role(keys), 0u);
+  size_t without_role = 9;
+  EXPECT_EQ(load_roles(dir, &without_role),
+            (std::map<std::string, Role>{{"builder-7", Role::kRunner},
+                                         {"watcher", Role::kObserver},
+                                         {"dev", Role::kClient},
+                                         {"ops", Role::kAdmin}}));
+  EXPECT_EQ(without_role, 0u);
 
   authorise(dir, "", "old-style");  // directly in the folder: every role, as before roles
-  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
-  EXPECT_EQ(roles_by_name(keys).at("old-style"), Role::kAny);
-  EXPECT_EQ(keys_without_role(keys), 1u);
+  EXPECT_EQ(load_roles(dir, &without_role).at("old-style"), Role::kAny);
+  EXPECT_EQ(without_role, 1u);
   std::filesystem::remove_all(dir);
 }
 
@@ -123,12 +126,10 @@ TEST(Curve, FlatLayoutKeepsEveryRole) {
   const auto dir = temp_dir();
   authorise(dir, "", "r1");
   authorise(dir, "", "admin");
-  AuthorizedKeys keys;
-  std::string err;
-  ASSERT_TRUE(load_authorized_keys(dir / "auth", &keys, &err)) << err;
-  EXPECT_EQ(roles_by_name(keys),
+  size_t without_role = 0;
+  EXPECT_EQ(load_roles(dir, &without_role),
             (std::map<std::string, Role>{{"r1", Role::kAny}, {"admin", Role::kAny}}));
-  EXPECT_EQ(keys_without_role(keys), 2u);
+  EXPECT_EQ(without_role, 2u);
   std::filesystem::remove_all(dir);
 }
 
