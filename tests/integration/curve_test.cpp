@@ -296,5 +296,25 @@ TEST(Curve, ASecretKeyOthersCanReadIsRefusedByEveryComponent) {
   EXPECT_EQ(s.output, line("simpleci", "ops"));
 }
 
+TEST(Curve, KeygenCanAuthoriseTheKeyInItsRoleFolder) {
+  TempDir tmp;
+  const fs::path keys = tmp.path() / "keys", allowed = tmp.path() / "allowed";
+  RunResult k = run({bin("simpleci"), "keygen", "builder-7", "--dir", keys.string(), "--authorize",
+                     allowed.string(), "--role", "runner"});
+  ASSERT_EQ(k.exit_code, 0) << k.output;
+  EXPECT_EQ(read_text(allowed / "runners" / "builder-7.pub"), read_text(keys / "builder-7.pub"));
+  curve::AuthorizedKeys loaded;
+  std::string err;
+  ASSERT_TRUE(curve::load_authorized_keys(allowed, &loaded, &err)) << err;
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded.begin()->second, (curve::KeyEntry{"builder-7", Role::kRunner}));
+
+  RunResult bad = run({bin("simpleci"), "keygen", "x", "--dir", keys.string(), "--authorize",
+                       allowed.string(), "--role", "root"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.output, "simpleci: --role must be runner, observer, client or admin, got 'root'\n");
+  EXPECT_FALSE(fs::exists(keys / "x.key")) << "nothing is written after a bad flag";
+}
+
 }  // namespace
 }  // namespace simpleci::itest

@@ -271,6 +271,34 @@ int do_logs(std::string component, const std::string& log_dir, bool follow) {
 }  // namespace
 
 namespace {
+// keygen, and with --authorize DIR --role ROLE the public key copied to DIR/<role folder>/.
+int do_keygen(const std::string& key_dir, const std::string& name, const std::string& authorize_dir,
+              const std::string& role) {
+  if (authorize_dir.empty() != role.empty()) {
+    return cli::fail(kProg, "--authorize and --role go together", cli::kUsageError);
+  }
+  std::optional<Role> r = role_from_folder(role + "s");
+  if (!role.empty() && !r) {
+    return cli::fail(kProg, "--role must be runner, observer, client or admin, got '" + role + "'",
+                     cli::kUsageError);
+  }
+  std::string err;
+  std::error_code ec;
+  fs::create_directories(key_dir, ec);
+  if (!curve::keygen(key_dir, name, &err)) return cli::fail(kProg, err, cli::kRuntimeError);
+  const fs::path pub = fs::path(key_dir) / (name + ".pub");
+  std::printf("wrote %s (secret, keep it private) and %s\n",
+              (fs::path(key_dir) / (name + ".key")).c_str(), pub.c_str());
+  if (!r) return 0;
+  const fs::path to = fs::path(authorize_dir) / folder_of(*r) / (name + ".pub");
+  fs::create_directories(to.parent_path(), ec);
+  fs::copy_file(pub, to, ec);
+  if (ec) return cli::fail(kProg, "cannot copy to '" + to.string() + "': " + ec.message(), cli::kRuntimeError);
+  std::printf("authorised %s as a %s: %s (send the dispatcher SIGHUP to apply)\n", name.c_str(),
+              role.c_str(), to.c_str());
+  return 0;
+}
+
 int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI client"};
   app.require_subcommand(1);
@@ -302,13 +330,15 @@ int run_main(int argc, char** argv) {
   watch->add_option("JOB_OR_COMMIT", target, "job number, or commit id (its newest job)")->required();
   watch->add_option("--interval-ms", interval_ms, "how often to ask for new output (default 200)");
   auto* logs = app.add_subcommand("logs", "print (or follow) a component's log");
-  std::string component, log_dir = kDefaultLogDir, key_dir = ".", name;
+  std::string component, log_dir = kDefaultLogDir, key_dir = ".", name, authorize_dir, role;
   logs->add_option("COMPONENT", component, "dispatcher, observer, runner-NAME or runner")->required();
   logs->add_flag("-f,--follow", follow, "keep printing new lines");
   logs->add_option("--log-dir", log_dir, "log folder");
   auto* keygen = app.add_subcommand("keygen", "make a CurveZMQ key pair NAME.key / NAME.pub");
   keygen->add_option("NAME", name, "key name")->required();
   keygen->add_option("--dir", key_dir, "folder for the key files (default .)");
+  keygen->add_option("--authorize", authorize_dir, "also copy NAME.pub into this authorised-keys folder");
+  keygen->add_option("--role", role, "with --authorize: runner|observer|client|admin");
 
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
@@ -328,15 +358,7 @@ int run_main(int argc, char** argv) {
   if (retry->parsed()) return do_job_request(c, false, job);
   if (watch->parsed()) return do_watch(c, target, interval_ms);
   if (logs->parsed()) return do_logs(component, log_dir, follow);
-  if (keygen->parsed()) {
-    std::string err;
-    std::error_code ec;
-    fs::create_directories(key_dir, ec);
-    if (!curve::keygen(key_dir, name, &err)) return cli::fail(kProg, err, cli::kRuntimeError);
-    std::printf("wrote %s (secret, keep it private) and %s\n",
-                (fs::path(key_dir) / (name + ".key")).c_str(), (fs::path(key_dir) / (name + ".pub")).c_str());
-    return 0;
-  }
+  if (keygen->parsed()) return do_keygen(key_dir, name, authorize_dir, role);
   return cli::fail(kProg, "no subcommand", cli::kUsageError);
 }
 }  // namespace
