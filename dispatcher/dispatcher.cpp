@@ -93,19 +93,18 @@ bool Dispatcher::allowed(std::string_view peer, std::string_view user_id, const 
   reject_reason("unauthorized", peer, "key '" + key->first + "' (" +
                                           std::string(to_string(key->second)) + ") sent " + what);
   send_later(peer, msg::Error{p.request_id, msg::ErrorCode::kUnauthorized,
-                              "a " + std::string(to_string(key->second)) + " key may not send " +
-                                  what});
+                              "key '" + key->first + "' (" + std::string(to_string(key->second)) +
+                                  ") may not send " + what});
   return false;
 }
 
 void Dispatcher::set_authorized(Authorized keys) {
   authorized_ = std::move(keys);
   std::vector<std::string> revoked;
+  constexpr auto kRegister = static_cast<uint8_t>(msg::MessageType::kRegister);
   for (const auto& [name, r] : runners_) {
     auto key = authorized_->find(name);
-    if (key == authorized_->end() || !role_allows(key->second, static_cast<uint8_t>(msg::MessageType::kRegister))) {
-      revoked.push_back(name);
-    }
+    if (key == authorized_->end() || !role_allows(key->second, kRegister)) revoked.push_back(name);
   }
   for (const auto& name : revoked) runner_lost(name, "its key was revoked");
 }
