@@ -1,6 +1,8 @@
 #include "dispatcher/server.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,6 +101,20 @@ void reload_keys(const ServerOptions& opt, curve::ZapHandler* zap, Dispatcher& c
   zap->set_keys(std::move(keys));
 }
 
+// libzmq removes a socket file left at the path before binding, which would quietly take the
+// address from a dispatcher still running there; a TCP bind would fail instead, and so does this.
+bool socket_in_use(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool listening = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return listening;
+}
+
 // An ipc:// socket's folder decides who can reach the dispatcher, so it must be this user's and
 // closed to changes by anyone else: made 0700 when missing; refused when another user owns it or
 // group or others may write to it (they could put their own socket in its place).
@@ -129,6 +145,10 @@ bool prepare_ipc_folder(const std::string& socket, std::string* err) {
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     *err = "the ipc socket folder '" + dir.string() + "' is writable by group or others (mode " +
            mode + "); run chmod 700 " + dir.string();
+    return false;
+  }
+  if (socket_in_use(socket)) {
+    *err = "cannot bind ipc://" + socket + ": another process is listening on it";
     return false;
   }
   if ((st.st_mode & 077) != 0) {

@@ -90,6 +90,14 @@ TEST(Ipc, PipelineRunsOverAUnixSocket) {
   ASSERT_TRUE(c.start_dispatcher(ep)) << c.logs();
   EXPECT_EQ(c.endpoint(), ep);
   EXPECT_EQ(mode_of(dir), 0700u);
+  // A second dispatcher on the same socket is refused, as a second TCP bind would be.
+  RunResult twice = run({bin("simpleci-dispatcher"), "--bind", ep, "--state-dir",
+                         (c.root() / "state2").string(), "--log-dir", (c.root() / "logs2").string(),
+                         "--results-dir", (c.root() / "results2").string()},
+                        {}, 10s);
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_EQ(twice.output, "simpleci-dispatcher: cannot bind " + ep +
+                              ": another process is listening on it\n");
   c.start_runner("local", 1);
   c.start_observer(100);
   std::string id = c.upstream().commit({{".simpleci/test", script(0, "echo over-ipc")}}, "ipc");
