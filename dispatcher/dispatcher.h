@@ -169,7 +169,7 @@ class Dispatcher {
   std::unordered_map<std::string, uint64_t> active_by_commit_;
   std::deque<uint64_t> queue_;
   std::unordered_map<uint64_t, Live> live_;         // running jobs' output, by job id
-  std::optional<Authorized> authorized_;  // key names allowed and their roles (CURVE)
+  std::optional<Authorized> authorized_;            // key names allowed and their roles (CURVE)
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure
