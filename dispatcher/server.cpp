@@ -87,8 +87,19 @@ void reload_keys(const ServerOptions& opt, curve::ZapHandler* zap, Dispatcher& c
 
 int run_server(const ServerOptions& opt, int signal_fd) {
   std::string err;
-  if (!ensure_writable_dir(opt.state_dir, &err)) return fail(err);
-  if (!ensure_writable_dir(opt.config.results_dir, &err)) return fail(err);
+  // The state folder holds every job's output: private. A folder that exists keeps the mode
+  // someone gave it (the database inside is made 0600 regardless); a wide one is reported.
+  bool wider = false;
+  if (!ensure_dir_with_mode(opt.state_dir, 0700, &wider, &err)) return fail(err);
+  if (wider) {
+    spdlog::warn("state folder {} is readable by others (mode wider than 0700); the database in it "
+                 "is 0600", opt.state_dir.string());
+  }
+  if (!ensure_dir_with_mode(opt.config.results_dir, kResultsDirMode, &wider, &err)) return fail(err);
+  if (wider) {
+    spdlog::warn("results folder {} grants more than mode 0750 (others may read, or write, results)",
+                 opt.config.results_dir.string());
+  }
   Store store;
   if (!store.open((opt.state_dir / "simpleci.db").string(), &err)) return fail(err);
 
@@ -124,7 +135,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   cfg.require_identity = use_curve;
   cfg.async_files = true;
   Dispatcher core(clock, store, outbox, cfg);
-  if (!core.recover(&err)) return fail(err);
+  if (!core.recover(&err) || !core.reconcile_files(&err)) return fail(err);
   if (use_curve) core.set_authorized(names_of(keys));
   spdlog::info("listening on {}", endpoint);
 

@@ -78,7 +78,8 @@ TEST_F(StoreTest, FinishedJobKeepsOutputAndLeavesTheActiveSet) {
   std::vector<JobRow> rows;
   ASSERT_TRUE(s.load_active(&rows, &err_));
   EXPECT_TRUE(rows.empty());
-  auto latest = s.latest_for_commit(kA, &err_);
+  std::optional<JobRow> latest;
+  ASSERT_TRUE(s.latest_for_commit(kA, &latest, &err_)) << err_;
   ASSERT_TRUE(latest);
   EXPECT_EQ(latest->summary.exit_code, 2);
   std::string got;
