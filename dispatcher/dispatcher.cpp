@@ -65,9 +65,11 @@ bool Dispatcher::reconcile_files(std::string* err) {
   if (!reconcile_results(store_, cfg_.results_dir, cfg_.fsync_results, &st, err)) return false;
   counters_["results.rewritten"] += st.rewritten;
   counters_["results.file_errors"] += st.failed;
-  spdlog::info("result files: {} commits checked against the store, {} rewritten, {} failed, {} "
-               "leftover temporary files removed",
-               st.checked, st.rewritten, st.failed, st.temps_removed);
+  const bool news = st.rewritten > 0 || st.failed > 0 || st.temps_removed > 0;
+  spdlog::log(news ? spdlog::level::info : spdlog::level::debug,
+              "result files: {} commits checked against the store, {} rewritten, {} failed, {} "
+              "leftover temporary files removed",
+              st.checked, st.rewritten, st.failed, st.temps_removed);
   return true;
 }
 

@@ -118,6 +118,17 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   }
   zmq::socket_t router = net::make_router(ctx);
   if (use_curve) curve::configure_server(router, secret);
+
+  SystemClock clock;
+  RouterOutbox outbox(router);
+  Config cfg = opt.config;
+  cfg.require_identity = use_curve;
+  cfg.async_files = true;
+  Dispatcher core(clock, store, outbox, cfg);
+  // The result files are made to agree with the store before anyone can connect (so the
+  // endpoint file appears once they do), and before recover() starts the clock on running
+  // jobs whose runners have 3 heartbeat intervals to come back.
+  if (!core.reconcile_files(&err) || !core.recover(&err)) return fail(err);
   try {
     router.bind(opt.bind);
   } catch (const zmq::error_t& e) {
@@ -128,14 +139,6 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED);
   zmq::socket_t mon(ctx, zmq::socket_type::pair);
   mon.connect(kMonitorEndpoint);
-
-  SystemClock clock;
-  RouterOutbox outbox(router);
-  Config cfg = opt.config;
-  cfg.require_identity = use_curve;
-  cfg.async_files = true;
-  Dispatcher core(clock, store, outbox, cfg);
-  if (!core.recover(&err) || !core.reconcile_files(&err)) return fail(err);
   if (use_curve) core.set_authorized(names_of(keys));
   spdlog::info("listening on {}", endpoint);
 
