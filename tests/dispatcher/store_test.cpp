@@ -201,5 +201,32 @@ TEST_F(StoreTest, PruneDropsOldOutputKeepsTheRowsAndSaysWhoOwnsTheFiles) {
   (void)queued;
 }
 
+TEST_F(StoreTest, AStoreFromBeforePruneGainsTheColumnAndKeepsItsJobs) {
+  sqlite3* old = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &old), SQLITE_OK);
+  const std::string sql =
+                         "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, commit_id TEXT NOT NULL, "
+                         "branch TEXT NOT NULL, status INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, "
+                         "queue_pos INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '', exit_code "
+                         "INTEGER NOT NULL DEFAULT -1, created_at_ms INTEGER NOT NULL, started_at_ms INTEGER "
+                         "NOT NULL DEFAULT 0, finished_at_ms INTEGER NOT NULL DEFAULT 0, duration_ms INTEGER "
+                         "NOT NULL DEFAULT 0, truncated INTEGER NOT NULL DEFAULT 0, output BLOB);"
+                         "INSERT INTO jobs(commit_id, branch, status, created_at_ms, finished_at_ms, output) "
+                         "VALUES('" + kA + "', 'main', 2, 1, 5, x'6f6b');";
+  ASSERT_EQ(sqlite3_exec(old, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(old);
+  Store s;
+  ASSERT_TRUE(s.open(path_, &err_)) << err_;
+  std::optional<JobRow> row;
+  ASSERT_TRUE(s.job(1, &row, &err_)) << err_;
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->pruned);
+  ASSERT_TRUE(s.begin(&err_));
+  std::vector<PrunedJob> pruned;
+  ASSERT_TRUE(s.prune(10, 10, &pruned, &err_)) << err_;
+  ASSERT_TRUE(s.commit(&err_));
+  EXPECT_EQ(pruned.size(), 1u);
+}
+
 }  // namespace
 }  // namespace simpleci::dispatcher
