@@ -13,6 +13,12 @@ namespace simpleci::dispatcher {
 
 using msg::JobStatus;
 
+namespace {
+// A result file write that failed is tried again after this, doubling up to the longest.
+constexpr Millis kFirstFileRetry(250);
+constexpr Millis kLongestFileRetry(30000);
+}  // namespace
+
 Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg)
     : clock_(clock),
       store_(store),
@@ -65,6 +71,9 @@ bool Dispatcher::reconcile_files(std::string* err) {
   if (!reconcile_results(store_, cfg_.results_dir, cfg_.fsync_results, &st, err)) return false;
   counters_["results.rewritten"] += st.rewritten;
   counters_["results.file_errors"] += st.failed;
+  for (const auto& [commit, id] : st.failed_jobs) {  // retried from tick(), like any failed write
+    retries_[commit] = Retry{id, clock_.now() + kFirstFileRetry, kFirstFileRetry, false};
+  }
   const bool news = st.rewritten > 0 || st.failed > 0 || st.temps_removed > 0;
   spdlog::log(news ? spdlog::level::info : spdlog::level::debug,
               "result files: {} commits checked against the store, {} rewritten, {} failed, {} "
@@ -666,17 +675,15 @@ void Dispatcher::on_written() {
 // The writer's verdict on a batch: a retried write that worked ends its retry; a failed one is
 // (re)scheduled with backoff, unless a newer result of the same commit has replaced it.
 void Dispatcher::files_done(ResultWriter::Batch& b) {
-  constexpr Millis kFirstRetry(250);
-  constexpr Millis kLongestRetry(30000);
   std::set<uint64_t> failed;
   for (const auto& [s, why] : b.failed) {
     failed.insert(s.job_id);
     ++counters_["results.file_errors"];
-    auto [it, fresh] = retries_.try_emplace(s.commit, Retry{s.job_id, {}, kFirstRetry, false});
+    auto [it, fresh] = retries_.try_emplace(s.commit, Retry{s.job_id, {}, kFirstFileRetry, false});
     Retry& r = it->second;
     if (!fresh && r.job_id > s.job_id) continue;  // a newer result's write is pending
-    if (fresh || r.job_id != s.job_id) r.backoff = kFirstRetry;
-    else if (r.in_flight) r.backoff = std::min(r.backoff * 2, kLongestRetry);
+    if (fresh || r.job_id != s.job_id) r.backoff = kFirstFileRetry;
+    else if (r.in_flight) r.backoff = std::min(r.backoff * 2, kLongestFileRetry);
     r.job_id = s.job_id;
     r.in_flight = false;
     r.due = clock_.now() + r.backoff;

@@ -107,6 +107,7 @@ bool reconcile_results(Store& store, const std::filesystem::path& dir, bool dura
         if (!store.output(f.summary.job_id, &output, &why) ||
             !write_result_files(dir, f.summary, output, durable, &why)) {
           ++stats->failed;
+          stats->failed_jobs.emplace_back(f.summary.commit, f.summary.job_id);
           spdlog::error("cannot rewrite the result files of job {}: {}", f.summary.job_id, why);
           return true;
         }

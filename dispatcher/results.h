@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dispatcher/store.h"
 #include "messages/messages.h"
@@ -33,7 +35,8 @@ bool remove_result_files(const std::filesystem::path& dir, const std::string& co
 struct ReconcileStats {
   size_t checked = 0;        // commits whose newest final job owns files
   size_t rewritten = 0;      // of those, files missing or different, written again
-  size_t failed = 0;         // could not be written (logged; the dispatcher retries nothing here)
+  size_t failed = 0;         // could not be written (logged; the dispatcher retries them)
+  std::vector<std::pair<std::string, uint64_t>> failed_jobs;  // (commit, job id) of those
   size_t temps_removed = 0;  // leftover <name>.tmp.* files of an interrupted write
 };
 

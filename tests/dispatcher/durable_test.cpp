@@ -136,6 +136,21 @@ TEST_F(Durable, AtStartFilesAreMadeToAgreeWithTheStore) {
   EXPECT_EQ(d_->counter("results.rewritten"), 0u) << "files that agree are left alone";
 }
 
+TEST_F(Durable, AFileTheStartUpPassCannotWriteIsRetriedLater) {
+  add_runner("r1");
+  run_job(1);
+  break_results_dir();
+  open();
+  std::string err;
+  ASSERT_TRUE(d_->reconcile_files(&err)) << err;
+  EXPECT_EQ(d_->counter("results.file_errors"), 1u);
+  EXPECT_EQ(d_->files_to_retry(), 1u);
+  mend_results_dir();
+  advance(300);
+  EXPECT_EQ(d_->files_to_retry(), 0u);
+  EXPECT_EQ(slurp(out_file(1)), "output of " + commit_id(1));
+}
+
 TEST_F(Durable, CommitsPastMaxQueuedGetQueueFullAndAreNotStored) {
   cfg_.max_queued = 100;
   open();
