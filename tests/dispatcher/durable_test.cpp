@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "tests/dispatcher/fixture.h"
 
@@ -149,6 +151,34 @@ TEST_F(Durable, AFileTheStartUpPassCannotWriteIsRetriedLater) {
   advance(300);
   EXPECT_EQ(d_->files_to_retry(), 0u);
   EXPECT_EQ(slurp(out_file(1)), "output of " + commit_id(1));
+}
+
+TEST_F(Durable, JobsAreLoggedAtDebugAndSummedUpAtInfoEveryTenSeconds) {
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", ring));
+  spdlog::set_level(spdlog::level::info);
+  ring->set_pattern("%l %v");
+  add_runner("r1");
+  run_job(1);
+  submit("obs", 2);  // goes to r1 and keeps running
+  pass_time(5000, {"r1"});
+  for (const auto& line : ring->last_formatted()) {
+    EXPECT_EQ(line.find("job "), std::string::npos) << "per-job lines are debug: " << line;
+  }
+  pass_time(5000, {"r1"});
+  auto lines = ring->last_formatted();
+  spdlog::set_default_logger(previous);
+  std::vector<std::string> summaries;
+  for (const auto& line : lines) {
+    if (line.find("last ") != std::string::npos) summaries.push_back(line);
+  }
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0], "info last 10 s: 2 queued, 1 finished (1 passed); 0 waiting, 1 running\n");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", ring));
+  pass_time(10000, {"r1"});
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(ring->last_formatted().size(), lines.size()) << "nothing happened: no summary";
 }
 
 TEST_F(Durable, CommitsPastMaxQueuedGetQueueFullAndAreNotStored) {
