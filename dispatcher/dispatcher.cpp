@@ -616,7 +616,16 @@ bool Dispatcher::flush() {
   dispatch();
   bool ok = !tx_failed_;
   std::string err = tx_error_;
-  if (ok && store_.in_transaction()) ok = store_.commit(&err);
+  if (ok && store_.in_transaction()) {
+    const SteadyTime t0 = clock_.now();
+    ok = store_.commit(&err);
+    // Every reply waits for the disk flush; one that holds the loop for long is worth knowing
+    // about (peers hear nothing meanwhile, heartbeats included).
+    if (const auto took = clock_.now() - t0; took >= hb_) {
+      spdlog::warn("the store's commit (disk flush) took {} ms; the heartbeat interval is {} ms",
+                   std::chrono::duration_cast<Millis>(took).count(), hb_.count());
+    }
+  }
   if (!ok) store_.rollback();
   std::vector<Deferred> out;
   out.swap(deferred_);

@@ -97,6 +97,9 @@ class Dispatcher {
   // Output bytes of results not yet on disk (in the writer or waiting for this round's commit):
   // the loop also stops reading while this is large, since each result can hold 16 MiB.
   size_t unwritten_bytes() const { return writer_backlog_bytes_ + files_bytes_; }
+  // Output bytes stored in this round's transaction: the loop ends a round (and commits) past a
+  // bound, since the commit flushes them to the disk and the loop waits for it.
+  size_t round_bytes() const { return files_bytes_; }
 
   // With CURVE: the names of the keys allowed now (after the authorised-keys folder was read
   // again). From then on a message under any other key name is refused (ERROR unauthorized,

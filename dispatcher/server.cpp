@@ -24,6 +24,7 @@ constexpr const char* kMonitorEndpoint = "inproc://simpleci-dispatcher-monitor";
 constexpr int kBatch = 4096;  // messages read per round before one group commit
 constexpr size_t kMaxWriterBacklog = 20000;  // result files waiting for the writer thread
 constexpr size_t kMaxUnwrittenBytes = 256u << 20;  // and the output bytes they hold
+constexpr size_t kMaxRoundBytes = 16u << 20;  // output in one commit (synchronous=FULL flushes it)
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());
@@ -168,7 +169,9 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
     const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
-    for (int n = 0; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes; ++n) {
+    for (int n = 0; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
+                    core.round_bytes() < kMaxRoundBytes;
+         ++n) {
       auto r = net::recv(router, true, 4);
       if (!r) break;
       // libzmq reports a closed connection (on the monitor) before the descriptor can be reused,
