@@ -13,14 +13,22 @@ namespace simpleci::dispatcher {
 
 using msg::JobStatus;
 
+namespace {
+// A result file write that failed is tried again after this, doubling up to the longest.
+constexpr Millis kFirstFileRetry(250);
+constexpr Millis kLongestFileRetry(30000);
+}  // namespace
+
 Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg)
     : clock_(clock),
       store_(store),
       out_(out),
       cfg_(std::move(cfg)),
       hb_(cfg_.heartbeat_ms),
-      started_(clock.now()) {
-  if (cfg_.async_files) writer_ = std::make_unique<ResultWriter>(cfg_.results_dir);
+      started_(clock.now()),
+      activity_since_(started_),
+      next_prune_(started_) {
+  if (cfg_.async_files) writer_ = std::make_unique<ResultWriter>(cfg_.results_dir, cfg_.fsync_results);
 }
 
 bool Dispatcher::recover(std::string* err) {
@@ -55,6 +63,22 @@ bool Dispatcher::recover(std::string* err) {
     spdlog::info("{} running jobs wait up to {} ms for their runners to return", orphans,
                  3 * hb_.count());
   }
+  return true;
+}
+
+bool Dispatcher::reconcile_files(std::string* err) {
+  ReconcileStats st;
+  if (!reconcile_results(store_, cfg_.results_dir, cfg_.fsync_results, &st, err)) return false;
+  counters_["results.rewritten"] += st.rewritten;
+  counters_["results.file_errors"] += st.failed;
+  for (const auto& [commit, id] : st.failed_jobs) {  // retried from tick(), like any failed write
+    retries_[commit] = Retry{id, clock_.now() + kFirstFileRetry, kFirstFileRetry, false};
+  }
+  const bool news = st.rewritten > 0 || st.failed > 0 || st.temps_removed > 0;
+  spdlog::log(news ? spdlog::level::info : spdlog::level::debug,
+              "result files: {} commits checked against the store, {} rewritten, {} failed, {} "
+              "leftover temporary files removed",
+              st.checked, st.rewritten, st.failed, st.temps_removed);
   return true;
 }
 
@@ -152,6 +176,8 @@ void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m,
           on_retry(peer, v);
         } else if constexpr (std::is_same_v<T, msg::WatchRequest>) {
           on_watch(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::PruneRequest>) {
+          on_prune(peer, v);
         } else {
           std::string what(msg::to_string(msg::type_of(m)));
           reject_reason("unexpected_type", peer, what);
@@ -229,7 +255,7 @@ void Dispatcher::on_result(Runner& r, msg::Result& res) {
                  it->second.s.attempt == res.attempt && it->second.s.runner == r.name;
   if (!current) {
     ++counters_["results.stale"];
-    spdlog::info("stale result for job {} attempt {} from {} acknowledged and dropped",
+    spdlog::debug("stale result for job {} attempt {} from {} acknowledged and dropped",
                  res.job_id, res.attempt, r.name);
     send_later(r.peer, msg::ResultAck{res.job_id, res.attempt});
     return;
@@ -279,18 +305,46 @@ void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
   }
   if (!c.force) {
     std::string err;
-    if (auto latest = store_.latest_for_commit(c.commit, &err)) {
+    std::optional<JobRow> latest;
+    if (!store_.latest_for_commit(c.commit, &latest, &err)) {
+      // Not knowing whether the commit has a job must not queue it a second time.
+      ++counters_["store.failures"];
+      spdlog::error("cannot look up commit {}: {}", c.commit, err);
+      send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot read the store; retry later"});
+      return;
+    }
+    if (latest) {
       send_later(peer, msg::Accepted{c.request_id, latest->summary.job_id, true});
       return;
     }
   }
+  if (refuse_if_full(peer, c.request_id)) return;
   uint64_t id = enqueue(c.commit, c.branch);
   if (id == 0) {
     send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
     return;
   }
-  spdlog::info("job {} queued: {} ({})", id, c.commit, c.branch.empty() ? "no branch" : c.branch);
+  spdlog::debug("job {} queued: {} ({})", id, c.commit, c.branch.empty() ? "no branch" : c.branch);
+  ++activity_.queued;
   send_later(peer, msg::Accepted{c.request_id, id, false});
+}
+
+// A new job past --max-queued is refused: a flood of commits cannot grow the queue, the store
+// and the runners' work without bound. Jobs that are requeued (runner lost) are not counted
+// against the limit: they were admitted already.
+bool Dispatcher::refuse_if_full(std::string_view peer, uint64_t request_id) {
+  if (queue_.size() < cfg_.max_queued) return false;
+  ++counters_["jobs.refused_queue_full"];
+  uint64_t held = 0;
+  if (full_log_.allow(clock_.now(), &held)) {
+    spdlog::warn("queue full ({} jobs queued, --max-queued {}): a new job was refused{}",
+                 queue_.size(), cfg_.max_queued,
+                 held ? " [" + std::to_string(held) + " similar lines held back]" : "");
+  }
+  send_later(peer, msg::Error{request_id, msg::ErrorCode::kQueueFull,
+                              std::to_string(queue_.size()) + " jobs queued, the limit is " +
+                                  std::to_string(cfg_.max_queued)});
+  return true;
 }
 
 // ---- bad input --------------------------------------------------------------------------
@@ -420,7 +474,10 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
   active_.erase(it);
   live_.erase(job_id);
   ++counters_[std::string("jobs.") + std::string(msg::to_string(st))];
-  spdlog::info("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
+  ++activity_.finished;
+  ++activity_.by_status[std::string(msg::to_string(st))];
+  retries_.erase(s.commit);  // this newer result's files replace whatever failed before
+  spdlog::debug("job {} {}: {} on {} (attempt {}, {} ms)", job_id, msg::to_string(st), s.commit,
                s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
   files_bytes_ += output.size();
   files_.emplace_back(std::move(s), std::move(output));
@@ -540,6 +597,29 @@ void Dispatcher::tick() {
     finish(id, JobStatus::kTimeout, -1, s.started_at_ms, wall, false,
            "simpleci: no result within the job timeout plus 60 s\n");
   }
+  retry_files();
+  prune_periodically();
+  log_activity(false);
+}
+
+// Per-job lines are debug; this info line sums them up at most every 10 s (and only when
+// something happened), so a busy dispatcher's log grows with time, not with traffic.
+void Dispatcher::log_activity(bool force) {
+  constexpr auto kEvery = std::chrono::seconds(10);
+  const SteadyTime now = clock_.now();
+  if (!force && now - activity_since_ < kEvery) return;
+  if (activity_.queued > 0 || activity_.finished > 0) {
+    std::string by;
+    for (const auto& [status, n] : activity_.by_status) {
+      by += (by.empty() ? "" : ", ") + std::to_string(n) + " " + status;
+    }
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - activity_since_).count();
+    spdlog::info("last {} s: {} queued, {} finished{}; {} waiting, {} running", secs,
+                 activity_.queued, activity_.finished, by.empty() ? "" : " (" + by + ")",
+                 queue_.size(), active_.size() - queue_.size());
+  }
+  activity_ = Activity{};
+  activity_since_ = now;
 }
 
 // ---- output -----------------------------------------------------------------------------
@@ -556,44 +636,43 @@ bool Dispatcher::flush() {
   dispatch();
   bool ok = !tx_failed_;
   std::string err = tx_error_;
-  if (ok && store_.in_transaction()) ok = store_.commit(&err);
+  if (ok && store_.in_transaction()) {
+    const SteadyTime t0 = clock_.now();
+    ok = store_.commit(&err);
+    // Every reply waits for the disk flush; one that holds the loop for long is worth knowing
+    // about (peers hear nothing meanwhile, heartbeats included).
+    if (const auto took = clock_.now() - t0; took >= hb_) {
+      spdlog::warn("the store's commit (disk flush) took {} ms; the heartbeat interval is {} ms",
+                   std::chrono::duration_cast<Millis>(took).count(), hb_.count());
+    }
+  }
   if (!ok) store_.rollback();
   std::vector<Deferred> out;
   out.swap(deferred_);
-  if (ok && writer_) {
-    // Only RESULT_ACK promises that the result files exist: acks wait for their batch's files
-    // (batches finish in order); everything else goes out now.
+  if (ok) {
+    // Everything is durable now (synchronous=FULL): every reply goes, RESULT_ACK included. The
+    // files are a view of the store, written after the commit; a failed write is retried.
+    for (const auto& d : out) send_now(d.peer, d.m);
+    if (files_.empty() && removals_.empty()) return true;
     ResultWriter::Batch b;
     b.files.swap(files_);
+    b.removals.swap(removals_);
     b.output_bytes = std::exchange(files_bytes_, 0);
-    for (auto& d : out) {
-      if (std::holds_alternative<msg::ResultAck>(d.m)) b.messages.emplace_back(std::move(d.peer), std::move(d.m));
-      else send_now(d.peer, d.m);
-    }
-    if (!b.files.empty() || !b.messages.empty()) {
+    if (writer_) {
       writer_backlog_ += b.files.size();
       writer_backlog_bytes_ += b.output_bytes;
       writer_->push(std::move(b));
+    } else {
+      ResultWriter::write(cfg_.results_dir, cfg_.fsync_results, b);
+      files_done(b);
     }
-    return true;
-  }
-  if (ok) {
-    for (const auto& [s, output] : files_) {
-      std::string ferr;
-      if (!write_result_files(cfg_.results_dir, s, output, &ferr)) {
-        ++counters_["results.file_errors"];
-        spdlog::error("cannot write result files for job {}: {}", s.job_id, ferr);
-      }
-    }
-    files_.clear();
-    files_bytes_ = 0;
-    for (const auto& d : out) send_now(d.peer, d.m);
     return true;
   }
   ++counters_["store.failures"];
   spdlog::error("store commit failed, nothing of this round was kept: {}", err);
   files_.clear();
   files_bytes_ = 0;
+  removals_.clear();
   for (const auto& d : out) {
     std::visit(
         [&](const auto& v) {
@@ -618,12 +697,109 @@ void Dispatcher::on_written() {
   for (auto& b : writer_->take_done()) {
     writer_backlog_ -= std::min(writer_backlog_, b.files.size());
     writer_backlog_bytes_ -= std::min(writer_backlog_bytes_, b.output_bytes);
-    for (const auto& e : b.errors) {
-      ++counters_["results.file_errors"];
-      spdlog::error("cannot write result files for {}", e);
-    }
-    for (const auto& [peer, m] : b.messages) send_now(peer, m);
+    files_done(b);
   }
+}
+
+// The writer's verdict on a batch: a retried write that worked ends its retry; a failed one is
+// (re)scheduled with backoff, unless a newer result of the same commit has replaced it.
+void Dispatcher::files_done(ResultWriter::Batch& b) {
+  std::set<uint64_t> failed;
+  for (const auto& [s, why] : b.failed) {
+    failed.insert(s.job_id);
+    ++counters_["results.file_errors"];
+    auto [it, fresh] = retries_.try_emplace(s.commit, Retry{s.job_id, {}, kFirstFileRetry, false});
+    Retry& r = it->second;
+    if (!fresh && r.job_id > s.job_id) continue;  // a newer result's write is pending
+    if (fresh || r.job_id != s.job_id) r.backoff = kFirstFileRetry;
+    else if (r.in_flight) r.backoff = std::min(r.backoff * 2, kLongestFileRetry);
+    r.job_id = s.job_id;
+    r.in_flight = false;
+    r.due = clock_.now() + r.backoff;
+    uint64_t held = 0;
+    if (file_log_.allow(clock_.now(), &held)) {
+      spdlog::error("cannot write the result files of job {} ({}): {}; retrying in {} ms{}",
+                    s.job_id, s.commit, why, r.backoff.count(),
+                    held ? " [" + std::to_string(held) + " similar lines held back]" : "");
+    }
+  }
+  for (const auto& [s, output] : b.files) {
+    auto it = retries_.find(s.commit);
+    if (it != retries_.end() && it->second.job_id == s.job_id && it->second.in_flight &&
+        !failed.count(s.job_id)) {
+      spdlog::info("result files of job {} ({}) written at last", s.job_id, s.commit);
+      retries_.erase(it);
+    }
+  }
+}
+
+// Due retries: each job's output is read again from the store (nothing waits in memory while
+// the disk is failing) and handed to the writer. At most kBytesPerRound of output per round, so
+// a long list of retries never stalls the loop.
+void Dispatcher::retry_files() {
+  constexpr size_t kBytesPerRound = 16u << 20;
+  if (retries_.empty()) return;
+  const SteadyTime now = clock_.now();
+  size_t bytes = 0;
+  std::vector<std::string> gone;
+  for (auto& [commit, r] : retries_) {
+    if (r.in_flight || now < r.due) continue;
+    if (bytes >= kBytesPerRound) break;
+    std::string err;
+    std::optional<JobRow> row;
+    uint64_t owner = 0;
+    if (!store_.job(r.job_id, &row, &err) || !store_.newest_final(commit, &owner, &err)) {
+      spdlog::error("cannot read job {} to retry its result files: {}", r.job_id, err);
+      r.due = now + r.backoff;
+      continue;
+    }
+    if (!row || row->pruned || owner != r.job_id) {  // pruned, or replaced by a newer result
+      gone.push_back(commit);
+      continue;
+    }
+    std::string output;
+    if (!store_.output(r.job_id, &output, &err)) {
+      spdlog::error("cannot read job {} to retry its result files: {}", r.job_id, err);
+      r.due = now + r.backoff;
+      continue;
+    }
+    ++counters_["results.file_retries"];
+    r.in_flight = true;
+    bytes += output.size();
+    files_bytes_ += output.size();
+    files_.emplace_back(row->summary, std::move(output));
+  }
+  for (const auto& c : gone) retries_.erase(c);
+}
+
+size_t Dispatcher::prune(uint32_t days, size_t limit) {
+  const int64_t cutoff = clock_.wall_ms() - static_cast<int64_t>(days) * 24 * 3600 * 1000;
+  std::vector<PrunedJob> pruned;
+  std::string err;
+  if (!store_ok(store_.begin(&err), err) || !store_ok(store_.prune(cutoff, limit, &pruned, &err), err)) {
+    return 0;
+  }
+  for (const PrunedJob& p : pruned) {
+    if (!p.owns_files) continue;
+    removals_.push_back(p.commit);
+    if (auto it = retries_.find(p.commit); it != retries_.end() && it->second.job_id == p.job_id) {
+      retries_.erase(it);
+    }
+  }
+  counters_["jobs.pruned"] += pruned.size();
+  return pruned.size();
+}
+
+// --prune-after-days: a pass every hour, one bounded batch per tick until nothing is left, so
+// no round stalls on a large history.
+void Dispatcher::prune_periodically() {
+  constexpr size_t kBatch = 100;
+  constexpr auto kEvery = std::chrono::hours(1);
+  if (cfg_.prune_after_days == 0 || (!pruning_ && clock_.now() < next_prune_)) return;
+  const size_t n = prune(cfg_.prune_after_days, kBatch);
+  if (n > 0) spdlog::info("pruned {} job(s) finished more than {} days ago", n, cfg_.prune_after_days);
+  pruning_ = n == kBatch;
+  if (!pruning_) next_prune_ = clock_.now() + kEvery;
 }
 
 void Dispatcher::finish_writes() {

@@ -40,7 +40,10 @@ struct Config {
   std::filesystem::path results_dir = "test_results";
   bool require_identity = false;  // CURVE: a runner's name must equal its key's name
   bool async_files = false;       // write result files on a ResultWriter thread
+  bool fsync_results = false;     // fsync each result file (the store is the durable record)
   size_t live_window = 512 * 1024;  // newest output bytes kept per running job for watchers
+  uint64_t max_queued = 100000;   // a COMMIT or RETRY past this many queued jobs: queue_full
+  uint32_t prune_after_days = 0;  // prune final jobs older than this, hourly; 0 = never
 };
 
 // Where replies go. The server implements it over the ROUTER; tests capture.
@@ -58,6 +61,14 @@ class Dispatcher {
   // Loads queued and running jobs from the store (after a restart). Running jobs wait for their
   // runner to come back for 3 heartbeat intervals, then are requeued.
   bool recover(std::string* err);
+  // Start-up: makes the result files agree with the store (see reconcile_results). Call once,
+  // before serving. False only when the store cannot be read.
+  bool reconcile_files(std::string* err);
+
+  // Prunes at most `limit` final jobs that finished more than `days` ago, in this round's
+  // transaction; their files go after the commit (only files the pruned job owns). Returns how
+  // many were pruned (the count is void if this round's commit then fails).
+  size_t prune(uint32_t days, size_t limit);
 
   // One message from peer: frames are what follows the routing id (header, body). fd is the
   // connection it arrived on (-1 unknown); user_id the CURVE key name ("" without CURVE).
@@ -73,18 +84,23 @@ class Dispatcher {
   // ERROR storage_failure or nothing, and will retry).
   bool flush();
 
-  // With async_files: readable when result files were written; then call on_written() to send
-  // what waited for them. -1 without async_files.
+  // With async_files: readable when result files were written; then call on_written() to learn
+  // which writes failed (they are retried from tick()). -1 without async_files.
   int writer_fd() const { return writer_ ? writer_->fd() : -1; }
   void on_written();
-  // Waits until every result file handed to the writer is on disk and its messages are sent.
+  // Waits until the writer has handled every result file handed to it.
   void finish_writes();
+  // Result files whose write failed and waits to be retried (from tick(), with backoff).
+  size_t files_to_retry() const { return retries_.size(); }
   // Result files handed to the writer and not yet written: the loop stops reading new
   // messages while this is large, so a slow disk cannot make memory grow without bound.
   size_t writer_backlog() const { return writer_backlog_; }
   // Output bytes of results not yet on disk (in the writer or waiting for this round's commit):
   // the loop also stops reading while this is large, since each result can hold 16 MiB.
   size_t unwritten_bytes() const { return writer_backlog_bytes_ + files_bytes_; }
+  // Output bytes stored in this round's transaction: the loop ends a round (and commits) past a
+  // bound, since the commit flushes them to the disk and the loop waits for it.
+  size_t round_bytes() const { return files_bytes_; }
 
   // With CURVE: the names of the keys allowed now and their roles (after the authorised-keys
   // folder was read again). From then on a message under any other key name, or one its key's
@@ -126,6 +142,16 @@ class Dispatcher {
     std::string peer;
     msg::Message m;
   };
+  struct Retry {  // result files that could not be written; the output is read again from the store
+    uint64_t job_id = 0;
+    SteadyTime due{};
+    Millis backoff{};
+    bool in_flight = false;  // handed to the writer again, outcome not known yet
+  };
+  struct Activity {  // what the aggregated info line reports
+    uint64_t queued = 0, finished = 0;
+    std::map<std::string, uint64_t> by_status;
+  };
 
   // m is taken apart (a result's output is moved on, not copied).
   void handle(std::string_view peer, int fd, msg::Message& m, std::string_view user_id);
@@ -138,6 +164,12 @@ class Dispatcher {
   void on_results(std::string_view peer, const msg::ResultsRequest& q);
   void on_cancel(std::string_view peer, const msg::CancelRequest& q);
   void on_retry(std::string_view peer, const msg::RetryRequest& q);
+  void on_prune(std::string_view peer, const msg::PruneRequest& q);
+  bool refuse_if_full(std::string_view peer, uint64_t request_id);
+  void files_done(ResultWriter::Batch& b);
+  void retry_files();
+  void prune_periodically();
+  void log_activity(bool force);
 
   void reject(msg::DecodeError why, std::string_view peer, const std::string& detail,
               uint64_t request_id);
@@ -172,6 +204,8 @@ class Dispatcher {
   std::optional<Authorized> authorized_;            // key names allowed and their roles (CURVE)
   std::vector<Deferred> deferred_;
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
+  std::vector<std::string> removals_;  // commits whose files go after the commit (pruned)
+  std::unordered_map<std::string, Retry> retries_;  // by commit: its newest failed write
   std::vector<std::pair<std::string, uint64_t>> deferred_errors_;  // (peer, request) on failure
   std::unique_ptr<ResultWriter> writer_;
   size_t writer_backlog_ = 0;
@@ -181,6 +215,12 @@ class Dispatcher {
   std::string tx_error_;
   std::map<std::string, uint64_t> counters_;
   LogLimiter bad_log_;
+  LogLimiter file_log_;
+  LogLimiter full_log_;
+  Activity activity_;
+  SteadyTime activity_since_;
+  SteadyTime next_prune_;
+  bool pruning_ = false;  // a periodic pass is under way (one batch per tick)
   size_t rr_ = 0;  // round-robin start for spreading work
 };
 

@@ -19,7 +19,8 @@ int run_main(int argc, char** argv) {
   std::string log_dir = kDefaultLogDir, log_level = "info";
   std::string curve_secret, authorized;
   int64_t timeout = 600, attempts = 3, heartbeat = 1000, output_cap = msg::kMaxOutputCap;
-  bool insecure = false;
+  int64_t max_queued = 100000, prune_after_days = 0;
+  bool insecure = false, fsync_results = false;
   dispatcher::Config cfg;
   app.add_option("--bind", bind, "endpoint to bind (port 0 or *: the OS picks)");
   app.add_option("--state-dir", state_dir, "folder for the SQLite store and the endpoint file");
@@ -31,6 +32,10 @@ int run_main(int argc, char** argv) {
   app.add_option("--output-cap", output_cap, "bytes of output kept per job (1024..16777216)");
   app.add_option("--curve-secret-key", curve_secret, "CURVE secret key file of the dispatcher");
   app.add_option("--authorized-keys", authorized, "folder of NAME.pub keys allowed to connect");
+  app.add_option("--max-queued", max_queued, "queued jobs before new commits get queue_full (1..10000000)");
+  app.add_option("--prune-after-days", prune_after_days,
+                 "hourly, drop the output and files of jobs finished longer ago (0 = never; 0..36500)");
+  app.add_flag("--fsync-results", fsync_results, "fsync every result file (slower; the store is durable anyway)");
   app.add_flag("--insecure", insecure, "allow a non-loopback bind without CURVE");
   app.add_option("--log-dir", log_dir, "folder for dispatcher.log");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
@@ -40,7 +45,9 @@ int run_main(int argc, char** argv) {
   if (!cli::in_range(prog, "--job-timeout", timeout, 1, 604800) ||
       !cli::in_range(prog, "--max-attempts", attempts, 1, 100) ||
       !cli::in_range(prog, "--heartbeat-ms", heartbeat, 10, 600000) ||
-      !cli::in_range(prog, "--output-cap", output_cap, 1024, msg::kMaxOutputCap)) {
+      !cli::in_range(prog, "--output-cap", output_cap, 1024, msg::kMaxOutputCap) ||
+      !cli::in_range(prog, "--max-queued", max_queued, 1, 10000000) ||
+      !cli::in_range(prog, "--prune-after-days", prune_after_days, 0, msg::kMaxPruneDays)) {
     return cli::kUsageError;
   }
   if (!is_valid_text(cfg.test_command, msg::kMaxCommandLen) || cfg.test_command.empty()) {
@@ -79,6 +86,9 @@ int run_main(int argc, char** argv) {
   cfg.job_timeout_s = static_cast<uint32_t>(timeout);
   cfg.output_cap = static_cast<uint64_t>(output_cap);
   cfg.results_dir = results_dir;
+  cfg.max_queued = static_cast<uint64_t>(max_queued);
+  cfg.prune_after_days = static_cast<uint32_t>(prune_after_days);
+  cfg.fsync_results = fsync_results;
   opt.config = cfg;
   return dispatcher::run_server(opt, sfd);
 }

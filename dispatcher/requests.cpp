@@ -58,8 +58,10 @@ void Dispatcher::on_cancel(std::string_view peer, const msg::CancelRequest& q) {
   auto it = active_.find(q.job_id);
   if (it == active_.end()) {
     std::string err;
-    auto row = store_.job(q.job_id, &err);
-    if (!row) {
+    std::optional<JobRow> row;
+    if (!store_.job(q.job_id, &row, &err)) {
+      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    } else if (!row) {
       send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
                                   "no job " + std::to_string(q.job_id)});
     } else {
@@ -90,7 +92,11 @@ void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
     return;
   }
   std::string err;
-  auto row = store_.job(q.job_id, &err);
+  std::optional<JobRow> row;
+  if (!store_.job(q.job_id, &row, &err)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
   if (!row) {
     send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
                                 "no job " + std::to_string(q.job_id)});
@@ -101,6 +107,7 @@ void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
   if (auto a = active_by_commit_.find(commit); a != active_by_commit_.end()) {
     id = a->second;
   } else {
+    if (refuse_if_full(peer, q.request_id)) return;
     id = enqueue(commit, row->summary.branch);
   }
   if (id == 0) {
@@ -108,6 +115,15 @@ void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
     return;
   }
   send_later(peer, msg::Ok{q.request_id, id, "queued job " + std::to_string(id)});
+}
+
+// An admin action (under CURVE it must be limited to admin keys). One request prunes a bounded
+// batch; the client asks again while a reply reaches kMaxPrunePerRequest. A store failure turns
+// the OK into ERROR storage_failure at flush().
+void Dispatcher::on_prune(std::string_view peer, const msg::PruneRequest& q) {
+  const size_t n = prune(q.older_than_days, msg::kMaxPrunePerRequest);
+  spdlog::info("prune request: {} job(s) finished more than {} days ago pruned", n, q.older_than_days);
+  send_later(peer, msg::Ok{q.request_id, n, "pruned " + std::to_string(n) + " job(s)"});
 }
 
 // A running job's bytes come from its live window; a finished job's from its stored output,
@@ -138,7 +154,11 @@ void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
     return;
   }
   std::string err;
-  auto row = store_.job(q.job_id, &err);
+  std::optional<JobRow> row;
+  if (!store_.job(q.job_id, &row, &err)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    return;
+  }
   if (!row) {
     send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound, "no job " + std::to_string(q.job_id)});
     return;

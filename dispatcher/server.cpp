@@ -32,6 +32,7 @@ constexpr const char* kMonitorEndpoint = "inproc://simpleci-dispatcher-monitor";
 constexpr int kBatch = 4096;  // messages read per round before one group commit
 constexpr size_t kMaxWriterBacklog = 20000;  // result files waiting for the writer thread
 constexpr size_t kMaxUnwrittenBytes = 256u << 20;  // and the output bytes they hold
+constexpr size_t kMaxRoundBytes = 16u << 20;  // output in one commit (synchronous=FULL flushes it)
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());
@@ -163,8 +164,19 @@ bool prepare_ipc_folder(const std::string& socket, std::string* err) {
 
 int run_server(const ServerOptions& opt, int signal_fd) {
   std::string err;
-  if (!ensure_writable_dir(opt.state_dir, &err)) return fail(err);
-  if (!ensure_writable_dir(opt.config.results_dir, &err)) return fail(err);
+  // The state folder holds every job's output: private. A folder that exists keeps the mode
+  // someone gave it (the database inside is made 0600 regardless); a wide one is reported.
+  bool wider = false;
+  if (!ensure_dir_with_mode(opt.state_dir, 0700, &wider, &err)) return fail(err);
+  if (wider) {
+    spdlog::warn("state folder {} is readable by others (mode wider than 0700); the database in it "
+                 "is 0600", opt.state_dir.string());
+  }
+  if (!ensure_dir_with_mode(opt.config.results_dir, kResultsDirMode, &wider, &err)) return fail(err);
+  if (wider) {
+    spdlog::warn("results folder {} grants more than mode 0750 (others may read, or write, results)",
+                 opt.config.results_dir.string());
+  }
   Store store;
   if (!store.open((opt.state_dir / "simpleci.db").string(), &err)) return fail(err);
 
@@ -187,6 +199,17 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   }
   zmq::socket_t router = net::make_router(ctx);
   if (use_curve) curve::configure_server(router, secret);
+
+  SystemClock clock;
+  RouterOutbox outbox(router);
+  Config cfg = opt.config;
+  cfg.require_identity = use_curve;
+  cfg.async_files = true;
+  Dispatcher core(clock, store, outbox, cfg);
+  // The result files are made to agree with the store before anyone can connect (so the
+  // endpoint file appears once they do), and before recover() starts the clock on running
+  // jobs whose runners have 3 heartbeat intervals to come back.
+  if (!core.reconcile_files(&err) || !core.recover(&err)) return fail(err);
   try {
     router.bind(opt.bind);
   } catch (const zmq::error_t& e) {
@@ -197,14 +220,6 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED);
   zmq::socket_t mon(ctx, zmq::socket_type::pair);
   mon.connect(kMonitorEndpoint);
-
-  SystemClock clock;
-  RouterOutbox outbox(router);
-  Config cfg = opt.config;
-  cfg.require_identity = use_curve;
-  cfg.async_files = true;
-  Dispatcher core(clock, store, outbox, cfg);
-  if (!core.recover(&err)) return fail(err);
   if (use_curve) core.set_authorized(roles_of(keys));
   spdlog::info("listening on {}", endpoint);
 
@@ -234,7 +249,9 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
     const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
-    for (int n = 0; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes; ++n) {
+    for (int n = 0; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
+                    core.round_bytes() < kMaxRoundBytes;
+         ++n) {
       auto r = net::recv(router, true, 4);
       if (!r) break;
       // libzmq reports a closed connection (on the monitor) before the descriptor can be reused,

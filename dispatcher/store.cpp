@@ -1,6 +1,12 @@
 #include "dispatcher/store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace simpleci::dispatcher {
 
@@ -21,15 +27,21 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at_ms INTEGER NOT NULL DEFAULT 0,
   duration_ms    INTEGER NOT NULL DEFAULT 0,
   truncated      INTEGER NOT NULL DEFAULT 0,
-  output         BLOB
+  output         BLOB,
+  pruned         INTEGER NOT NULL DEFAULT 0
 );
+)sql";
+
+// After the migration below (a store made before prune existed has no `pruned` column).
+constexpr const char* kIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS jobs_by_commit ON jobs(commit_id, id);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs(status) WHERE status <= 1;
+CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >= 2 AND pruned = 0;
 )sql";
 
 constexpr const char* kColumns =
     "id, commit_id, branch, status, attempt, runner, exit_code, duration_ms, created_at_ms, "
-    "started_at_ms, finished_at_ms, truncated, queue_pos";
+    "started_at_ms, finished_at_ms, truncated, queue_pos, pruned";
 
 std::string text_col(sqlite3_stmt* st, int i) {
   const unsigned char* p = sqlite3_column_text(st, i);
@@ -54,6 +66,7 @@ JobRow read_row(sqlite3_stmt* st) {
   s.finished_at_ms = sqlite3_column_int64(st, 10);
   s.truncated = sqlite3_column_int(st, 11) != 0;
   r.queue_pos = sqlite3_column_int64(st, 12);
+  r.pruned = sqlite3_column_int(st, 13) != 0;
   return r;
 }
 
@@ -103,15 +116,39 @@ bool Store::step_done(sqlite3_stmt* st, std::string* err) {
   return true;
 }
 
+namespace {
+
+// The database holds every job's output: private to its owner. SQLite gives its -wal and -shm
+// files the mode of the database file, so creating that one 0600 (or narrowing it) is enough.
+bool make_private(const std::string& path, std::string* err) {
+  if (path == ":memory:") return true;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && ((st.st_mode & 0077) == 0 || ::fchmod(fd, 0600) == 0);
+  if (!ok) *err = "cannot make " + path + " private (mode 0600): " + std::strerror(errno);
+  ::close(fd);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    if (ok) ::chmod((path + suffix).c_str(), 0600);  // absent is fine
+  }
+  return ok;
+}
+
+}  // namespace
+
 bool Store::open(const std::string& path, std::string* err) {
+  if (!make_private(path, err)) return false;
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {
     *err = "cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : "out of memory");
     return false;
   }
   sqlite3_busy_timeout(db_, 2000);
-  if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err) ||
-      !exec(kSchema, err)) {
+  if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err) ||
+      !exec(kSchema, err) || !migrate(err) || !exec(kIndexes, err)) {
     *err = path + ": " + *err;
     return false;
   }
@@ -140,10 +177,43 @@ bool Store::open(const std::string& path, std::string* err) {
       ("SELECT " + cols + " FROM jobs WHERE commit_id=?1 ORDER BY id DESC LIMIT ?2").c_str(), err);
   s_.output = prepare("SELECT length(output), substr(output, ?2 + 1, ?3) FROM jobs WHERE id=?1", err);
   s_.min_pos = prepare("SELECT COALESCE(MIN(queue_pos), 0) FROM jobs WHERE status = 0", err);
+  s_.owners = prepare(("SELECT " + cols +
+                       ", length(output) FROM jobs j WHERE status >= 2 AND pruned = 0 AND id = "
+                       "(SELECT MAX(id) FROM jobs k WHERE k.commit_id = j.commit_id AND k.status >= 2) "
+                       "ORDER BY id").c_str(),
+                      err);
+  s_.prunable = prepare(
+      "SELECT id, commit_id FROM jobs WHERE status >= 2 AND pruned = 0 AND finished_at_ms < ?1 "
+      "ORDER BY finished_at_ms, id LIMIT ?2",
+      err);
+  s_.drop_output = prepare("UPDATE jobs SET output = NULL, pruned = 1 WHERE id = ?1", err);
+  s_.newest_final = prepare("SELECT MAX(id) FROM jobs WHERE commit_id = ?1 AND status >= 2", err);
   for (sqlite3_stmt* st : cache_) {
     if (st == nullptr) return false;
   }
-  return cache_.size() == 14;
+  return cache_.size() == 18;
+}
+
+// Stores made before prune existed lack the `pruned` column: add it (every job unpruned).
+bool Store::migrate(std::string* err) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'pruned'",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    *err = error_text("cannot read the schema");
+    return false;
+  }
+  const bool has = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+  sqlite3_finalize(st);
+  return has || exec("ALTER TABLE jobs ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0", err);
+}
+
+int64_t Store::pragma_value(const char* name) {
+  sqlite3_stmt* st = nullptr;
+  const std::string sql = std::string("PRAGMA ") + name;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return -1;
+  const int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  return v;
 }
 
 bool Store::begin(std::string* err) {
@@ -230,24 +300,25 @@ bool Store::load_active(std::vector<JobRow>* out, std::string* err) {
   return true;
 }
 
-namespace {
-std::optional<JobRow> one_row(sqlite3_stmt* st) {
-  std::optional<JobRow> r;
-  if (sqlite3_step(st) == SQLITE_ROW) r = read_row(st);
+bool Store::one_row(sqlite3_stmt* st, std::optional<JobRow>* row, std::string* err) {
+  row->reset();
+  const int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *row = read_row(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) *err = error_text("cannot read jobs");
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  return r;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
 }
-}  // namespace
 
-std::optional<JobRow> Store::job(uint64_t id, std::string* /*err*/) {
+bool Store::job(uint64_t id, std::optional<JobRow>* row, std::string* err) {
   sqlite3_bind_int64(s_.by_id, 1, static_cast<int64_t>(id));
-  return one_row(s_.by_id);
+  return one_row(s_.by_id, row, err);
 }
 
-std::optional<JobRow> Store::latest_for_commit(const std::string& commit, std::string* /*err*/) {
+bool Store::latest_for_commit(const std::string& commit, std::optional<JobRow>* row,
+                              std::string* err) {
   bind_text(s_.latest, 1, commit);
-  return one_row(s_.latest);
+  return one_row(s_.latest, row, err);
 }
 
 bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
@@ -288,6 +359,62 @@ bool Store::output(uint64_t id, std::string* out, std::string* err, uint64_t off
   sqlite3_clear_bindings(s_.output);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     *err = error_text("cannot read output");
+    return false;
+  }
+  return true;
+}
+
+bool Store::for_each_file_owner(const std::function<bool(const FinalJob&)>& fn, std::string* err) {
+  sqlite3_stmt* st = s_.owners;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    FinalJob f{read_row(st).summary, static_cast<uint64_t>(sqlite3_column_int64(st, 14))};
+    if (!fn(f)) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    *err = error_text("cannot read final jobs");
+    return false;
+  }
+  return true;
+}
+
+bool Store::prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJob>* out,
+                  std::string* err) {
+  std::vector<PrunedJob> found;
+  sqlite3_bind_int64(s_.prunable, 1, finished_before_ms);
+  sqlite3_bind_int64(s_.prunable, 2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  int rc;
+  while ((rc = sqlite3_step(s_.prunable)) == SQLITE_ROW) {
+    found.push_back({static_cast<uint64_t>(sqlite3_column_int64(s_.prunable, 0)), text_col(s_.prunable, 1), false});
+  }
+  sqlite3_reset(s_.prunable);
+  sqlite3_clear_bindings(s_.prunable);
+  if (rc != SQLITE_DONE) {
+    *err = error_text("cannot read jobs to prune");
+    return false;
+  }
+  for (PrunedJob& p : found) {
+    sqlite3_bind_int64(s_.drop_output, 1, static_cast<int64_t>(p.job_id));
+    uint64_t owner = 0;
+    if (!step_done(s_.drop_output, err) || !newest_final(p.commit, &owner, err)) return false;
+    p.owns_files = owner == p.job_id;
+    out->push_back(std::move(p));
+  }
+  return true;
+}
+
+bool Store::newest_final(const std::string& commit, uint64_t* id, std::string* err) {
+  bind_text(s_.newest_final, 1, commit);
+  const int rc = sqlite3_step(s_.newest_final);
+  *id = rc == SQLITE_ROW ? static_cast<uint64_t>(sqlite3_column_int64(s_.newest_final, 0)) : 0;
+  sqlite3_reset(s_.newest_final);
+  sqlite3_clear_bindings(s_.newest_final);
+  if (rc != SQLITE_ROW) {
+    *err = error_text("cannot read jobs");
     return false;
   }
   return true;

@@ -1,7 +1,9 @@
 // The dispatcher's durable job store: one SQLite database (WAL journal).
 //
-// Durability: synchronous=NORMAL in WAL mode, so a committed transaction survives the
-// dispatcher being killed (even with SIGKILL); a power cut may lose the last transactions.
+// Durability: synchronous=FULL in WAL mode, so commit() returns only once the transaction is
+// flushed to the disk: it survives the dispatcher being killed and a power cut alike. That is
+// what lets the dispatcher send RESULT_ACK (after which a runner deletes its copy) right after
+// the commit. The database file is created with mode 0600 (and narrowed to it when wider).
 // Every write happens inside a transaction the caller opens with begin() and closes with
 // commit(): the dispatcher groups everything one poll round produced into one transaction and
 // answers only after it committed (group commit). Errors are values: each call returns false
@@ -11,6 +13,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +26,22 @@ namespace simpleci::dispatcher {
 struct JobRow {
   msg::JobSummary summary;
   int64_t queue_pos = 0;  // order among queued jobs: smaller runs first
+  bool pruned = false;    // its output was dropped by prune(); its files are not rewritten
+};
+
+// A final job whose output prune() dropped.
+struct PrunedJob {
+  uint64_t job_id = 0;
+  std::string commit;
+  // True when this job is its commit's newest final job, so test_results/<commit> and
+  // <commit>.json are its files and go with it; false when a newer job's files hold that name.
+  bool owns_files = false;
+};
+
+// What reconcile needs to know of a final job without loading its output.
+struct FinalJob {
+  msg::JobSummary summary;
+  uint64_t output_bytes = 0;
 };
 
 class Store {
@@ -52,9 +71,11 @@ class Store {
 
   // Every queued or running job, queued ones in queue order.
   bool load_active(std::vector<JobRow>* out, std::string* err);
-  std::optional<JobRow> job(uint64_t id, std::string* err);
+  // Reads become values that tell "not found" (true, *row empty) from "could not read" (false,
+  // *err filled): a read failure never passes for absence.
+  bool job(uint64_t id, std::optional<JobRow>* row, std::string* err);
   // Newest job for a commit.
-  std::optional<JobRow> latest_for_commit(const std::string& commit, std::string* err);
+  bool latest_for_commit(const std::string& commit, std::optional<JobRow>* row, std::string* err);
   // Newest jobs overall (commit empty) or of one commit, newest first.
   bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
               std::string* err);
@@ -65,10 +86,30 @@ class Store {
   // Smallest queue position in use (for putting a job in front), 0 when none.
   int64_t min_queue_pos();
 
+  // Calls fn for each commit's newest final job that is not pruned (the job whose result files
+  // the commit's name should hold), in id order, one row at a time: memory stays flat however
+  // long the history. fn returns false to stop early. False with *err when reading fails.
+  bool for_each_file_owner(const std::function<bool(const FinalJob&)>& fn, std::string* err);
+
+  // Prune, inside the caller's transaction: drops the output of at most `limit` final jobs that
+  // finished before `finished_before_ms` and are not pruned yet (oldest first), keeping their
+  // rows (history) marked as pruned. Appends them to *out. False with *err on failure.
+  bool prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJob>* out,
+             std::string* err);
+
+  // The id of the commit's newest final job (0 when it has none): the job whose result files
+  // the commit's name holds.
+  bool newest_final(const std::string& commit, uint64_t* id, std::string* err);
+
+  // A PRAGMA's integer value on this connection (e.g. "synchronous": 2 is FULL); -1 on error.
+  int64_t pragma_value(const char* name);
+
  private:
   sqlite3_stmt* prepare(const char* sql, std::string* err);
   bool exec(const char* sql, std::string* err);
   bool step_done(sqlite3_stmt* st, std::string* err);
+  bool one_row(sqlite3_stmt* st, std::optional<JobRow>* row, std::string* err);
+  bool migrate(std::string* err);
   std::string error_text(const char* what) const;
 
   sqlite3* db_ = nullptr;
@@ -76,7 +117,8 @@ class Store {
   std::vector<sqlite3_stmt*> cache_;
   struct Stmts {
     sqlite3_stmt *begin, *commit, *rollback, *insert, *running, *requeue, *finish, *active, *by_id,
-        *latest, *recent_all, *recent_commit, *output, *min_pos;
+        *latest, *recent_all, *recent_commit, *output, *min_pos, *owners, *prunable, *drop_output,
+        *newest_final;
   } s_{};
 };
 

@@ -162,6 +162,11 @@ template <class V> void visit(V& v, WatchReply& m) {
   v.boolean("complete", m.complete);
 }
 
+template <class V> void visit(V& v, PruneRequest& m) {
+  v.u64("request_id", m.request_id);
+  v.u32("older_than_days", m.older_than_days, 1, kMaxPruneDays);
+}
+
 // Wire type of each variant alternative, indexed like Message.
 constexpr MessageType kTypeOfIndex[] = {
     MessageType::kRegister,      MessageType::kWelcome,        MessageType::kHeartbeat,
@@ -171,7 +176,7 @@ constexpr MessageType kTypeOfIndex[] = {
     MessageType::kStatusReply,   MessageType::kResultsRequest, MessageType::kResultsReply,
     MessageType::kCancelRequest, MessageType::kRetryRequest,   MessageType::kOk,
     MessageType::kError,         MessageType::kDrain,          MessageType::kWatchRequest,
-    MessageType::kWatchReply};
+    MessageType::kWatchReply,    MessageType::kPruneRequest};
 static_assert(std::size(kTypeOfIndex) == std::variant_size_v<Message>);
 
 // Builds the variant alternative whose wire type is t (t already range-checked).
@@ -484,7 +489,7 @@ std::string_view to_string(MessageType t) {
       "output",      "result",         "result_ack",    "reregister",      "cancel_job",
       "commit",      "accepted",       "status_request", "status_reply",   "results_request",
       "results_reply", "cancel_request", "retry_request", "ok",            "error",
-      "drain",       "watch_request",  "watch_reply"};
+      "drain",       "watch_request",  "watch_reply",   "prune_request"};
   const auto i = static_cast<size_t>(t);
   return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -508,7 +513,7 @@ bool is_final(JobStatus s) { return static_cast<uint8_t>(s) >= 2; }
 std::string_view to_string(ErrorCode c) {
   static constexpr std::string_view kNames[] = {"?",           "bad_request", "version_mismatch",
                                                 "storage_failure", "not_found", "invalid_state",
-                                                "unauthorized"};
+                                                "unauthorized", "queue_full"};
   const auto i = static_cast<size_t>(c);
   return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -625,8 +630,7 @@ Decoded decode(std::string_view header, std::string_view body) {
 
 namespace {
 
-// Requests carry their request id as the first field. 23 is PRUNE_REQUEST.
-// TODO(merge): MessageType::kPruneRequest once the prune branch lands.
+// Requests carry their request id as the first field.
 bool is_request(uint8_t type) {
   switch (type) {
     case static_cast<uint8_t>(MessageType::kCommit):
@@ -635,7 +639,7 @@ bool is_request(uint8_t type) {
     case static_cast<uint8_t>(MessageType::kCancelRequest):
     case static_cast<uint8_t>(MessageType::kRetryRequest):
     case static_cast<uint8_t>(MessageType::kWatchRequest):
-    case 23:
+    case static_cast<uint8_t>(MessageType::kPruneRequest):
       return true;
     default:
       return false;

@@ -1,6 +1,7 @@
 #include "messages/fsutil.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -115,6 +116,25 @@ bool ensure_writable_dir(const std::filesystem::path& dir, std::string* err) {
     *err = errno_text("cannot write to folder", dir);
     return false;
   }
+  return true;
+}
+
+bool ensure_dir_with_mode(const std::filesystem::path& dir, unsigned mode, bool* wider,
+                          std::string* err) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(dir, ec);
+  if (!ensure_writable_dir(dir, err)) return false;
+  struct stat st {};
+  if (!existed) {
+    if (::chmod(dir.c_str(), mode) != 0) {
+      *err = errno_text("cannot set the mode of folder", dir);
+      return false;
+    }
+  } else if (::stat(dir.c_str(), &st) != 0) {
+    *err = errno_text("cannot read the mode of folder", dir);
+    return false;
+  }
+  *wider = existed && (st.st_mode & 0777 & ~mode) != 0;
   return true;
 }
 

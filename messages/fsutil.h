@@ -23,4 +23,10 @@ bool read_file(const std::filesystem::path& path, size_t max_bytes, std::string*
 // Creates a folder (and parents) and checks it is writable. One-line *err on failure.
 bool ensure_writable_dir(const std::filesystem::path& dir, std::string* err);
 
+// Like ensure_writable_dir, but the folder itself, when this call creates it, gets exactly
+// `mode` (whatever the umask; parents are made as usual). A folder that already exists keeps
+// its mode — someone chose it — and *wider tells whether it grants bits beyond `mode`.
+bool ensure_dir_with_mode(const std::filesystem::path& dir, unsigned mode, bool* wider,
+                          std::string* err);
+
 }  // namespace simpleci

@@ -56,9 +56,10 @@ enum class MessageType : uint8_t {
   kDrain = 20,         // runner -> dispatcher: finishing current jobs, send no more
   kWatchRequest = 21,  // client -> dispatcher: a job's live output from an offset
   kWatchReply = 22,    // dispatcher -> client
+  kPruneRequest = 23,  // client -> dispatcher: drop old jobs' output and files (admin)
 };
 inline constexpr uint8_t kMinMessageType = 1;
-inline constexpr uint8_t kMaxMessageType = 22;
+inline constexpr uint8_t kMaxMessageType = 23;
 
 // RESULT exit_code of an `error` whose cause is the runner, not the commit (its fetch, clone or
 // checkout failed, or the test could not be started): another runner may well succeed, so the
@@ -86,8 +87,9 @@ enum class ErrorCode : uint8_t {
   kNotFound = 4,         // no such job / commit
   kInvalidState = 5,     // e.g. cancel of a finished job
   kUnauthorized = 6,     // reserved for CURVE identity mismatches
+  kQueueFull = 7,        // COMMIT / RETRY refused: --max-queued jobs are queued (retry later)
 };
-inline constexpr uint8_t kMaxErrorCode = 6;
+inline constexpr uint8_t kMaxErrorCode = 7;
 
 std::string_view to_string(MessageType t);
 std::string_view to_string(JobStatus s);  // "queued", "running", "passed", ...
@@ -294,11 +296,23 @@ struct WatchReply {
   bool operator==(const WatchReply&) const = default;
 };
 
+// Drops the stored output and the result files of final jobs that finished more than
+// older_than_days ago (their rows stay, as history). Answered with OK whose job_id is the number
+// of jobs pruned; one request prunes at most kMaxPrunePerRequest jobs (ask again while a reply
+// reaches it), so a large history never stalls the dispatcher for long.
+inline constexpr uint32_t kMaxPruneDays = 36500;
+inline constexpr uint64_t kMaxPrunePerRequest = 1000;
+struct PruneRequest {
+  uint64_t request_id = 0;
+  uint32_t older_than_days = 30;  // 1..kMaxPruneDays
+  bool operator==(const PruneRequest&) const = default;
+};
+
 // Order matches nothing on the wire; use type_of() for the wire type.
 using Message = std::variant<Register, Welcome, Heartbeat, Job, Output, Result, ResultAck,
                              Reregister, CancelJob, Commit, Accepted, StatusRequest, StatusReply,
                              ResultsRequest, ResultsReply, CancelRequest, RetryRequest, Ok, Error,
-                             Drain, WatchRequest, WatchReply>;
+                             Drain, WatchRequest, WatchReply, PruneRequest>;
 
 MessageType type_of(const Message& m);
 

@@ -10,9 +10,6 @@ namespace {
 
 using msg::MessageType;
 
-// TODO(merge): msg::MessageType::kPruneRequest once the prune branch lands (wire value 23).
-constexpr uint8_t kPruneRequest = 23;
-
 static_assert(msg::kMaxMessageType < 32, "role sets are bit masks of message types");
 constexpr uint32_t bit(uint8_t type) { return type < 32 ? uint32_t{1} << type : 0; }
 constexpr uint32_t bit(MessageType t) { return bit(static_cast<uint8_t>(t)); }
@@ -24,7 +21,7 @@ constexpr uint32_t kReadSet = bit(MessageType::kStatusRequest) | bit(MessageType
                               bit(MessageType::kWatchRequest);
 constexpr uint32_t kObserverSet = kReadSet | bit(MessageType::kCommit);
 constexpr uint32_t kAdminSet = kObserverSet | bit(MessageType::kCancelRequest) |
-                               bit(MessageType::kRetryRequest) | bit(kPruneRequest);
+                               bit(MessageType::kRetryRequest) | bit(MessageType::kPruneRequest);
 constexpr uint32_t kSendable = kRunnerSet | kAdminSet;
 
 struct RoleInfo {

@@ -329,7 +329,9 @@ TEST_F(DispatcherTest, JobThatCouldNotBeSetUpGoesToAnotherRunner) {
   EXPECT_EQ(again[0].attempt, 2u);
   EXPECT_EQ(d_->counter("jobs.setup_failed"), 1u);
   deliver(other, result_for(again[0]));
-  auto r = store_->job(j.job_id, nullptr);
+  std::optional<JobRow> r;
+  std::string err;
+  ASSERT_TRUE(store_->job(j.job_id, &r, &err)) << err;
   ASSERT_TRUE(r);
   EXPECT_EQ(r->summary.status, JobStatus::kPassed);
 }
@@ -376,12 +378,13 @@ TEST_F(DispatcherTest, WithOneRunnerASetupFailureIsRetriedThenEndsAsError) {
   ASSERT_EQ(third.size(), 1u);
   EXPECT_EQ(third[0].attempt, 3u);
   deliver("r1", setup_failure(third[0]));
-  auto r = store_->job(id, nullptr);
+  std::optional<JobRow> r;
+  std::string err;
+  ASSERT_TRUE(store_->job(id, &r, &err)) << err;
   ASSERT_TRUE(r);
   EXPECT_EQ(r->summary.status, JobStatus::kError);
   EXPECT_EQ(r->summary.attempt, 3u);
   std::string out;
-  std::string err;
   ASSERT_TRUE(store_->output(id, &out, &err));
   EXPECT_EQ(out, "simpleci: cannot fetch origin\n") << "the runner's own words end the job";
 }

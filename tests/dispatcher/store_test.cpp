@@ -1,5 +1,7 @@
 // The SQLite store on a real temporary file: what is committed survives a reopen, what is not
 // committed does not.
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -78,7 +80,8 @@ TEST_F(StoreTest, FinishedJobKeepsOutputAndLeavesTheActiveSet) {
   std::vector<JobRow> rows;
   ASSERT_TRUE(s.load_active(&rows, &err_));
   EXPECT_TRUE(rows.empty());
-  auto latest = s.latest_for_commit(kA, &err_);
+  std::optional<JobRow> latest;
+  ASSERT_TRUE(s.latest_for_commit(kA, &latest, &err_)) << err_;
   ASSERT_TRUE(latest);
   EXPECT_EQ(latest->summary.exit_code, 2);
   std::string got;
@@ -90,6 +93,139 @@ TEST_F(StoreTest, OpeningAFolderFailsWithAClearError) {
   Store s;
   EXPECT_FALSE(s.open(dir_.string(), &err_));
   EXPECT_NE(err_.find(dir_.string()), std::string::npos) << err_;
+}
+
+
+TEST_F(StoreTest, CommitsAreSyncedToDiskSynchronousFull) {
+  Store s;
+  ASSERT_TRUE(s.open(path_, &err_)) << err_;
+  EXPECT_EQ(s.pragma_value("synchronous"), 2) << "FULL: a commit is on the disk when it returns";
+}
+
+TEST_F(StoreTest, TheDatabaseIsPrivateEvenWhenItWasNot) {
+  const mode_t old_mask = ::umask(022);
+  {
+    Store s;
+    ASSERT_TRUE(s.open(path_, &err_)) << err_;
+    ASSERT_TRUE(s.begin(&err_));
+    ASSERT_NE(s.insert_job(kA, "main", 1, &err_), 0u) << err_;
+    ASSERT_TRUE(s.commit(&err_));
+    struct stat st {};
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(::stat((path_ + "-wal").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "SQLite gives the WAL the database's mode";
+  }
+  ::chmod(path_.c_str(), 0644);  // made by an older version
+  {
+    Store s;
+    ASSERT_TRUE(s.open(path_, &err_)) << err_;
+    struct stat st {};
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  ::umask(old_mask);
+}
+
+TEST_F(StoreTest, AReadFailureIsNotNotFound) {
+  Store s;
+  ASSERT_TRUE(s.open(path_, &err_)) << err_;
+  std::optional<JobRow> row;
+  ASSERT_TRUE(s.job(42, &row, &err_)) << err_;
+  EXPECT_FALSE(row) << "absent";
+  ASSERT_TRUE(s.latest_for_commit(kA, &row, &err_)) << err_;
+  EXPECT_FALSE(row);
+  // Another process breaks the database under the open store: reads fail, and say so.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "DROP TABLE jobs", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  err_.clear();
+  EXPECT_FALSE(s.job(42, &row, &err_));
+  EXPECT_FALSE(err_.empty());
+  err_.clear();
+  EXPECT_FALSE(s.latest_for_commit(kA, &row, &err_));
+  EXPECT_FALSE(err_.empty());
+}
+
+TEST_F(StoreTest, PruneDropsOldOutputKeepsTheRowsAndSaysWhoOwnsTheFiles) {
+  Store s;
+  ASSERT_TRUE(s.open(path_, &err_)) << err_;
+  ASSERT_TRUE(s.begin(&err_));
+  auto finished = [&](const std::string& commit, int64_t at) {
+    msg::JobSummary sum;
+    sum.job_id = s.insert_job(commit, "main", at, &err_);
+    sum.commit = commit;
+    sum.status = msg::JobStatus::kPassed;
+    sum.finished_at_ms = at;
+    EXPECT_TRUE(s.finish(sum, "output " + std::to_string(at), &err_)) << err_;
+    return sum.job_id;
+  };
+  uint64_t a1 = finished(kA, 100), b1 = finished(kB, 200), a2 = finished(kA, 300);
+  uint64_t c1 = finished(kC, 5000);
+  uint64_t queued = s.insert_job(kC, "main", 6000, &err_);
+  ASSERT_TRUE(s.commit(&err_));
+
+  ASSERT_TRUE(s.begin(&err_));
+  std::vector<PrunedJob> pruned;
+  ASSERT_TRUE(s.prune(1000, 2, &pruned, &err_)) << err_;  // a bounded batch, oldest first
+  ASSERT_EQ(pruned.size(), 2u);
+  EXPECT_EQ(pruned[0].job_id, a1);
+  EXPECT_FALSE(pruned[0].owns_files) << "a2, newer, owns the files of kA";
+  EXPECT_EQ(pruned[1].job_id, b1);
+  EXPECT_TRUE(pruned[1].owns_files);
+  ASSERT_TRUE(s.prune(1000, 100, &pruned, &err_)) << err_;
+  ASSERT_EQ(pruned.size(), 3u);
+  EXPECT_EQ(pruned[2].job_id, a2);
+  EXPECT_TRUE(pruned[2].owns_files);
+  ASSERT_TRUE(s.commit(&err_));
+
+  std::string out;
+  ASSERT_TRUE(s.output(a2, &out, &err_));
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE(s.output(c1, &out, &err_));
+  EXPECT_EQ(out, "output 5000");
+  std::optional<JobRow> row;
+  ASSERT_TRUE(s.job(b1, &row, &err_));
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->pruned);
+  std::vector<uint64_t> owners;
+  ASSERT_TRUE(s.for_each_file_owner(
+      [&](const FinalJob& f) {
+        owners.push_back(f.summary.job_id);
+        EXPECT_EQ(f.output_bytes, 11u);
+        return true;
+      },
+      &err_));
+  EXPECT_EQ(owners, (std::vector<uint64_t>{c1})) << "pruned and queued jobs own no files";
+  (void)queued;
+}
+
+TEST_F(StoreTest, AStoreFromBeforePruneGainsTheColumnAndKeepsItsJobs) {
+  sqlite3* old = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &old), SQLITE_OK);
+  const std::string sql =
+                         "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, commit_id TEXT NOT NULL, "
+                         "branch TEXT NOT NULL, status INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, "
+                         "queue_pos INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '', exit_code "
+                         "INTEGER NOT NULL DEFAULT -1, created_at_ms INTEGER NOT NULL, started_at_ms INTEGER "
+                         "NOT NULL DEFAULT 0, finished_at_ms INTEGER NOT NULL DEFAULT 0, duration_ms INTEGER "
+                         "NOT NULL DEFAULT 0, truncated INTEGER NOT NULL DEFAULT 0, output BLOB);"
+                         "INSERT INTO jobs(commit_id, branch, status, created_at_ms, finished_at_ms, output) "
+                         "VALUES('" + kA + "', 'main', 2, 1, 5, x'6f6b');";
+  ASSERT_EQ(sqlite3_exec(old, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(old);
+  Store s;
+  ASSERT_TRUE(s.open(path_, &err_)) << err_;
+  std::optional<JobRow> row;
+  ASSERT_TRUE(s.job(1, &row, &err_)) << err_;
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->pruned);
+  ASSERT_TRUE(s.begin(&err_));
+  std::vector<PrunedJob> pruned;
+  ASSERT_TRUE(s.prune(10, 10, &pruned, &err_)) << err_;
+  ASSERT_TRUE(s.commit(&err_));
+  EXPECT_EQ(pruned.size(), 1u);
 }
 
 }  // namespace

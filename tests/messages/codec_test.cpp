@@ -59,6 +59,9 @@ TEST(Codec, RoundTripsEveryMessageType) {
   EXPECT_EQ(round_trip(WatchRequest{5, 42, 2, 1000}), (WatchRequest{5, 42, 2, 1000}));
   const WatchReply wr{5, 42, 2, JobStatus::kFailed, 1, 1500, "r1", 1000, std::string("out\0put", 7), true};
   EXPECT_EQ(round_trip(wr), wr);
+  EXPECT_EQ(round_trip(PruneRequest{6, 30}), (PruneRequest{6, 30}));
+  EXPECT_EQ(round_trip(Error{1, ErrorCode::kQueueFull, "100 jobs queued"}),
+            (Error{1, ErrorCode::kQueueFull, "100 jobs queued"}));
 }
 
 TEST(Codec, TypeNamesAreStable) {
@@ -66,6 +69,10 @@ TEST(Codec, TypeNamesAreStable) {
   EXPECT_EQ(to_string(MessageType::kDrain), "drain");
   EXPECT_EQ(to_string(MessageType::kWatchReply), "watch_reply");
   EXPECT_EQ(static_cast<int>(MessageType::kWatchRequest), 21);
+  EXPECT_EQ(static_cast<int>(MessageType::kPruneRequest), 23);
+  EXPECT_EQ(to_string(MessageType::kPruneRequest), "prune_request");
+  EXPECT_EQ(static_cast<int>(ErrorCode::kQueueFull), 7);
+  EXPECT_EQ(to_string(ErrorCode::kQueueFull), "queue_full");
   EXPECT_EQ(to_string(JobStatus::kCancelled), "cancelled");
   EXPECT_EQ(job_status_from_string("timeout"), JobStatus::kTimeout);
   EXPECT_EQ(job_status_from_string("nope"), std::nullopt);
@@ -111,8 +118,13 @@ std::vector<BadCase> bad_cases() {
        DecodeError::kUnknownType},
       {"type 99", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(99); }),
        DecodeError::kUnknownType},
-      {"type 23 (one past the last)", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(23); }),
+      {"one past the last type", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(kMaxMessageType + 1); }),
        DecodeError::kUnknownType},
+      {"prune of 0 days", h, pack([](auto& pk) { pk.pack_array(3); pk.pack(23); pk.pack(1); pk.pack(0); }),
+       DecodeError::kBadField},
+      {"prune past 36500 days", h,
+       pack([](auto& pk) { pk.pack_array(3); pk.pack(23); pk.pack(1); pk.pack(36501); }),
+       DecodeError::kBadField},
       {"watch offset past 2^50", h,
        pack([](auto& pk) {
              pk.pack_array(5); pk.pack(21); pk.pack(1); pk.pack(2); pk.pack(0);

@@ -130,6 +130,18 @@ TEST_F(ObserverTest, ErrorAnswerKeepsTheCommitForLater) {
   EXPECT_EQ(sent_commits(), std::vector<std::string>{c.commit});
 }
 
+TEST_F(ObserverTest, AFullQueueKeepsTheCommitForLaterToo) {
+  obs_->tick();
+  auto c = link_.sent.at(0);
+  link_.sent.clear();
+  obs_->on_frames(msg::header_frame(),
+                  msg::encode(msg::Error{c.request_id, msg::ErrorCode::kQueueFull, "100 jobs queued, the limit is 100"}));
+  EXPECT_EQ(obs_->cursors().count("main"), 0u);
+  clock_.advance(Millis(2000));
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{c.commit});
+}
+
 TEST_F(ObserverTest, SilentDispatcherGetsANewConnection) {
   obs_->tick();
   for (int i = 0; i < 4; ++i) {

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace simpleci::bench {
 
@@ -11,6 +12,7 @@ struct DispatchOptions {
   size_t window = 256;
   int timeout_s = 300;
   std::string dispatcher_bin;
+  std::vector<std::string> dispatcher_args;  // added to the dispatcher's command line
   std::string work_dir;  // "" = $TMPDIR or /tmp
   bool keep = false;
 };

@@ -28,6 +28,8 @@ int run_main(int argc, char** argv) {
   dispatch->add_option("--jobs", jobs, "jobs to run (1..10000000)");
   dispatch->add_option("--window", window, "jobs in flight at once (1..100000)");
   dispatch->add_option("--dispatcher-bin", d.dispatcher_bin, "dispatcher executable to measure");
+  dispatch->add_option("--dispatcher-arg", d.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
+      ->allow_extra_args(false);
   dispatch->add_flag("--keep", d.keep, "keep the temporary folder");
   dispatch->add_option("--work-dir", d.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   bench::E2eOptions e;

@@ -1,5 +1,5 @@
 // simpleci: the command-line client. Talks to the dispatcher (status, results, submit, watch,
-// cancel, retry), reads component logs, and makes CurveZMQ key pairs.
+// cancel, retry, prune), reads component logs, and makes CurveZMQ key pairs.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +81,10 @@ class Session {
       if (!d.ok()) continue;
       const uint64_t echoed = request_id_of(d.message);
       if (const auto* e = std::get_if<msg::Error>(&d.message); e && (echoed == request_id || echoed == 0)) {
+        if (e->code == msg::ErrorCode::kQueueFull) {
+          return cli::fail(kProg, "the dispatcher's queue is full (" + e->text + "); try again later",
+                           cli::kRuntimeError);
+        }
         return cli::fail(kProg, "dispatcher: " + e->text, cli::kRuntimeError);
       }
       if (echoed != request_id) continue;
@@ -153,6 +157,26 @@ int do_job_request(const Common& c, bool cancel, int64_t job) {
   const auto* ok = std::get_if<msg::Ok>(&rep);
   if (!ok) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
   std::printf("%s\n", ok->text.c_str());
+  return 0;
+}
+
+// Prunes in rounds: one request drops at most kMaxPrunePerRequest jobs, so ask again while a
+// round is full.
+int do_prune(const Common& c, int64_t days) {
+  if (!cli::in_range(kProg, "--older-than", days, 1, msg::kMaxPruneDays)) return cli::kUsageError;
+  Session s(c);
+  if (int rc = s.open()) return rc;
+  uint64_t total = 0;
+  for (uint64_t id = 1;; ++id) {
+    msg::Message rep;
+    if (int rc = s.ask(msg::PruneRequest{id, static_cast<uint32_t>(days)}, id, &rep)) return rc;
+    const auto* ok = std::get_if<msg::Ok>(&rep);
+    if (!ok) return cli::fail(kProg, "unexpected reply from the dispatcher", cli::kRuntimeError);
+    total += ok->job_id;
+    if (ok->job_id < msg::kMaxPrunePerRequest) break;
+  }
+  std::printf("pruned %llu job(s) finished more than %lld days ago\n", static_cast<unsigned long long>(total),
+              static_cast<long long>(days));
   return 0;
 }
 
@@ -329,6 +353,9 @@ int run_main(int argc, char** argv) {
   int64_t interval_ms = 200;
   watch->add_option("JOB_OR_COMMIT", target, "job number, or commit id (its newest job)")->required();
   watch->add_option("--interval-ms", interval_ms, "how often to ask for new output (default 200)");
+  auto* prune = app.add_subcommand("prune", "drop the stored output and result files of old jobs (admin)");
+  int64_t older_than = 0;
+  prune->add_option("--older-than", older_than, "days since the job finished (1..36500)")->required();
   auto* logs = app.add_subcommand("logs", "print (or follow) a component's log");
   std::string component, log_dir = kDefaultLogDir, key_dir = ".", name, authorize_dir, role;
   logs->add_option("COMPONENT", component, "dispatcher, observer, runner-NAME or runner")->required();
@@ -345,7 +372,7 @@ int run_main(int argc, char** argv) {
     for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) known |= sub->get_name() == argv[1];
     if (!known) {
       return cli::fail(kProg, std::string("unknown command '") + argv[1] +
-                                  "' (status, results, submit, watch, cancel, retry, logs, keygen)",
+                                  "' (status, results, submit, watch, cancel, retry, prune, logs, keygen)",
                        cli::kUsageError);
     }
   }
@@ -357,6 +384,7 @@ int run_main(int argc, char** argv) {
   if (cancel->parsed()) return do_job_request(c, true, job);
   if (retry->parsed()) return do_job_request(c, false, job);
   if (watch->parsed()) return do_watch(c, target, interval_ms);
+  if (prune->parsed()) return do_prune(c, older_than);
   if (logs->parsed()) return do_logs(component, log_dir, follow);
   if (keygen->parsed()) return do_keygen(key_dir, name, authorize_dir, role);
   return cli::fail(kProg, "no subcommand", cli::kUsageError);
