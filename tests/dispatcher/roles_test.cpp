@@ -127,6 +127,20 @@ TEST_F(RolesTest, ObserversSubmitClientsReadAdminsCancel) {
   EXPECT_EQ(d_->queue_length(), 0u);
 }
 
+TEST_F(RolesTest, OnlyAdminsPrune) {
+  for (const char* key : {"builder", "watcher", "dev"}) {
+    from(key, msg::PruneRequest{21, 30});
+    msg::Error e = error_to(key);
+    EXPECT_EQ(e.code, ErrorCode::kUnauthorized) << key;
+    EXPECT_EQ(e.request_id, 21u) << key;
+  }
+  from("ops", msg::PruneRequest{22, 30});
+  auto ok = out_.take<msg::Ok>("ops");
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok[0].request_id, 22u);
+  EXPECT_EQ(d_->counter("rejected.unauthorized"), 3u);
+}
+
 TEST_F(RolesTest, AReloadThatTakesAwayTheRunnerRoleEndsTheRunner) {
   from("builder", msg::Register{"builder", 1, {}});
   ASSERT_EQ(d_->runner_count(), 1u);
