@@ -110,7 +110,8 @@ void hold_out(Cluster& c, const std::function<bool(const msg::StatusReply&)>& do
     const milliseconds took = client_status(c.endpoint(), &r);
     slowest = std::max(slowest, took);
     ASSERT_EQ(r.exit_code, 0) << "simpleci status failed during the attack after " << took.count()
-                              << " ms: " << r.output << c.logs();
+                              << " ms (dispatcher peak RSS "
+                              << memory_of(c.dispatcher().pid()).peak_kb << " KiB): " << r.output;
     EXPECT_LT(took, 1000ms);
     const Memory m = memory_of(c.dispatcher().pid());
     ASSERT_LT(m.peak_kb, kMaxRssKb) << "dispatcher RSS " << m.rss_kb << " KiB";
@@ -186,17 +187,25 @@ TEST(Flood, FrameOfNestedSmallArraysIsRefusedBeforeUnpacking) {
            [&] { attacker.reset(); });
 }
 
-// Sends COMMIT on its own socket while `flood` keeps another socket busy, and returns how long
-// ACCEPTED took.
+// Sends COMMIT on its own socket while `flood` keeps another socket busy (500 + `requests`
+// requests), and returns how long ACCEPTED took.
 milliseconds commit_latency(Cluster& c, const std::function<msg::Message(uint64_t)>& flood,
                             int requests) {
   EXPECT_TRUE(query_status(c.endpoint(), 10s)) << "the dispatcher did not come up" << c.logs();
   zmq::context_t ctx(1);
   zmq::socket_t client = net::make_dealer(ctx, c.endpoint());
   zmq::socket_t attacker = deaf_peer(ctx, c.endpoint());
-  for (int i = 1; i <= requests; ++i) {
-    send_raw(attacker, msg::encode(flood(static_cast<uint64_t>(i))));
-  }
+  uint64_t sent = 0;
+  auto send_flood = [&](int n) {
+    for (int i = 0; i < n; ++i) send_raw(attacker, msg::encode(flood(++sent)));
+  };
+  // A first wave; its first reply means the dispatcher is at work on it. Then the flood proper,
+  // and the COMMIT right behind it: everything is waiting in the dispatcher's queues at once.
+  send_flood(500);
+  zmq::pollitem_t item{attacker.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, 30s);
+  EXPECT_TRUE(net::recv(attacker, true, 2)) << "no reply to the flood within 30 s";
+  send_flood(requests);
   const auto t0 = SteadyClock::now();
   net::send(client, msg::Commit{7, std::string(40, 'f'), "main", false});
   std::optional<milliseconds> took;
