@@ -64,17 +64,9 @@ size_t drain(zmq::socket_t& s, size_t want, std::chrono::seconds timeout) {
 int run_flood(const FloodOptions& o) {
   fs::path tmp = make_temp_dir(o.work_dir);
   if (!populate(tmp / "state", o.queued, o.finished)) return 1;
-  fs::path bin = o.dispatcher_bin.empty() ? self_dir() / "simpleci-dispatcher" : fs::path(o.dispatcher_bin);
-  pid_t pid = start({bin.string(), "--bind", "tcp://127.0.0.1:0", "--state-dir", (tmp / "state").string(),
-                     "--results-dir", (tmp / "results").string(), "--log-dir", (tmp / "logs").string(),
-                     "--log-level", "warn"},
-                    tmp / "dispatcher.out");
-  std::string ep = read_endpoint(tmp / "state");
-  if (ep.empty()) {
-    std::fprintf(stderr, "simpleci-bench: the dispatcher did not start (%s)\n", bin.c_str());
-    stop(pid);
-    return 1;
-  }
+  pid_t pid = -1;
+  const std::string ep = start_dispatcher(tmp, o.dispatcher_bin, &pid);
+  if (ep.empty()) return 1;
   zmq::context_t ctx(1);
   zmq::socket_t flood = net::make_dealer(ctx, ep);
   zmq::socket_t client = net::make_dealer(ctx, ep);
