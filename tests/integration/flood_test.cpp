@@ -109,10 +109,11 @@ void hold_out(Cluster& c, const std::function<bool(const msg::StatusReply&)>& do
     RunResult r;
     const milliseconds took = client_status(c.endpoint(), &r);
     slowest = std::max(slowest, took);
+    // --timeout-ms 1000: exit 0 means the answer came within 1 s of the request (the wall
+    // time printed below also counts starting the process).
     ASSERT_EQ(r.exit_code, 0) << "simpleci status failed during the attack after " << took.count()
                               << " ms (dispatcher peak RSS "
                               << memory_of(c.dispatcher().pid()).peak_kb << " KiB): " << r.output;
-    EXPECT_LT(took, 1000ms);
     const Memory m = memory_of(c.dispatcher().pid());
     ASSERT_LT(m.peak_kb, kMaxRssKb) << "dispatcher RSS " << m.rss_kb << " KiB";
     auto st = query_status(c.endpoint(), 1s);
@@ -121,10 +122,10 @@ void hold_out(Cluster& c, const std::function<bool(const msg::StatusReply&)>& do
   EXPECT_TRUE(finished) << "the dispatcher did not get through the attack" << c.logs();
   leave();
   RunResult r;
-  EXPECT_LT(client_status(c.endpoint(), &r), 1000ms);
+  client_status(c.endpoint(), &r);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   const Memory m = memory_of(c.dispatcher().pid());
-  std::printf("dispatcher: RSS %ld KiB, peak %ld KiB; slowest `simpleci status` %lld ms\n",
+  std::printf("dispatcher: RSS %ld KiB, peak %ld KiB; slowest `simpleci status` %lld ms (wall, with process start)\n",
               m.rss_kb, m.peak_kb, static_cast<long long>(slowest.count()));
   EXPECT_LT(m.peak_kb, kMaxRssKb);
 }
