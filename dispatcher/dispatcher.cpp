@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatcher/results.h"
+#include "messages/reply_budget.h"
 #include "messages/validate.h"
 
 namespace simpleci::dispatcher {
@@ -38,6 +39,8 @@ bool Dispatcher::recover(std::string* err) {
   active_by_commit_.clear();
   queue_.clear();
   live_.clear();
+  running_.clear();
+  orphans_.clear();
   for (auto& [name, r] : runners_) r.jobs.clear();
   size_t orphans = 0;
   for (auto& row : rows) {
@@ -47,9 +50,12 @@ bool Dispatcher::recover(std::string* err) {
       queue_.push_back(a.s.job_id);
     } else if (auto it = runners_.find(a.s.runner); it != runners_.end()) {
       it->second.jobs.insert(a.s.job_id);
+      running_.insert(a.s.job_id);
     } else {
       a.orphaned = true;
       a.orphan_since = clock_.now();
+      running_.insert(a.s.job_id);
+      orphans_[a.s.runner].insert(a.s.job_id);
       ++orphans;
     }
     active_by_commit_[a.s.commit] = a.s.job_id;
@@ -92,7 +98,7 @@ void Dispatcher::on_message(std::string_view peer, int fd, std::span<const std::
   }
   const msg::Peeked p = msg::peek(frames[1]);
   if (!allowed(peer, user_id, p)) return;
-  msg::Decoded d = msg::decode(frames[0], frames[1]);
+  msg::Decoded d = msg::decode(frames[0], frames[1], msg::kMaxRequestObjects);
   if (!d.ok()) {
     reject(d.error, peer, d.detail, p.request_id);
     return;
@@ -224,15 +230,15 @@ void Dispatcher::on_register(std::string_view peer, int fd, const msg::Register&
 
   // Running jobs of this runner: from its previous session, or found in the store after a
   // restart. Those it still holds stay; the others were lost with its old process.
-  for (auto& [id, a] : active_) {
-    if (a.s.status == JobStatus::kRunning && a.s.runner == reg.name) previous.insert(id);
+  if (auto o = orphans_.find(reg.name); o != orphans_.end()) {
+    previous.insert(o->second.begin(), o->second.end());
   }
   for (uint64_t id : previous) {
     auto it = active_.find(id);
     if (it == active_.end() || it->second.s.status != JobStatus::kRunning) continue;
     if (held.count(id)) {
       r.jobs.insert(id);
-      it->second.orphaned = false;
+      unorphan(id, it->second);
     } else {
       requeue(id, "its runner came back without it");
     }
@@ -420,10 +426,11 @@ void Dispatcher::requeue(uint64_t job_id, const char* why) {
   if (!store_ok(store_.begin(&err), err) || !store_ok(store_.requeue(job_id, pos, &err), err)) return;
   spdlog::info("job {} back to the front of the queue ({}), next attempt {}", job_id, why,
                s.attempt + 1);
+  unorphan(job_id, it->second);
+  running_.erase(job_id);
   s.status = JobStatus::kQueued;
   s.runner.clear();
   s.started_at_ms = 0;
-  it->second.orphaned = false;
   queue_.push_front(job_id);
   ++counters_["jobs.requeued"];
 }
@@ -470,6 +477,8 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
   if (!store_ok(store_.begin(&err), err) || !store_ok(store_.finish(s, output, &err), err)) return;
   if (auto r = runners_.find(s.runner); r != runners_.end()) r->second.jobs.erase(job_id);
   if (was_queued) queue_.erase(std::find(queue_.begin(), queue_.end(), job_id));
+  unorphan(job_id, it->second);
+  running_.erase(job_id);
   active_by_commit_.erase(s.commit);
   active_.erase(it);
   live_.erase(job_id);
@@ -481,6 +490,15 @@ void Dispatcher::finish(uint64_t job_id, JobStatus st, int32_t exit_code, int64_
                s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
   files_bytes_ += output.size();
   files_.emplace_back(std::move(s), std::move(output));
+}
+
+void Dispatcher::unorphan(uint64_t job_id, Active& a) {
+  if (!a.orphaned) return;
+  a.orphaned = false;
+  auto o = orphans_.find(a.s.runner);
+  if (o == orphans_.end()) return;
+  o->second.erase(job_id);
+  if (o->second.empty()) orphans_.erase(o);
 }
 
 void Dispatcher::runner_lost(const std::string& name, const char* why) {
@@ -548,6 +566,7 @@ void Dispatcher::dispatch() {
     a.s.runner = best->name;
     a.s.started_at_ms = now;
     best->jobs.insert(id);
+    running_.insert(id);
     msg::Job job{id, attempt, a.s.commit, a.s.branch, cfg_.test_command, cfg_.job_timeout_s,
                  cfg_.output_cap};
     send_later(best->peer, std::move(job));
@@ -583,8 +602,8 @@ void Dispatcher::tick() {
   std::vector<uint64_t> orphans, overdue;
   int64_t wall = clock_.wall_ms();
   int64_t limit_ms = (static_cast<int64_t>(cfg_.job_timeout_s) + 60) * 1000;
-  for (auto& [id, a] : active_) {
-    if (a.s.status != JobStatus::kRunning) continue;
+  for (uint64_t id : running_) {
+    const Active& a = active_.at(id);
     if (a.orphaned && now - a.orphan_since >= 3 * hb_) orphans.push_back(id);
     else if (!a.orphaned && a.s.started_at_ms > 0 && wall - a.s.started_at_ms > limit_ms) overdue.push_back(id);
   }
@@ -625,7 +644,17 @@ void Dispatcher::log_activity(bool force) {
 // ---- output -----------------------------------------------------------------------------
 
 void Dispatcher::send_later(std::string_view peer, msg::Message m) {
+  if (msg::carries_output(m)) output_pending_.emplace(peer);
   deferred_.push_back({std::string(peer), std::move(m)});
+}
+
+// One output-carrying reply per peer at a time: a client asking for outputs and not reading
+// them would otherwise make the dispatcher read and hold 16 MiB per request.
+bool Dispatcher::output_busy(std::string_view peer, uint64_t request_id) {
+  if (!output_pending_.contains(peer) && !out_.output_in_flight(peer)) return false;
+  ++counters_["send.over_budget"];
+  send_later(peer, msg::Error{request_id, msg::ErrorCode::kBusy, msg::kBusyText});
+  return true;
 }
 
 void Dispatcher::send_now(std::string_view peer, const msg::Message& m) {
@@ -649,6 +678,7 @@ bool Dispatcher::flush() {
   if (!ok) store_.rollback();
   std::vector<Deferred> out;
   out.swap(deferred_);
+  output_pending_.clear();
   if (ok) {
     // Everything is durable now (synchronous=FULL): every reply goes, RESULT_ACK included. The
     // files are a view of the store, written after the commit; a failed write is retried.
@@ -825,8 +855,10 @@ Dispatcher::Runner* Dispatcher::session(std::string_view peer) {
 }
 
 std::vector<msg::Counter> Dispatcher::counters() const {
+  std::map<std::string, uint64_t> all = counters_;
+  if (uint64_t n = out_.over_budget()) all["send.over_budget"] += n;
   std::vector<msg::Counter> out;
-  for (const auto& [name, v] : counters_) {
+  for (const auto& [name, v] : all) {
     if (out.size() < msg::kMaxCounters) out.push_back({name, v});
   }
   return out;
@@ -834,7 +866,8 @@ std::vector<msg::Counter> Dispatcher::counters() const {
 
 uint64_t Dispatcher::counter(const std::string& name) const {
   auto it = counters_.find(name);
-  return it == counters_.end() ? 0 : it->second;
+  const uint64_t extra = name == "send.over_budget" ? out_.over_budget() : 0;
+  return (it == counters_.end() ? 0 : it->second) + extra;
 }
 
 }  // namespace simpleci::dispatcher

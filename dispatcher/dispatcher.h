@@ -50,8 +50,15 @@ struct Config {
 class Outbox {
  public:
   virtual ~Outbox() = default;
-  // False when the peer is gone or its queue is full; the message is then dropped.
+  // False when the peer is gone or its queue is full; the message is then dropped. An outbox
+  // with a reply budget (msg::ReplyBudget) may answer a reply with ERROR busy instead.
   virtual bool send(std::string_view peer, const msg::Message& m) = 0;
+  // True while an output-carrying reply (RESULTS_REPLY with output, WATCH_REPLY with data) sent
+  // to peer is not released by the transport: the dispatcher then answers another request for
+  // output with ERROR busy before reading any output.
+  virtual bool output_in_flight(std::string_view /*peer*/) const { return false; }
+  // Replies the outbox refused for the peer's budget; reported as send.over_budget.
+  virtual uint64_t over_budget() const { return 0; }
 };
 
 class Dispatcher {
@@ -114,6 +121,7 @@ class Dispatcher {
   uint64_t counter(const std::string& name) const;
   size_t queue_length() const { return queue_.size(); }
   size_t runner_count() const { return runners_.size(); }
+  size_t running_count() const { return running_.size(); }
 
  private:
   struct Runner {
@@ -177,6 +185,7 @@ class Dispatcher {
   bool allowed(std::string_view peer, std::string_view user_id, const msg::Peeked& p);
   void runner_lost(const std::string& name, const char* why);
   void requeue(uint64_t job_id, const char* why);
+  void unorphan(uint64_t job_id, Active& a);  // a is no longer waiting for its runner
   void finish(uint64_t job_id, msg::JobStatus st, int32_t exit_code, int64_t started,
               int64_t finished, bool truncated, std::string output);
   uint64_t enqueue(const std::string& commit, const std::string& branch);
@@ -186,6 +195,8 @@ class Dispatcher {
   bool store_ok(bool ok, const std::string& err);
   void send_now(std::string_view peer, const msg::Message& m);
   void send_later(std::string_view peer, msg::Message m);
+  // True (and peer answered ERROR busy) when peer may not get another output-carrying reply now.
+  bool output_busy(std::string_view peer, uint64_t request_id);
   Runner* session(std::string_view peer);
   bool reload();
 
@@ -198,11 +209,17 @@ class Dispatcher {
   std::map<std::string, Runner> runners_;           // by name
   std::unordered_map<std::string, std::string> peers_;  // routing id -> runner name
   std::unordered_map<uint64_t, Active> active_;     // queued + running jobs
+  // Kept beside active_ so that STATUS, REGISTER and tick cost O(runners + running jobs), never
+  // O(queue): the running jobs (ordered, STATUS lists the lowest ids), and the running jobs
+  // found in the store after a restart whose runner has not registered yet, by runner name.
+  std::set<uint64_t> running_;
+  std::unordered_map<std::string, std::set<uint64_t>> orphans_;
   std::unordered_map<std::string, uint64_t> active_by_commit_;
   std::deque<uint64_t> queue_;
   std::unordered_map<uint64_t, Live> live_;         // running jobs' output, by job id
   std::optional<Authorized> authorized_;            // key names allowed and their roles (CURVE)
   std::vector<Deferred> deferred_;
+  std::set<std::string, std::less<>> output_pending_;  // peers with an output reply in deferred_
   std::vector<std::pair<msg::JobSummary, std::string>> files_;  // result files to write
   std::vector<std::string> removals_;  // commits whose files go after the commit (pruned)
   std::unordered_map<std::string, Retry> retries_;  // by commit: its newest failed write

@@ -29,13 +29,10 @@ void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
     rep.runners.push_back(std::move(info));
   }
   rep.queue_length = queue_.size();
-  for (const auto& [id, a] : active_) {
-    if (a.s.status == JobStatus::kRunning && rep.running.size() < msg::kMaxListLen) {
-      rep.running.push_back(a.s);
-    }
+  for (uint64_t id : running_) {  // lowest ids first, as many as the reply holds
+    if (rep.running.size() >= msg::kMaxListLen) break;
+    rep.running.push_back(active_.at(id).s);
   }
-  std::sort(rep.running.begin(), rep.running.end(),
-            [](const auto& a, const auto& b) { return a.job_id < b.job_id; });
   rep.counters = counters();
   send_later(peer, std::move(rep));
 }
@@ -49,6 +46,7 @@ void Dispatcher::on_results(std::string_view peer, const msg::ResultsRequest& q)
     return;
   }
   if (q.with_output && !q.commit.empty() && !rep.jobs.empty() && msg::is_final(rep.jobs[0].status)) {
+    if (output_busy(peer, q.request_id)) return;
     store_.output(rep.jobs[0].job_id, &rep.output, &err);
   }
   send_later(peer, std::move(rep));
@@ -130,6 +128,7 @@ void Dispatcher::on_prune(std::string_view peer, const msg::PruneRequest& q) {
 // which begins with the same bytes the runner streamed (its head), so a watcher's offset stays
 // valid across the end of the job.
 void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
+  if (output_busy(peer, q.request_id)) return;
   msg::WatchReply rep;
   rep.request_id = q.request_id;
   rep.job_id = q.job_id;

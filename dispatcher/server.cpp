@@ -1,5 +1,6 @@
 #include "dispatcher/server.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,7 @@
 #include "messages/curve.h"
 #include "messages/endpoint.h"
 #include "messages/fsutil.h"
+#include "messages/reply_budget.h"
 #include "messages/signals.h"
 #include "messages/transport.h"
 
@@ -30,6 +32,33 @@ namespace {
 constexpr const char* kProgram = "simpleci-dispatcher";
 constexpr const char* kMonitorEndpoint = "inproc://simpleci-dispatcher-monitor";
 constexpr int kBatch = 4096;  // messages read per round before one group commit
+// A round also ends after this long, so the replies it produced (and the commit they wait for)
+// never wait behind a long run of costly requests from other peers.
+constexpr Millis kRoundTime(20);
+constexpr Millis kTrimEvery(1000);  // at most this often, and only when a round read nothing
+constexpr size_t kTrimAfterReleased = size_t{8} << 20;
+
+// glibc keeps memory freed after a burst (bodies of big replies, decoded frames) in its arenas,
+// so the process stays large long after the peer left. Hands it back when the loop goes idle
+// after work was done or many reply bytes were released.
+class Trimmer {
+ public:
+  void round(SteadyTime now, int messages, size_t bytes_in_flight) {
+    worked_ |= messages > 0;
+    const bool released = last_in_flight_ > bytes_in_flight + kTrimAfterReleased;
+    if (messages > 0 || (!worked_ && !released) || now - last_ < kTrimEvery) return;
+    ::malloc_trim(0);
+    last_ = now;
+    worked_ = false;
+    last_in_flight_ = bytes_in_flight;
+  }
+  void sent(size_t bytes_in_flight) { last_in_flight_ = std::max(last_in_flight_, bytes_in_flight); }
+
+ private:
+  SteadyTime last_{};
+  bool worked_ = false;
+  size_t last_in_flight_ = 0;
+};
 constexpr size_t kMaxWriterBacklog = 20000;  // result files waiting for the writer thread
 constexpr size_t kMaxUnwrittenBytes = 256u << 20;  // and the output bytes they hold
 constexpr size_t kMaxRoundBytes = 16u << 20;  // output in one commit (synchronous=FULL flushes it)
@@ -39,15 +68,39 @@ int fail(const std::string& what) {
   return 1;
 }
 
+// Sends over the ROUTER, holding each peer to its reply budget: a reply that would take the
+// peer (or all peers together) over budget, or a second output reply while the first is unread,
+// is answered with a small ERROR busy instead (dropped when even that does not fit).
 class RouterOutbox final : public Outbox {
  public:
   explicit RouterOutbox(zmq::socket_t& s) : s_(s) {}
   bool send(std::string_view peer, const msg::Message& m) override {
-    return net::send_to(s_, peer, m);
+    std::string body = msg::encode(m);
+    bool output = msg::carries_output(m);
+    if (msg::budgeted(m) &&
+        budget_.admit(peer, body.size(), output) != msg::ReplyBudget::Verdict::kSend) {
+      ++over_budget_;
+      const std::optional<uint64_t> request_id = msg::reply_request_id(m);
+      if (!request_id) return false;
+      body = msg::encode(msg::Error{*request_id, msg::ErrorCode::kBusy, msg::kBusyText});
+      output = false;
+      if (budget_.admit(peer, body.size(), false, true) != msg::ReplyBudget::Verdict::kSend) {
+        return false;
+      }
+    }
+    const size_t bytes = body.size();
+    return net::send_encoded_to(s_, peer, std::move(body), budget_.charge(peer, bytes, output));
   }
+  bool output_in_flight(std::string_view peer) const override {
+    return budget_.output_in_flight(peer);
+  }
+  uint64_t over_budget() const override { return over_budget_; }
+  size_t bytes_in_flight() const { return budget_.total_bytes(); }
 
  private:
   zmq::socket_t& s_;
+  msg::ReplyBudget budget_;
+  uint64_t over_budget_ = 0;
 };
 
 // Reads every pending monitor event; returns the fds of closed connections.
@@ -226,6 +279,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   const Millis tick_every(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));
   SteadyTime next_tick = clock.now();
   std::vector<std::string_view> views;
+  Trimmer trimmer;
   while (true) {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                {mon.handle(), 0, ZMQ_POLLIN, 0},
@@ -249,8 +303,10 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
     const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
-    for (int n = 0; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
-                    core.round_bytes() < kMaxRoundBytes;
+    const SteadyTime round_end = clock.now() + kRoundTime;
+    int n = 0;
+    for (; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
+           core.round_bytes() < kMaxRoundBytes && (n == 0 || clock.now() < round_end);
          ++n) {
       auto r = net::recv(router, true, 4);
       if (!r) break;
@@ -273,6 +329,8 @@ int run_server(const ServerOptions& opt, int signal_fd) {
       next_tick = clock.now() + tick_every;
     }
     core.flush();
+    trimmer.sent(outbox.bytes_in_flight());
+    trimmer.round(clock.now(), n, outbox.bytes_in_flight());
   }
   core.flush();
   core.finish_writes();

@@ -7,6 +7,7 @@
 
 #include <msgpack.hpp>
 
+#include "messages/skim.h"
 #include "messages/validate.h"
 
 namespace simpleci::msg {
@@ -513,7 +514,7 @@ bool is_final(JobStatus s) { return static_cast<uint8_t>(s) >= 2; }
 std::string_view to_string(ErrorCode c) {
   static constexpr std::string_view kNames[] = {"?",           "bad_request", "version_mismatch",
                                                 "storage_failure", "not_found", "invalid_state",
-                                                "unauthorized", "queue_full"};
+                                                "unauthorized", "queue_full", "busy"};
   const auto i = static_cast<size_t>(c);
   return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -562,7 +563,7 @@ std::string validate(const Message& m) {
   return c.err;
 }
 
-Decoded decode_body(std::string_view body) {
+Decoded decode_body(std::string_view body, size_t max_objects) {
   Decoded out;
   auto reject = [&](DecodeError e, std::string detail) {
     out.error = e;
@@ -572,6 +573,11 @@ Decoded decode_body(std::string_view body) {
   if (body.empty()) return reject(DecodeError::kMalformed, "empty body");
   if (body.size() > static_cast<size_t>(kMaxFrameBytes)) {
     return reject(DecodeError::kMalformed, "body larger than the frame limit");
+  }
+  // Count the values first: unpacking allocates for each, and the per-container limits below do
+  // not bound their total.
+  if (const Skim sk = skim_msgpack(body, max_objects); !sk.ok()) {
+    return reject(DecodeError::kMalformed, std::string("msgpack: ") + sk.error);
   }
   msgpack::object_handle oh;
   std::size_t offset = 0;
@@ -613,7 +619,7 @@ Decoded decode_body(std::string_view body) {
   return out;
 }
 
-Decoded decode(std::string_view header, std::string_view body) {
+Decoded decode(std::string_view header, std::string_view body, size_t max_objects) {
   if (const DecodeError e = check_header(header); e != DecodeError::kNone) {
     Decoded out;
     out.error = e;
@@ -623,7 +629,7 @@ Decoded decode(std::string_view header, std::string_view body) {
                      : "header frame is not SCI+version";
     return out;
   }
-  return decode_body(body);
+  return decode_body(body, max_objects);
 }
 
 // ---- peek ------------------------------------------------------------------------------

@@ -45,11 +45,13 @@ std::string encode(const Message& m);
 // Checks the header frame alone (used to answer a version mismatch with a clear ERROR).
 DecodeError check_header(std::string_view header);
 
-// Decodes one body frame (without header) and validates every field.
-Decoded decode_body(std::string_view body);
+// Decodes one body frame (without header) and validates every field. A body of more than
+// max_objects msgpack values is refused as kMalformed ("too many objects") before any is built;
+// a receiver that only takes small messages (the dispatcher) passes kMaxRequestObjects.
+Decoded decode_body(std::string_view body, size_t max_objects = kMaxObjects);
 
 // Header check + decode_body.
-Decoded decode(std::string_view header, std::string_view body);
+Decoded decode(std::string_view header, std::string_view body, size_t max_objects = kMaxObjects);
 
 // What can be read of a body without decoding it, for answering a message that is refused (by
 // role, or for a bad field) with the request id it carried: the message type (0 when the body

@@ -28,6 +28,12 @@ inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a j
 inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
 inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
 inline constexpr int kMaxDepth = 4;                  // msgpack nesting
+// msgpack values in one body, counted before unpacking (each costs a 24-byte msgpack::object
+// however short its encoding). The largest legal message is a STATUS_REPLY listing 1000 runners
+// with 1000 job ids each (~1,020,000 values); anything a dispatcher receives (requests, runner
+// messages; the largest is a REGISTER with 1000 held jobs) has at most ~1,010.
+inline constexpr size_t kMaxObjects = 1'100'000;
+inline constexpr size_t kMaxRequestObjects = 2048;
 // Whole-frame ceiling, set as ZMQ_MAXMSGSIZE on every socket: the largest legal body is a
 // RESULT or RESULTS_REPLY carrying kMaxOutputCap bytes of output plus small fields.
 inline constexpr int64_t kMaxFrameBytes = kMaxOutputCap + 1024 * 1024;
@@ -88,8 +94,11 @@ enum class ErrorCode : uint8_t {
   kInvalidState = 5,     // e.g. cancel of a finished job
   kUnauthorized = 6,     // reserved for CURVE identity mismatches
   kQueueFull = 7,        // COMMIT / RETRY refused: --max-queued jobs are queued (retry later)
+  kBusy = 8,             // too many unread replies (or an output reply unread): read, then retry
 };
-inline constexpr uint8_t kMaxErrorCode = 7;
+inline constexpr uint8_t kMaxErrorCode = 8;
+// The text of ERROR busy.
+inline constexpr const char* kBusyText = "too many unread replies; read them and retry";
 
 std::string_view to_string(MessageType t);
 std::string_view to_string(JobStatus s);  // "queued", "running", "passed", ...

@@ -27,17 +27,21 @@ zmq::socket_t make_dealer(zmq::context_t& ctx, const std::string& endpoint) {
 }
 
 namespace {
-// A frame that takes over the encoded body instead of copying it (outputs reach 16 MiB).
-zmq::message_t owning_frame(std::string body) {
-  auto* owned = new std::string(std::move(body));
+// A frame that takes over the encoded body instead of copying it (outputs reach 16 MiB), and
+// keeps `attached` alive until libzmq lets go of it.
+struct Owned {
+  std::string body;
+  std::shared_ptr<void> attached;
+};
+zmq::message_t owning_frame(std::string body, std::shared_ptr<void> attached = {}) {
+  auto* owned = new Owned{std::move(body), std::move(attached)};
   return zmq::message_t(
-      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); },
-      owned);
+      owned->body.data(), owned->body.size(),
+      [](void*, void* hint) { delete static_cast<Owned*>(hint); }, owned);
 }
 
-bool send_parts(zmq::socket_t& s, std::string_view peer, const msg::Message& m) {
+bool send_parts(zmq::socket_t& s, std::string_view peer, zmq::message_t body) {
   const std::string header = msg::header_frame();
-  zmq::message_t body = owning_frame(msg::encode(m));
   try {
     if (!peer.empty()) {
       if (!s.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -55,11 +59,19 @@ bool send_parts(zmq::socket_t& s, std::string_view peer, const msg::Message& m) 
 }
 }  // namespace
 
-bool send(zmq::socket_t& dealer, const msg::Message& m) { return send_parts(dealer, {}, m); }
+bool send(zmq::socket_t& dealer, const msg::Message& m) {
+  return send_parts(dealer, {}, owning_frame(msg::encode(m)));
+}
 
 bool send_to(zmq::socket_t& router, std::string_view peer, const msg::Message& m) {
   if (peer.empty()) return false;
-  return send_parts(router, peer, m);
+  return send_parts(router, peer, owning_frame(msg::encode(m)));
+}
+
+bool send_encoded_to(zmq::socket_t& router, std::string_view peer, std::string body,
+                     std::shared_ptr<void> attached) {
+  if (peer.empty()) return false;
+  return send_parts(router, peer, owning_frame(std::move(body), std::move(attached)));
 }
 
 std::optional<Received> recv(zmq::socket_t& s, bool dontwait, size_t max_frames) {

@@ -3,6 +3,7 @@
 // bad peer never ends a loop.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,13 @@ bool send(zmq::socket_t& dealer, const msg::Message& m);
 // ROUTER side: sends [peer, header, body] with dontwait. False when the peer is unknown /
 // gone or its queue is full.
 bool send_to(zmq::socket_t& router, std::string_view peer, const msg::Message& m);
+
+// ROUTER side: sends [peer, header, body] with an already encoded body, which libzmq takes
+// over without a copy. `attached` is destroyed when libzmq releases the body (written to the
+// kernel, or dropped), on libzmq's I/O thread, or at once when the send fails; a
+// msg::ReplyBudget charge there gives the bytes back.
+bool send_encoded_to(zmq::socket_t& router, std::string_view peer, std::string body,
+                     std::shared_ptr<void> attached);
 
 // One received multipart message. src_fd is the file descriptor of the connection it arrived
 // on (ZMQ_SRCFD), or -1.

@@ -177,18 +177,9 @@ double disk_ceiling(const fs::path& dir, size_t jobs) {
 
 int run_dispatch(const DispatchOptions& o) {
   fs::path tmp = make_temp_dir(o.work_dir);
-  fs::path bin = o.dispatcher_bin.empty() ? self_dir() / "simpleci-dispatcher" : fs::path(o.dispatcher_bin);
-  std::vector<std::string> argv = {bin.string(), "--bind", "tcp://127.0.0.1:0", "--state-dir", (tmp / "state").string(),
-                                   "--results-dir", (tmp / "results").string(), "--log-dir", (tmp / "logs").string(),
-                                   "--log-level", "warn"};
-  argv.insert(argv.end(), o.dispatcher_args.begin(), o.dispatcher_args.end());
-  pid_t pid = start(argv, tmp / "dispatcher.out");
-  std::string ep = read_endpoint(tmp / "state");
-  if (ep.empty()) {
-    std::fprintf(stderr, "simpleci-bench: the dispatcher did not start (%s)\n", bin.c_str());
-    stop(pid);
-    return 1;
-  }
+  pid_t pid = -1;
+  const std::string ep = start_dispatcher(tmp, o.dispatcher_bin, &pid, o.dispatcher_args);
+  if (ep.empty()) return 1;
   std::printf("dispatch: %d fake runners, %zu jobs, window %zu, dispatcher at %s (pid %d)\n",
               o.runners, o.jobs, o.window, ep.c_str(), pid);
   zmq::context_t ctx(1);

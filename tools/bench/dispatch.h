@@ -26,4 +26,16 @@ struct E2eOptions {
 };
 int run_e2e(const E2eOptions& o);
 
+struct FloodOptions {
+  size_t queued = 50000;    // queued jobs in the store before the dispatcher starts
+  size_t finished = 0;      // finished jobs in the store
+  size_t requests = 4000;   // requests in each flood
+  int samples = 20;         // COMMITs timed, one per flood
+  bool results = false;     // flood with RESULTS (limit 1000) instead of STATUS
+  std::string dispatcher_bin;
+  std::string work_dir;
+  bool keep = false;
+};
+int run_flood(const FloodOptions& o);
+
 }  // namespace simpleci::bench

@@ -7,6 +7,8 @@
 //                                                      real observer, dispatcher and runner
 //   simpleci-bench checkout --files 2000 --commits 20  the runner's libgit2 checkout per job,
 //                                                      beside git checkout + clean (reference)
+//   simpleci-bench flood --queued 50000 --requests 4000 COMMIT latency (p50/p99) from one socket
+//                                                      while another floods STATUS (or --results)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <CLI/CLI.hpp>
@@ -46,6 +48,17 @@ int run_main(int argc, char** argv) {
   checkout->add_option("--commits", k.commits, "commits to check out (2..1000)");
   checkout->add_flag("--keep", k.keep, "keep the temporary folder");
   checkout->add_option("--work-dir", k.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+  bench::FloodOptions f;
+  int64_t queued = 50000, finished = 0, requests = 4000;
+  auto* flood = app.add_subcommand("flood", "COMMIT latency while another socket floods requests");
+  flood->add_option("--queued", queued, "queued jobs stored before the start (0..1000000)");
+  flood->add_option("--finished", finished, "finished jobs stored before the start (0..1000000)");
+  flood->add_option("--requests", requests, "requests per flood (1..100000)");
+  flood->add_option("--samples", f.samples, "COMMITs timed (1..1000)");
+  flood->add_flag("--results", f.results, "flood with RESULTS requests (limit 1000) instead of STATUS");
+  flood->add_option("--dispatcher-bin", f.dispatcher_bin, "dispatcher executable to measure");
+  flood->add_flag("--keep", f.keep, "keep the temporary folder");
+  flood->add_option("--work-dir", f.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   int code = 0;
   const std::string prog = "simpleci-bench";
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
@@ -57,6 +70,16 @@ int run_main(int argc, char** argv) {
     d.jobs = static_cast<size_t>(jobs);
     d.window = static_cast<size_t>(window);
     return bench::run_dispatch(d);
+  }
+  if (flood->parsed()) {
+    if (!cli::in_range(prog, "--queued", queued, 0, 1000000) || !cli::in_range(prog, "--finished", finished, 0, 1000000) ||
+        !cli::in_range(prog, "--requests", requests, 1, 100000) || !cli::in_range(prog, "--samples", f.samples, 1, 1000)) {
+      return cli::kUsageError;
+    }
+    f.queued = static_cast<size_t>(queued);
+    f.finished = static_cast<size_t>(finished);
+    f.requests = static_cast<size_t>(requests);
+    return bench::run_flood(f);
   }
   if (checkout->parsed()) {
     if (!cli::in_range(prog, "--files", files, 1, 200000) || !cli::in_range(prog, "--file-bytes", file_bytes, 1, 1048576) ||

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -88,6 +89,22 @@ std::string read_endpoint(const fs::path& state_dir) {
       },
       std::chrono::milliseconds(10000), std::chrono::milliseconds(10));
   return ep.rfind("tcp://", 0) == 0 ? ep : "";
+}
+
+std::string start_dispatcher(const fs::path& dir, const std::string& bin, pid_t* pid,
+                             const std::vector<std::string>& extra) {
+  const fs::path exe = bin.empty() ? self_dir() / "simpleci-dispatcher" : fs::path(bin);
+  std::vector<std::string> argv = {exe.string(), "--bind", "tcp://127.0.0.1:0", "--state-dir", (dir / "state").string(),
+                                   "--results-dir", (dir / "results").string(), "--log-dir", (dir / "logs").string(),
+                                   "--log-level", "warn"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  *pid = start(argv, dir / "dispatcher.out");
+  std::string ep = read_endpoint(dir / "state");
+  if (ep.empty()) {
+    std::fprintf(stderr, "simpleci-bench: the dispatcher did not start (%s)\n", exe.c_str());
+    stop(*pid);
+  }
+  return ep;
 }
 
 void memory_kb(pid_t pid, long* rss, long* hwm) {

@@ -25,6 +25,11 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
               std::chrono::milliseconds step = std::chrono::milliseconds(2));
 // Waits for <state_dir>/endpoint; "" on timeout.
 std::string read_endpoint(const fs::path& state_dir);
+// Starts the dispatcher (`bin`, or simpleci-dispatcher beside this executable) on loopback with
+// its state, results and logs under dir (dir/state may already hold a store) and waits for its
+// endpoint. "" (after saying why on stderr and stopping it) when it did not start.
+std::string start_dispatcher(const fs::path& dir, const std::string& bin, pid_t* pid,
+                             const std::vector<std::string>& extra = {});
 // Resident set (VmRSS) and peak (VmHWM) of pid, in KiB.
 void memory_kb(pid_t pid, long* rss, long* hwm);
 // User + system CPU time of pid, in clock ticks.

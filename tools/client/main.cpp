@@ -67,9 +67,12 @@ class Session {
 
   // Sends req and waits (up to --timeout-ms) for the reply echoing request_id; replies to
   // earlier requests that arrive late are skipped. 0, or the exit code after printing why.
+  // ERROR busy (the dispatcher still holds unread replies for this socket, e.g. the previous
+  // output it sent is not written out yet) is retried after a pause, within the same deadline.
   int ask(const msg::Message& req, uint64_t request_id, msg::Message* reply) {
     conn_->send(req);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.timeout_ms);
+    auto pause = std::chrono::milliseconds(20);
     while (true) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
@@ -80,6 +83,14 @@ class Session {
       msg::Decoded d = net::decode_frames(*r, 0);
       if (!d.ok()) continue;
       const uint64_t echoed = request_id_of(d.message);
+      if (const auto* e = std::get_if<msg::Error>(&d.message);
+          e && e->code == msg::ErrorCode::kBusy && echoed == request_id &&
+          std::chrono::steady_clock::now() + pause < deadline) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(500));
+        conn_->send(req);
+        continue;
+      }
       if (const auto* e = std::get_if<msg::Error>(&d.message); e && (echoed == request_id || echoed == 0)) {
         if (e->code == msg::ErrorCode::kQueueFull) {
           return cli::fail(kProg, "the dispatcher's queue is full (" + e->text + "); try again later",

@@ -1,12 +1,14 @@
 // Fuzzes the message decoder with arbitrary bytes. The first byte picks how the input is split
 // into header and body so both frames get explored. Anything decode() accepts must re-encode
-// and decode to the same message, and must pass the sender-side validate().
+// and decode to the same message, and must pass the sender-side validate(). The msgpack skimmer
+// (object budget) is checked against the decoder on the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "messages/codec.h"
+#include "messages/skim.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace simpleci::msg;
@@ -24,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     body = all.substr(cut);
   }
   const Decoded d = decode(header, body);
+  // The skimmer on its own: it never reads past the body, and it agrees with the decoder about
+  // where an accepted body's value ends.
+  const Skim sk = skim_msgpack(body, kMaxObjects);
+  if (sk.ok() && sk.end > body.size()) std::abort();
+  if (d.ok() && (!sk.ok() || sk.end != body.size())) std::abort();
   if (!d.ok()) {
     if (d.detail.empty()) std::abort();  // every rejection must say why
     return 0;
