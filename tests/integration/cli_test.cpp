@@ -94,6 +94,9 @@ TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
       {{"e2e", "--commits", "2", "--poll-ms", "50"}, {"p50_ms", "p99_ms"}},
       {{"checkout", "--files", "60", "--commits", "3"},
        {"libgit2_p50_ms", "git_p50_ms", "ratio_to_git"}},
+      {{"soak", "--count", "20", "--poll-ms", "10"},
+       {"observer_rss_start_kb", "observer_rss_end_kb", "observer_rss_peak_kb", "observer_growth_kb_per_1000",
+        "runner_rss_start_kb", "runner_rss_end_kb", "runner_rss_peak_kb", "runner_growth_kb_per_1000"}},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {bin("simpleci-bench")};

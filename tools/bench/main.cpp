@@ -7,6 +7,8 @@
 //                                                      real observer, dispatcher and runner
 //   simpleci-bench checkout --files 2000 --commits 20  the runner's libgit2 checkout per job,
 //                                                      beside git checkout + clean (reference)
+//   simpleci-bench soak --count 10000                  RSS of the observer over 10,000 polls and
+//                                                      of the runner over 10,000 jobs (flat?)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <CLI/CLI.hpp>
@@ -14,6 +16,7 @@
 #include "messages/cli.h"
 #include "tools/bench/checkout.h"
 #include "tools/bench/dispatch.h"
+#include "tools/bench/soak.h"
 
 using namespace simpleci;
 
@@ -44,6 +47,13 @@ int run_main(int argc, char** argv) {
   checkout->add_option("--commits", k.commits, "commits to check out (2..1000)");
   checkout->add_flag("--keep", k.keep, "keep the temporary folder");
   checkout->add_option("--work-dir", k.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+  bench::SoakOptions so;
+  auto* soak = app.add_subcommand("soak", "memory of the observer and the runner over many polls / jobs");
+  soak->add_option("--component", so.component, "observer, runner or both");
+  soak->add_option("--count", so.count, "observer polls and runner jobs (10..1000000)");
+  soak->add_option("--poll-ms", so.poll_ms, "the observer's poll interval (10..60000)");
+  soak->add_flag("--keep", so.keep, "keep the temporary folder");
+  soak->add_option("--work-dir", so.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   int code = 0;
   const std::string prog = "simpleci-bench";
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
@@ -55,6 +65,15 @@ int run_main(int argc, char** argv) {
     d.jobs = static_cast<size_t>(jobs);
     d.window = static_cast<size_t>(window);
     return bench::run_dispatch(d);
+  }
+  if (soak->parsed()) {
+    if (so.component != "observer" && so.component != "runner" && so.component != "both") {
+      return cli::fail(prog, "--component must be observer, runner or both, got '" + so.component + "'", cli::kUsageError);
+    }
+    if (!cli::in_range(prog, "--count", so.count, 10, 1000000) || !cli::in_range(prog, "--poll-ms", so.poll_ms, 10, 60000)) {
+      return cli::kUsageError;
+    }
+    return bench::run_soak(so);
   }
   if (checkout->parsed()) {
     if (!cli::in_range(prog, "--files", files, 1, 200000) || !cli::in_range(prog, "--file-bytes", file_bytes, 1, 1048576) ||
