@@ -30,11 +30,26 @@ int encode_status(int st) {
   return 255;
 }
 
-// Ends the test's process group: SIGTERM, up to grace_ms for it to go, then SIGKILL.
+// Reaps every child that has ended (the test, or an orphan handed to the supervisor), keeping
+// the test's status. Returns waitpid's last answer: 0 while children run, -1 (ECHILD) if none.
+pid_t reap_ended(pid_t test, int* st, bool* reaped) {
+  int s = 0;
+  pid_t w;
+  while ((w = ::waitpid(-1, &s, WNOHANG)) > 0) {
+    if (w == test && !*reaped) {
+      *st = s;
+      *reaped = true;
+    }
+  }
+  return w;
+}
+
+// Ends the test's process group: SIGTERM, up to grace_ms for it to go, then SIGKILL. Orphans
+// in the group are reaped as they end (a zombie would still count as a member).
 void end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
   ::kill(-test, SIGTERM);
   for (int waited = 0; waited < grace_ms; waited += 10) {
-    if (!*reaped && ::waitpid(test, st, WNOHANG) == test) *reaped = true;
+    reap_ended(test, st, reaped);
     if (*reaped && ::kill(-test, 0) != 0) return;  // the whole group is gone
     nap_ms(10);
   }
@@ -97,15 +112,7 @@ void kill_everything_left(pid_t test, int* st, bool* reaped) {
   ::kill(-test, SIGKILL);
   const pid_t self = ::getpid();
   for (int round = 0; round < 2500; ++round) {
-    int s = 0;
-    pid_t w;
-    while ((w = ::waitpid(-1, &s, WNOHANG)) > 0) {
-      if (w == test && !*reaped) {
-        *st = s;
-        *reaped = true;
-      }
-    }
-    if (w < 0 && errno == ECHILD) return;
+    if (reap_ended(test, st, reaped) < 0 && errno == ECHILD) return;
     if (kill_children_of(self) == 0) nap_ms(2);  // a child is exiting or being handed to us
   }
 }
@@ -164,15 +171,8 @@ void kill_everything_left(pid_t test, int* st, bool* reaped) {
   ::setpgid(test, test);
   int st = 0;
   bool reaped = false;
-  while (!reaped) {
-    // Reap whatever ended: the test, or an orphan of it handed to the supervisor.
-    int s = 0;
-    for (pid_t w; (w = ::waitpid(-1, &s, WNOHANG)) > 0;) {
-      if (w == test) {
-        st = s;
-        reaped = true;
-      }
-    }
+  while (true) {
+    reap_ended(test, &st, &reaped);
     if (reaped) break;
     if (g_stop_signal) {
       int grace = g_stop_signal == SIGHUP ? (grace_ms < 1000 ? grace_ms : 1000) : grace_ms;
