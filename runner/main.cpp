@@ -95,7 +95,7 @@ int run_main(int argc, char** argv) {
   runner::Runner r(clock, conn, exec, ws, opt);
   if (!r.start(&err)) return cli::fail(prog, err, cli::kRuntimeError);
   spdlog::info("runner {} for {} connecting to {} ({} slot(s))", name, clone_dir, endpoint, jobs);
-  if (!curve && !endpoint.starts_with("ipc://") && !is_loopback_endpoint(endpoint)) {
+  if (runner::plain_text_to_another_machine(endpoint, curve)) {
     spdlog::warn("--insecure: talking plain text to {}; anyone on the path can read the results "
                  "and pose as the dispatcher", endpoint);
   }

@@ -45,8 +45,12 @@ DispatcherTrust judge_dispatcher(const std::string& endpoint, bool curve, uid_t 
   return {false, "plain-text TCP: anyone who answers on " + endpoint + " could send it"};
 }
 
+bool plain_text_to_another_machine(const std::string& endpoint, bool curve) {
+  return !curve && !endpoint.starts_with(kIpc) && !is_loopback_endpoint(endpoint);
+}
+
 std::string refuse_plain_text(const std::string& endpoint, bool curve, bool insecure) {
-  if (curve || insecure || endpoint.starts_with(kIpc) || is_loopback_endpoint(endpoint)) return "";
+  if (insecure || !plain_text_to_another_machine(endpoint, curve)) return "";
   return "refusing plain-text connection to " + endpoint +
          " (anyone on the path could answer and read results); use --curve-server-key/"
          "--curve-secret-key, or --insecure";

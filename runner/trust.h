@@ -24,8 +24,11 @@ DispatcherTrust judge_dispatcher(const std::string& endpoint, bool curve, uid_t 
 // false with *why naming the folder and the problem.
 bool private_socket_dir(const std::string& path, uid_t uid, std::string* why);
 
-// Plain TCP to a non-loopback host without --insecure is refused: "" when the runner may
-// connect, else the one-line reason. ipc:// and loopback tcp:// are local.
+// True for plain text (no CURVE) to a tcp:// host that is not loopback; ipc:// is local.
+bool plain_text_to_another_machine(const std::string& endpoint, bool curve);
+
+// Such a connection without --insecure is refused: "" when the runner may connect, else the
+// one-line reason.
 std::string refuse_plain_text(const std::string& endpoint, bool curve, bool insecure);
 
 }  // namespace simpleci::runner

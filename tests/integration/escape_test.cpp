@@ -42,21 +42,30 @@ struct Escapers {
   std::string unique;
 };
 
+// Commits a test that starts the escapers and then does `then`, and submits it.
+std::string submit(Cluster& c, const Escapers& e, const std::string& then) {
+  std::string id = c.upstream().commit({{".simpleci/test", script(0, e.script(then))}}, "escapes");
+  RunResult sub = run({bin("simpleci"), "submit", id, "--branch", "main", "--dispatcher", c.endpoint()});
+  EXPECT_EQ(sub.exit_code, 0) << sub.output;
+  return id;
+}
+
+long long ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
 TEST(Escapes, NothingTheTestStartedOutlivesItsJob) {
   Cluster c;
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   c.start_runner("r1");
   Escapers e(c.root());
-  std::string id = c.upstream().commit({{".simpleci/test", script(0, e.script(""))}}, "escapes");
-  RunResult sub = run({bin("simpleci"), "submit", id, "--branch", "main", "--dispatcher", c.endpoint()});
-  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  std::string id = submit(c, e, "");
   auto r = c.wait_result(id, 60s);
   ASSERT_TRUE(r) << c.logs();
   EXPECT_EQ((*r)["status"], "passed") << r->dump();
   auto t0 = std::chrono::steady_clock::now();
   bool gone = wait_until([&] { return e.alive() == 0; }, 2s);
-  std::printf("[ figures  ] job ended -> its escaped processes gone: %lld ms\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  std::printf("[ figures  ] job ended -> its escaped processes gone: %lld ms\n", ms_since(t0));
   EXPECT_TRUE(gone) << e.alive() << " escaped process(es) outlived the job";
 }
 
@@ -65,15 +74,12 @@ TEST(Escapes, NothingTheTestStartedOutlivesAKilledRunner) {
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   c.start_runner("r1");
   Escapers e(c.root());
-  std::string id = c.upstream().commit({{".simpleci/test", script(0, e.script("sleep 60"))}}, "escapes");
-  RunResult sub = run({bin("simpleci"), "submit", id, "--branch", "main", "--dispatcher", c.endpoint()});
-  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  submit(c, e, "sleep 60");
   ASSERT_TRUE(wait_until([&] { return e.alive() == 3; }, 30s)) << e.alive() << "\n" << c.logs();
   auto t0 = std::chrono::steady_clock::now();
   c.runner("r1").signal(SIGKILL);
   bool gone = wait_until([&] { return e.alive() == 0; }, 2s);
-  std::printf("[ figures  ] runner killed -> escaped processes gone: %lld ms\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  std::printf("[ figures  ] runner killed -> escaped processes gone: %lld ms\n", ms_since(t0));
   EXPECT_TRUE(gone) << e.alive() << " escaped process(es) outlived the runner";
 }
 

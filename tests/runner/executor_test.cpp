@@ -11,9 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "runner/executor.h"
+#include "tests/integration/harness.h"
 
 namespace simpleci::runner {
 namespace {
+
+using itest::processes_with;
 
 std::vector<Finished> run_until_done(ProcessExecutor& ex, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
@@ -109,20 +112,6 @@ TEST(ProcessExecutor, FloodOfOutputIsCapped) {
   EXPECT_TRUE(done[0].truncated);
   EXPECT_LE(done[0].output.size(), 4096u);
   EXPECT_NE(done[0].output.find("last-line"), std::string::npos);
-}
-
-// Processes whose command line contains marker (a scan of /proc, as a person would with ps).
-std::vector<pid_t> processes_with(const std::string& marker) {
-  std::vector<pid_t> found;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
-    std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find(marker) != std::string::npos) found.push_back(std::stoi(name));
-  }
-  return found;
 }
 
 // A test that starts three sleeps which escape its process group and its parentage: one in a

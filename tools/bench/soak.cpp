@@ -106,6 +106,7 @@ struct Series {
     (*j)[p + "_rss_end_kb"] = end_kb;
     (*j)[p + "_rss_peak_kb"] = peak_kb;
     (*j)[p + "_growth_kb_per_1000"] = std::round(growth_per_1000() * 10) / 10;
+    std::fflush(stdout);  // a long run shows each component's figures as soon as it has them
   }
 };
 
