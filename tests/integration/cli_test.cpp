@@ -41,6 +41,8 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
       {"runner not a repo", {"simpleci-runner", not_repo.string()}, 1, not_repo.string()},
       {"runner bad server", {"simpleci-runner", "--dispatcher-server=localhost", clone.string()}, 2, "localhost"},
       {"runner bad name", {"simpleci-runner", "--name", "../x", clone.string()}, 2, "name"},
+      {"runner empty test command", {"simpleci-runner", "--test-command", "", clone.string()}, 2, "--test-command"},
+      {"runner plain text far away", {"simpleci-runner", "--dispatcher", "tcp://192.0.2.7:8888", clone.string()}, 2, "--insecure"},
       {"observer missing clone", {"simpleci-observer", missing}, 1, missing},
       {"observer not a repo", {"simpleci-observer", not_repo.string()}, 1, not_repo.string()},
       {"observer poll 0", {"simpleci-observer", "--poll-ms", "0", clone.string()}, 2, "poll-ms"},
