@@ -88,6 +88,14 @@ bool origin_url(git_repository* repo, std::string* url, std::string* err) {
   return cfg && origin_url(cfg.get(), url, err);
 }
 
+std::string with_instead_of(const std::string& url) {
+  git_config* cfg = nullptr;
+  if (git_config_open_default(&cfg) != 0) return url;
+  std::string out = apply_instead_of(cfg, url);
+  git_config_free(cfg);
+  return out;
+}
+
 bool fetch_origin(git_repository* repo, std::string* err) {
   Config cfg = snapshot(repo, err);
   std::string url;

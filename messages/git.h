@@ -29,6 +29,10 @@ Repo open(const std::string& dir, std::string* err);
 // Both read the config with plain (regex-free) lookups and iterators instead.
 bool origin_url(git_repository* repo, std::string* url, std::string* err);
 
+// url with the user's url.<base>.insteadOf rules (global and system config) applied, as git
+// would before cloning it; url itself when none matches or the config cannot be read.
+std::string with_instead_of(const std::string& url);
+
 // Fetches origin with its configured remote.origin.fetch refspecs (default: every branch into
 // refs/remotes/origin/*), through an in-memory remote. Does not write FETCH_HEAD (writing it
 // looks up the branch's upstream remote, another leaking lookup); nothing here reads it.

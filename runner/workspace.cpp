@@ -14,7 +14,7 @@ namespace {
 using git::Repo;
 
 // git_clone's own "origin" would apply url.insteadOf through libgit2 1.5's leaking regex
-// lookup (see messages/git.h); the URL given here is already the one to use.
+// lookup (see messages/git.h); callers pass the URL with insteadOf already applied.
 int create_origin(git_remote** out, git_repository* repo, const char* name, const char* url, void*) {
   git_remote_create_options opts = GIT_REMOTE_CREATE_OPTIONS_INIT;
   opts.repository = repo;
@@ -45,7 +45,7 @@ bool open_or_clone(const std::string& dir, const std::string& repo_url, std::str
       *err = "clone folder does not exist: " + dir + " (give --repo URL to clone it)";
       return false;
     }
-    if (!clone(repo_url, dir, err)) return false;
+    if (!clone(git::with_instead_of(repo_url), dir, err)) return false;
   }
   if (!fs::is_directory(dir, ec)) {
     *err = "not a folder: " + dir;

@@ -85,6 +85,19 @@ TEST_F(WorkspaceTest, OriginUrlHonoursTheLongestInsteadOf) {
   EXPECT_EQ(sh("git -C " + clone_ + " rev-parse origin/main"), second_);
 }
 
+TEST_F(WorkspaceTest, RepoUrlHonoursTheUsersInsteadOf) {
+  std::ofstream(dir_ / ".gitconfig") << "[url \"" << (dir_ / "up").string() << "\"]\n\tinsteadOf = short:\n";
+  git_buf saved = GIT_BUF_INIT;
+  ASSERT_EQ(git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, &saved), 0);
+  ASSERT_EQ(git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, dir_.c_str()), 0);
+  EXPECT_EQ(git::with_instead_of("short:"), (dir_ / "up").string());
+  EXPECT_EQ(git::with_instead_of("other:x"), "other:x");
+  EXPECT_TRUE(open_or_clone((dir_ / "fresh").string(), "short:", &err_)) << err_;
+  git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, saved.ptr);
+  git_buf_dispose(&saved);
+  EXPECT_EQ(sh("git -C " + (dir_ / "fresh").string() + " rev-parse HEAD"), second_);
+}
+
 TEST_F(WorkspaceTest, FetchesNewCommitsAndChecksOutExactlyTheCommit) {
   GitWorkspace ws(clone_);
   std::string workdir;
