@@ -36,7 +36,7 @@ struct Config {
   uint32_t max_attempts = 3;
   uint32_t job_timeout_s = 600;
   uint64_t output_cap = msg::kMaxOutputCap;
-  std::string test_command = "python3 -m unittest discover -s tests -v";
+  std::string test_command{msg::kDefaultTestCommand};
   std::filesystem::path results_dir = "test_results";
   bool require_identity = false;  // CURVE: a runner's name must equal its key's name
   bool async_files = false;       // write result files on a ResultWriter thread

@@ -20,10 +20,22 @@ std::string error(const std::string& what);
 // Opens exactly dir (no search upwards); nullptr with "not a git repository: DIR" otherwise.
 Repo open(const std::string& dir, std::string* err);
 
-// URL of the "origin" remote; false with *err when there is none.
+// URL of the "origin" remote as git fetches from it (remote.origin.url with the longest
+// matching url.<base>.insteadOf applied); false with *err when there is none.
+//
+// Neither this nor fetch_origin() calls git_remote_lookup: in libgit2 1.5 every config lookup
+// through a regular expression (insteadOf, remote lists, branch upstreams) leaks a pcre2 match
+// block per config entry that does not match, which a process polling for months cannot afford.
+// Both read the config with plain (regex-free) lookups and iterators instead.
 bool origin_url(git_repository* repo, std::string* url, std::string* err);
 
-// Fetches every branch of "origin" into refs/remotes/origin/*.
+// url with the user's url.<base>.insteadOf rules (global and system config) applied, as git
+// would before cloning it; url itself when none matches or the config cannot be read.
+std::string with_instead_of(const std::string& url);
+
+// Fetches origin with its configured remote.origin.fetch refspecs (default: every branch into
+// refs/remotes/origin/*), through an in-memory remote. Does not write FETCH_HEAD (writing it
+// looks up the branch's upstream remote, another leaking lookup); nothing here reads it.
 bool fetch_origin(git_repository* repo, std::string* err);
 
 // Removes lock files ("*.lock": index.lock, ref locks) under <repo_dir>/.git that a process

@@ -21,6 +21,9 @@ inline constexpr uint8_t kProtocolVersion = 1;
 inline constexpr size_t kMaxNameLen = 64;            // runner / observer names
 inline constexpr size_t kMaxBranchLen = 255;         // branch names
 inline constexpr size_t kMaxCommandLen = 4096;       // test command
+// The test command of a commit without .simpleci/test, unless --test-command says otherwise
+// (the dispatcher's, sent in JOB, and the runner's own); the original simpleCI's command.
+inline constexpr std::string_view kDefaultTestCommand = "python3 -m unittest discover -s tests -v";
 inline constexpr size_t kMaxTextLen = 4096;          // error text, free-form strings
 inline constexpr size_t kMaxChunkBytes = 64 * 1024;  // one OUTPUT chunk
 inline constexpr size_t kMaxWatchBytes = 1024 * 1024;  // output in one WATCH_REPLY

@@ -11,12 +11,11 @@ using git::Repo;
 bool check_clone(const std::string& dir, std::string* err) {
   Repo repo = git::open(dir, err);
   if (!repo) return false;
-  git_remote* remote = nullptr;
-  if (git_remote_lookup(&remote, repo.get(), "origin") != 0) {
+  std::string url;
+  if (!git::origin_url(repo.get(), &url, err)) {
     *err = "the clone has no 'origin' remote: " + dir;
     return false;
   }
-  git_remote_free(remote);
   return true;
 }
 

@@ -1,5 +1,6 @@
 #include "runner/executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -29,17 +30,94 @@ int encode_status(int st) {
   return 255;
 }
 
-// Ends the test's process group: SIGTERM, up to grace_ms for it to go, then SIGKILL.
-int end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
+// Reaps every child that has ended (the test, or an orphan handed to the supervisor), keeping
+// the test's status. Returns waitpid's last answer: 0 while children run, -1 (ECHILD) if none.
+pid_t reap_ended(pid_t test, int* st, bool* reaped) {
+  int s = 0;
+  pid_t w;
+  while ((w = ::waitpid(-1, &s, WNOHANG)) > 0) {
+    if (w == test && !*reaped) {
+      *st = s;
+      *reaped = true;
+    }
+  }
+  return w;
+}
+
+// Ends the test's process group: SIGTERM, up to grace_ms for it to go, then SIGKILL. Orphans
+// in the group are reaped as they end (a zombie would still count as a member).
+void end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
   ::kill(-test, SIGTERM);
   for (int waited = 0; waited < grace_ms; waited += 10) {
-    if (!*reaped && ::waitpid(test, st, WNOHANG) == test) *reaped = true;
-    if (*reaped && ::kill(-test, 0) != 0) return 0;  // the whole group is gone
+    reap_ended(test, st, reaped);
+    if (*reaped && ::kill(-test, 0) != 0) return;  // the whole group is gone
     nap_ms(10);
   }
   ::kill(-test, SIGKILL);
-  if (!*reaped) ::waitpid(test, st, 0);
-  return 0;
+  if (!*reaped && ::waitpid(test, st, 0) == test) *reaped = true;
+}
+
+// The parent pid in the text of /proc/<pid>/stat ("pid (comm) state ppid ..."); the command
+// name may hold spaces and parentheses, so parsing starts after the last ')'. -1 if unreadable.
+pid_t parent_in_stat(const char* text, ssize_t len) {
+  ssize_t i = len - 1;
+  while (i >= 0 && text[i] != ')') --i;
+  i += 4;  // ") S "
+  if (i <= 3 || i >= len) return -1;
+  pid_t ppid = 0;
+  for (; i < len && text[i] >= '0' && text[i] <= '9'; ++i) ppid = ppid * 10 + (text[i] - '0');
+  return ppid;
+}
+
+// SIGKILLs every process whose parent is `parent`, found by walking /proc (raw getdents64,
+// open and read: nothing that allocates). Returns how many were signalled.
+int kill_children_of(pid_t parent) {
+  int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return 0;
+  int killed = 0;
+  alignas(8) char entries[8192];
+  ssize_t n;
+  while ((n = ::getdents64(dir, entries, sizeof entries)) > 0) {
+    for (ssize_t off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(entries + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] < '1' || name[0] > '9') continue;
+      char path[64] = "/proc/";
+      size_t k = 6;
+      for (const char* c = name; *c && k < sizeof path - 6; ++c) path[k++] = *c;
+      for (const char* c = "/stat"; *c; ++c) path[k++] = *c;
+      path[k] = '\0';
+      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;  // gone meanwhile
+      char stat[1024];
+      ssize_t len = ::read(fd, stat, sizeof stat);
+      ::close(fd);
+      if (len <= 0 || parent_in_stat(stat, len) != parent) continue;
+      pid_t pid = 0;
+      for (const char* c = name; *c >= '0' && *c <= '9'; ++c) pid = pid * 10 + (*c - '0');
+      if (::kill(pid, SIGKILL) == 0) ++killed;
+    }
+  }
+  ::close(dir);
+  return killed;
+}
+
+// After the job ended for whatever reason: kills everything started under the supervisor. As
+// a child subreaper it inherits every orphan of the job (daemons that called setsid, double
+// forks, nohup), so killing its children until none is left reaches all of them; a killed
+// parent hands its own children to the supervisor for the next round. Gives up after 5 s (a
+// process stuck in the kernel cannot be killed) so that the job still reports.
+void kill_everything_left(pid_t test, int* st, bool* reaped) {
+  ::kill(-test, SIGKILL);
+  const pid_t self = ::getpid();
+  timespec start{}, now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    if (reap_ended(test, st, reaped) < 0 && errno == ECHILD) return;
+    if (kill_children_of(self) == 0) nap_ms(2);  // a child is exiting or being handed to us
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+  } while (now.tv_sec - start.tv_sec < 5);
 }
 
 // The supervisor, in the forked child. Only async-signal-safe calls from here on: the runner
@@ -48,6 +126,9 @@ int end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
                             int grace_ms, pid_t runner) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGHUP);
+  // Orphans of the job (daemons, double forks) become children of the supervisor, not of init,
+  // so that kill_everything_left() can find and end them.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   // Keep only stdio and the output pipe: an inherited copy of the runner's dispatcher socket
   // would keep that connection open after the runner died and hide its death.
   if (out_fd != 3) {
@@ -73,6 +154,7 @@ int end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     for (int s : {SIGTERM, SIGHUP, SIGINT, SIGPIPE}) ::sigaction(s, &dfl, nullptr);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(out_fd, 1);
@@ -93,23 +175,18 @@ int end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
   int st = 0;
   bool reaped = false;
   while (true) {
-    if (::waitpid(test, &st, WNOHANG) == test) {
-      reaped = true;
-      break;
-    }
-    if (!g_stop_signal) {
-      timespec tick{0, 200 * 1000000L};
-      int sig = ::sigtimedwait(&waitset, nullptr, &tick);
-      if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) g_stop_signal = sig;
-      continue;
-    }
-    {
+    reap_ended(test, &st, &reaped);
+    if (reaped) break;
+    if (g_stop_signal) {
       int grace = g_stop_signal == SIGHUP ? (grace_ms < 1000 ? grace_ms : 1000) : grace_ms;
       end_group(test, grace, &reaped, &st);
-      _exit(encode_status(st));
+      break;
     }
+    timespec tick{0, 200 * 1000000L};
+    int sig = ::sigtimedwait(&waitset, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) g_stop_signal = sig;
   }
-  ::kill(-test, SIGKILL);  // whatever the test left running in its group
+  kill_everything_left(test, &st, &reaped);
   _exit(encode_status(st));
 }
 

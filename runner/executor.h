@@ -49,9 +49,11 @@ class Executor {
 
 // Real processes. Each job runs under a small supervisor process (a child of the runner) that
 // starts the test in a new process group, asks the kernel for SIGHUP when the runner dies
-// (PR_SET_PDEATHSIG), and on SIGTERM (timeout, cancel) or SIGHUP (runner died) ends the whole
-// group: SIGTERM, then SIGKILL after the grace period (at most 1 s when the runner died). After
-// a normal exit it kills whatever the test left behind in its group.
+// (PR_SET_PDEATHSIG), and on SIGTERM (timeout, cancel) or SIGHUP (runner died) ends the
+// group: SIGTERM, then SIGKILL after the grace period (at most 1 s when the runner died). The
+// supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): whatever the test left behind,
+// even in another session (setsid, double fork, nohup), ends up as its child, and however the
+// job ended it SIGKILLs every remaining descendant and reaps them before it exits itself.
 class ProcessExecutor final : public Executor {
  public:
   ProcessExecutor(Clock& clock, int kill_grace_ms) : clock_(clock), grace_ms_(kill_grace_ms) {}

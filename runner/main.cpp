@@ -17,6 +17,7 @@
 #include "messages/transport.h"
 #include "messages/validate.h"
 #include "runner/runner.h"
+#include "runner/trust.h"
 
 using namespace simpleci;
 
@@ -27,12 +28,17 @@ int run_main(int argc, char** argv) {
   std::string name, repo_url, clone_dir;
   std::string log_dir = kDefaultLogDir, log_level = "info";
   cli::ConnectFlags conn_flags;
+  std::string test_command{msg::kDefaultTestCommand};
   int64_t jobs = 1, grace_ms = 10000;
+  bool insecure = false;
   conn_flags.add(app, "this runner");
   app.add_option("--name", name, "runner name (default HOSTNAME-PID)");
   app.add_option("--jobs", jobs, "jobs run at once, each in its own checkout (1..256)");
   app.add_option("--repo", repo_url, "clone this URL into CLONE_DIR when it does not exist");
   app.add_option("--kill-grace-ms", grace_ms, "SIGTERM to SIGKILL delay for timeouts and cancels");
+  app.add_option("--test-command", test_command,
+                 "command for commits without .simpleci/test when the dispatcher is not authenticated");
+  app.add_flag("--insecure", insecure, "allow plain text to a non-loopback dispatcher");
   app.add_option("--log-dir", log_dir, "folder for runner-NAME.log");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   app.add_option("CLONE_DIR", clone_dir, "the runner's clone of the repository")->required();
@@ -43,8 +49,15 @@ int run_main(int argc, char** argv) {
       !cli::in_range(prog, "--kill-grace-ms", grace_ms, 0, 600000)) {
     return cli::kUsageError;
   }
+  if (!is_valid_text(test_command, msg::kMaxCommandLen) || test_command.empty()) {
+    return cli::fail(prog, "--test-command must be 1..4096 bytes without NUL", cli::kUsageError);
+  }
   std::string err, endpoint, server_key, secret_key;
   if (!conn_flags.resolve(prog, &endpoint, &server_key, &secret_key, &code)) return code;
+  const bool curve = !server_key.empty();
+  if (std::string why = runner::refuse_plain_text(endpoint, curve, insecure); !why.empty()) {
+    return cli::fail(prog, why, cli::kUsageError);
+  }
   if (name.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -76,9 +89,22 @@ int run_main(int argc, char** argv) {
   runner::GitWorkspace ws(clone_dir);
   runner::Options opt{name, static_cast<uint32_t>(jobs),
                       std::filesystem::path(clone_dir) / ".git" / "simpleci"};
+  opt.test_command = test_command;
+  const runner::DispatcherTrust trust = runner::judge_dispatcher(endpoint, curve, ::geteuid());
+  opt.trust_wire_command = trust.authenticated;
   runner::Runner r(clock, conn, exec, ws, opt);
   if (!r.start(&err)) return cli::fail(prog, err, cli::kRuntimeError);
   spdlog::info("runner {} for {} connecting to {} ({} slot(s))", name, clone_dir, endpoint, jobs);
+  if (runner::plain_text_to_another_machine(endpoint, curve)) {
+    spdlog::warn("--insecure: talking plain text to {}; anyone on the path can read the results "
+                 "and pose as the dispatcher", endpoint);
+  }
+  if (trust.authenticated) {
+    spdlog::info("the dispatcher is authenticated ({}): running the test command it sends", trust.why);
+  } else {
+    spdlog::info("the dispatcher is not authenticated ({}): commits without .simpleci/test run "
+                 "this runner's --test-command '{}'", trust.why, test_command);
+  }
   if (stale_locks > 0) spdlog::warn("removed {} stale git lock file(s) left by an earlier run", stale_locks);
 
   int signals = 0;

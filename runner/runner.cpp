@@ -207,7 +207,7 @@ void Runner::run_job(int slot, const std::string& workdir) {
   if (fs::is_regular_file(own, ec) && ::access(own.c_str(), X_OK) == 0) {
     spec.argv = {own.string()};
   } else {
-    spec.argv = {"/bin/sh", "-c", job.test_command};
+    spec.argv = {"/bin/sh", "-c", command_for(job)};
   }
   spec.env = {"CI=true", "SIMPLECI_COMMIT=" + job.commit, "SIMPLECI_BRANCH=" + job.branch,
               "SIMPLECI_JOB=" + std::to_string(job.job_id)};
@@ -219,6 +219,22 @@ void Runner::run_job(int slot, const std::string& workdir) {
     return;
   }
   s.running = true;
+}
+
+const std::string& Runner::command_for(const msg::Job& job) {
+  if (opt_.trust_wire_command) return job.test_command;
+  if (job.test_command != opt_.test_command) {
+    // Warn once per distinct command; a peer sending endless variants cannot grow the set.
+    constexpr size_t kMaxRemembered = 64;
+    if (!ignored_commands_.count(job.test_command) && ignored_commands_.size() < kMaxRemembered) {
+      ignored_commands_.insert(job.test_command);
+      spdlog::warn("job {}: ignoring the dispatcher's test command '{}' and running this runner's "
+                   "--test-command '{}': the dispatcher is not authenticated (plain text; use CURVE "
+                   "or a private ipc:// socket to let it choose)",
+                   job.job_id, job.test_command, opt_.test_command);
+    }
+  }
+  return opt_.test_command;
 }
 
 void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string output,

@@ -30,6 +30,10 @@ struct Options {
   std::string name;
   uint32_t capacity = 1;
   std::filesystem::path work_dir;  // <clone>/.git/simpleci: unacknowledged results live here
+  // Run for a commit without .simpleci/test when the JOB's own command is not trusted.
+  std::string test_command{msg::kDefaultTestCommand};
+  // Whether the JOB's test_command may be run (the dispatcher is authenticated: trust.h).
+  bool trust_wire_command = false;
 };
 
 class Runner {
@@ -81,6 +85,8 @@ class Runner {
   void start_next();
   void start_checkout(int slot);
   void run_job(int slot, const std::string& workdir);
+  // The shell command for a job whose commit has no .simpleci/test.
+  const std::string& command_for(const msg::Job& job);
   void complete(int slot, msg::JobStatus st, int32_t exit_code, std::string output,
                 bool truncated);
   void cancel_job(uint64_t job_id);
@@ -106,6 +112,7 @@ class Runner {
   std::mutex done_mu_;
   std::vector<CheckoutDone> done_;
   LogLimiter bad_log_;
+  std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
 };
 
 }  // namespace simpleci::runner

@@ -13,9 +13,21 @@ namespace {
 
 using git::Repo;
 
+// git_clone's own "origin" would apply url.insteadOf through libgit2 1.5's leaking regex
+// lookup (see messages/git.h); callers pass the URL with insteadOf already applied.
+int create_origin(git_remote** out, git_repository* repo, const char* name, const char* url, void*) {
+  git_remote_create_options opts = GIT_REMOTE_CREATE_OPTIONS_INIT;
+  opts.repository = repo;
+  opts.name = name;
+  opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+  return git_remote_create_with_opts(out, url, &opts);
+}
+
 bool clone(const std::string& url, const std::string& dir, std::string* err) {
   git_repository* r = nullptr;
   git_clone_options opts = GIT_CLONE_OPTIONS_INIT;
+  opts.remote_cb = create_origin;
+  opts.fetch_opts.update_fetchhead = 0;
   if (git_clone(&r, url.c_str(), dir.c_str(), &opts) != 0) {
     *err = git::error("cannot clone " + url + " into " + dir);
     return false;
@@ -33,7 +45,7 @@ bool open_or_clone(const std::string& dir, const std::string& repo_url, std::str
       *err = "clone folder does not exist: " + dir + " (give --repo URL to clone it)";
       return false;
     }
-    if (!clone(repo_url, dir, err)) return false;
+    if (!clone(git::with_instead_of(repo_url), dir, err)) return false;
   }
   if (!fs::is_directory(dir, ec)) {
     *err = "not a folder: " + dir;

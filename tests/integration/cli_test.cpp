@@ -46,6 +46,8 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
       {"runner not a repo", {"simpleci-runner", not_repo.string()}, 1, not_repo.string()},
       {"runner bad server", {"simpleci-runner", "--dispatcher-server=localhost", clone.string()}, 2, "localhost"},
       {"runner bad name", {"simpleci-runner", "--name", "../x", clone.string()}, 2, "name"},
+      {"runner empty test command", {"simpleci-runner", "--test-command", "", clone.string()}, 2, "--test-command"},
+      {"runner plain text far away", {"simpleci-runner", "--dispatcher", "tcp://192.0.2.7:8888", clone.string()}, 2, "--insecure"},
       {"observer missing clone", {"simpleci-observer", missing}, 1, missing},
       {"observer not a repo", {"simpleci-observer", not_repo.string()}, 1, not_repo.string()},
       {"observer poll 0", {"simpleci-observer", "--poll-ms", "0", clone.string()}, 2, "poll-ms"},
@@ -99,6 +101,9 @@ TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
       {{"e2e", "--commits", "2", "--poll-ms", "50"}, {"p50_ms", "p99_ms"}},
       {{"checkout", "--files", "60", "--commits", "3"},
        {"libgit2_p50_ms", "git_p50_ms", "ratio_to_git"}},
+      {{"soak", "--count", "20", "--poll-ms", "10"},
+       {"observer_rss_start_kb", "observer_rss_end_kb", "observer_rss_peak_kb", "observer_growth_kb_per_1000",
+        "runner_rss_start_kb", "runner_rss_end_kb", "runner_rss_peak_kb", "runner_growth_kb_per_1000"}},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {bin("simpleci-bench")};

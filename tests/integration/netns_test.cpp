@@ -114,7 +114,7 @@ TEST(SeveralMachines, RunnerCutOffMidJobIsRequeuedAndComesBack) {
   for (std::string r : {"ra", "rb"}) {
     runners[r] = std::make_unique<Process>(
         r, net.in(r, {bin("simpleci-runner"), "--dispatcher", endpoint, "--name", r, "--repo", url,
-                      "--log-dir", logs.string(), "--kill-grace-ms", "500",
+                      "--log-dir", logs.string(), "--kill-grace-ms", "500", "--insecure",
                       (tmp.path() / ("clone-" + r)).string()}),
         tmp.path() / (r + ".out"));
   }

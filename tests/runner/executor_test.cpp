@@ -11,9 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "runner/executor.h"
+#include "tests/integration/harness.h"
 
 namespace simpleci::runner {
 namespace {
+
+using itest::processes_with;
 
 std::vector<Finished> run_until_done(ProcessExecutor& ex, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
@@ -110,6 +113,74 @@ TEST(ProcessExecutor, FloodOfOutputIsCapped) {
   EXPECT_LE(done[0].output.size(), 4096u);
   EXPECT_NE(done[0].output.find("last-line"), std::string::npos);
 }
+
+// A test that starts three sleeps which escape its process group and its parentage: one in a
+// new session (setsid), one double-forked, one under nohup. Each sleep has a unique duration
+// (the marker) so it can be found in /proc. The script waits until all three have started.
+std::string escaping_script(const std::string& dir, const std::string& unique) {
+  return "setsid sh -c 'echo $$ > " + dir + "/a; exec sleep 123." + unique + "' &\n" +
+         "( sh -c 'sleep 124." + unique + " & echo $! > " + dir + "/b' & )\n" +
+         "nohup sleep 125." + unique + " > /dev/null 2>&1 &\n" +
+         "until [ -s " + dir + "/a ] && [ -s " + dir + "/b ]; do sleep 0.01; done\n";
+}
+
+bool escaped_gone(const std::string& unique, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    size_t left = 0;
+    for (const char* d : {"123.", "124.", "125."}) left += processes_with(d + unique).size();
+    if (left == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const char* d : {"123.", "124.", "125."}) {
+    for (pid_t p : processes_with(d + unique)) ::kill(p, SIGKILL);  // do not leave them to the machine
+  }
+  return false;
+}
+
+class Escapes : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Escapes, NothingTheTestStartedOutlivesTheJob) {
+  const std::string how = GetParam();
+  SystemClock clock;
+  ProcessExecutor ex(clock, 200);
+  char tmpl[] = "/tmp/simpleci-escape-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  const std::string unique = std::to_string(::getpid()) + std::to_string(std::hash<std::string>{}(dir) % 100000);
+  std::string body = escaping_script(dir, unique);
+  if (how == "exit") body += "exit 0\n";
+  if (how == "fail") body += "exit 3\n";
+  if (how == "cancel" || how == "timeout") body += "touch " + dir + "/ready; sleep 60\n";
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(9, body, how == "timeout" ? 1 : 30), &err)) << err;
+  if (how == "cancel") {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(dir + "/ready") && std::chrono::steady_clock::now() < deadline) {
+      ex.poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(std::filesystem::exists(dir + "/ready"));
+    EXPECT_FALSE(processes_with("125." + unique).empty());
+    ex.cancel(9);
+    while (ex.running() > 0 && std::chrono::steady_clock::now() < deadline) {
+      ex.poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(ex.running(), 0u);
+  } else {
+    auto done = run_until_done(ex, std::chrono::seconds(30));
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].status, how == "exit"   ? msg::JobStatus::kPassed
+                              : how == "fail" ? msg::JobStatus::kFailed
+                                              : msg::JobStatus::kTimeout);
+  }
+  EXPECT_TRUE(escaped_gone(unique, std::chrono::milliseconds(2000)))
+      << "a process started by the test outlived its job (" << how << ")";
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(ProcessExecutor, Escapes, ::testing::Values("exit", "fail", "cancel", "timeout"));
 
 }  // namespace
 }  // namespace simpleci::runner

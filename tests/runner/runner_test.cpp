@@ -89,9 +89,12 @@ class RunnerTest : public ::testing::Test {
     r_.reset();
     fs::remove_all(dir_);
   }
-  void make(uint32_t capacity = 1) {
+  void make(uint32_t capacity = 1, bool trusted = true) {
     r_.reset();
-    r_ = std::make_unique<Runner>(clock_, link_, exec_, ws_, Options{"r1", capacity, dir_});
+    Options opt{"r1", capacity, dir_};
+    opt.test_command = "./own-tests";
+    opt.trust_wire_command = trusted;
+    r_ = std::make_unique<Runner>(clock_, link_, exec_, ws_, opt);
     std::string err;
     ASSERT_TRUE(r_->start(&err)) << err;
   }
@@ -135,6 +138,18 @@ TEST_F(RunnerTest, RegistersOncePerSecondUntilWelcomedThenHeartbeats) {
   EXPECT_TRUE(r_->registered());
   advance(100);
   EXPECT_EQ(link_.take<msg::Heartbeat>().size(), 1u);
+}
+
+TEST_F(RunnerTest, UnauthenticatedDispatcherCannotChooseTheShellCommand) {
+  make(1, false);
+  welcome();
+  run_job(5, 0);
+  deliver(msg::Job{6, 1, std::string(40, 'a'), "main", "id > /tmp/owned", 60, 4096});
+  r_->wait_checkouts();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  for (const auto& spec : exec_.started) {
+    EXPECT_EQ(spec.argv, (std::vector<std::string>{"/bin/sh", "-c", "./own-tests"}));
+  }
 }
 
 TEST_F(RunnerTest, SilentDispatcherMeansReconnectWithDoublingBackoff) {

@@ -9,6 +9,8 @@
 //                                                      beside git checkout + clean (reference)
 //   simpleci-bench flood --queued 50000 --requests 4000 COMMIT latency (p50/p99) from one socket
 //                                                      while another floods STATUS (or --results)
+//   simpleci-bench soak --count 10000                  RSS of the observer over 10,000 polls and
+//                                                      of the runner over 10,000 jobs (flat?)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include "messages/cli.h"
 #include "tools/bench/checkout.h"
 #include "tools/bench/dispatch.h"
+#include "tools/bench/soak.h"
 
 using namespace simpleci;
 
@@ -59,6 +62,13 @@ int run_main(int argc, char** argv) {
   flood->add_option("--dispatcher-bin", f.dispatcher_bin, "dispatcher executable to measure");
   flood->add_flag("--keep", f.keep, "keep the temporary folder");
   flood->add_option("--work-dir", f.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+  bench::SoakOptions so;
+  auto* soak = app.add_subcommand("soak", "memory of the observer and the runner over many polls / jobs");
+  soak->add_option("--component", so.component, "observer, runner or both");
+  soak->add_option("--count", so.count, "observer polls and runner jobs (10..1000000)");
+  soak->add_option("--poll-ms", so.poll_ms, "the observer's poll interval (10..60000)");
+  soak->add_flag("--keep", so.keep, "keep the temporary folder");
+  soak->add_option("--work-dir", so.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
   int code = 0;
   const std::string prog = "simpleci-bench";
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
@@ -80,6 +90,15 @@ int run_main(int argc, char** argv) {
     f.finished = static_cast<size_t>(finished);
     f.requests = static_cast<size_t>(requests);
     return bench::run_flood(f);
+  }
+  if (soak->parsed()) {
+    if (so.component != "observer" && so.component != "runner" && so.component != "both") {
+      return cli::fail(prog, "--component must be observer, runner or both, got '" + so.component + "'", cli::kUsageError);
+    }
+    if (!cli::in_range(prog, "--count", so.count, 10, 1000000) || !cli::in_range(prog, "--poll-ms", so.poll_ms, 10, 60000)) {
+      return cli::kUsageError;
+    }
+    return bench::run_soak(so);
   }
   if (checkout->parsed()) {
     if (!cli::in_range(prog, "--files", files, 1, 200000) || !cli::in_range(prog, "--file-bytes", file_bytes, 1, 1048576) ||
