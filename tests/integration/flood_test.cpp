@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
+#include "dispatcher/results.h"
 #include "dispatcher/store.h"
 #include "messages/codec.h"
 #include "messages/reply_budget.h"
@@ -46,8 +47,12 @@ std::string commit_id(size_t n) {
 
 // Fills the dispatcher's store before it starts: `finished` final jobs, `queued` queued jobs,
 // and (when big_output > 0) one more final job for commit_id(0) ... whose output has that size.
-void populate(const fs::path& state_dir, size_t finished, size_t queued, size_t big_output = 0) {
+// A store as a dispatcher would have left it: finished jobs (with their result files, which the
+// dispatcher would otherwise write at start) and queued ones.
+void populate(const Cluster& cl, size_t finished, size_t queued, size_t big_output = 0) {
+  const fs::path& state_dir = cl.state_dir();
   fs::create_directories(state_dir);
+  fs::create_directories(cl.results_dir());
   dispatcher::Store st;
   std::string err;
   ASSERT_TRUE(st.open((state_dir / "simpleci.db").string(), &err)) << err;
@@ -61,6 +66,7 @@ void populate(const fs::path& state_dir, size_t finished, size_t queued, size_t 
     msg::JobSummary s{id, c, "main", msg::JobStatus::kPassed, 0, 1000, "r1", 1,
                       t0 + static_cast<int64_t>(i), t0 + static_cast<int64_t>(i), t0 + static_cast<int64_t>(i) + 1000, false};
     ASSERT_TRUE(st.finish(s, "ok\n", &err)) << err;
+    ASSERT_TRUE(dispatcher::write_result_files(cl.results_dir(), s, "ok\n", false, &err)) << err;
   }
   if (big_output > 0) {
     const uint64_t id = st.insert_job(commit_id(0), "main", t0, &err);
@@ -68,6 +74,7 @@ void populate(const fs::path& state_dir, size_t finished, size_t queued, size_t 
     msg::JobSummary s{id, commit_id(0), "main", msg::JobStatus::kFailed, 1, 1000, "r1", 1,
                       t0, t0, t0 + 1000, true};
     ASSERT_TRUE(st.finish(s, std::string(big_output, 'x'), &err)) << err;
+    ASSERT_TRUE(dispatcher::write_result_files(cl.results_dir(), s, std::string(big_output, 'x'), false, &err)) << err;
   }
   ASSERT_TRUE(st.commit(&err)) << err;
 }
@@ -132,7 +139,7 @@ void hold_out(Cluster& c, const std::function<bool(const msg::StatusReply&)>& do
 
 TEST(Flood, ResultsRequestsWithUnreadRepliesKeepMemoryBounded) {
   Cluster c;
-  populate(c.state_dir(), 50000, 0);
+  populate(c, 50000, 0);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   zmq::context_t ctx(1);
   auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
@@ -146,7 +153,7 @@ TEST(Flood, ResultsRequestsWithUnreadRepliesKeepMemoryBounded) {
 
 TEST(Flood, ResultsRequestsForOneBigOutputKeepMemoryBounded) {
   Cluster c;
-  populate(c.state_dir(), 1000, 0, msg::kMaxOutputCap);
+  populate(c, 1000, 0, msg::kMaxOutputCap);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   zmq::context_t ctx(1);
   auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
@@ -177,7 +184,7 @@ std::string nested_bomb() {
 
 TEST(Flood, FrameOfNestedSmallArraysIsRefusedBeforeUnpacking) {
   Cluster c;
-  populate(c.state_dir(), 1000, 0);
+  populate(c, 1000, 0);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   zmq::context_t ctx(1);
   auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
@@ -231,7 +238,7 @@ milliseconds commit_latency(Cluster& c, const std::function<msg::Message(uint64_
 // lives in `simpleci-bench flood` and is printed here.
 TEST(Flood, StatusFloodDoesNotDelayAnotherPeersCommit) {
   Cluster c;
-  populate(c.state_dir(), 0, 50000);
+  populate(c, 0, 50000);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   const milliseconds took =
       commit_latency(c, [](uint64_t i) { return msg::Message(msg::StatusRequest{i}); }, 4000);
@@ -242,7 +249,7 @@ TEST(Flood, StatusFloodDoesNotDelayAnotherPeersCommit) {
 
 TEST(Flood, ResultsFloodDoesNotDelayAnotherPeersCommit) {
   Cluster c;
-  populate(c.state_dir(), 50000, 0);
+  populate(c, 50000, 0);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   const milliseconds took = commit_latency(
       c, [](uint64_t i) { return msg::Message(msg::ResultsRequest{i, "", 1000, false}); }, 4000);
@@ -255,7 +262,7 @@ TEST(Flood, ResultsFloodDoesNotDelayAnotherPeersCommit) {
 // its replies; RSS after the first 2,000 (warm caches) and at the end differ by little.
 TEST(Flood, RssStaysFlatOverTenThousandRequests) {
   Cluster c;
-  populate(c.state_dir(), 5000, 0, 1 << 20);
+  populate(c, 5000, 0, 1 << 20);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   zmq::context_t ctx(1);
   zmq::socket_t s = net::make_dealer(ctx, c.endpoint());
