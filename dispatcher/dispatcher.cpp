@@ -20,11 +20,12 @@ constexpr Millis kFirstFileRetry(250);
 constexpr Millis kLongestFileRetry(30000);
 }  // namespace
 
-Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg)
+Dispatcher::Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg, Syncer* syncer)
     : clock_(clock),
       store_(store),
       out_(out),
       cfg_(std::move(cfg)),
+      syncer_(syncer),
       hb_(cfg_.heartbeat_ms),
       started_(clock.now()),
       activity_since_(started_),
@@ -661,17 +662,28 @@ void Dispatcher::send_now(std::string_view peer, const msg::Message& m) {
   if (!out_.send(peer, m)) ++counters_["send.dropped"];
 }
 
+namespace {
+// Replies that promise nothing a crash could take back leave right after the COMMIT; the others
+// wait for the round's flush (see dispatcher.h).
+bool needs_flush(const msg::Message& m) {
+  return std::holds_alternative<msg::Accepted>(m) || std::holds_alternative<msg::ResultAck>(m) ||
+         std::holds_alternative<msg::Ok>(m) || std::holds_alternative<msg::Error>(m);
+}
+}  // namespace
+
 bool Dispatcher::flush() {
   dispatch();
   bool ok = !tx_failed_;
   std::string err = tx_error_;
+  bool wrote = false;
   if (ok && store_.in_transaction()) {
     const SteadyTime t0 = clock_.now();
     ok = store_.commit(&err);
-    // Every reply waits for the disk flush; one that holds the loop for long is worth knowing
-    // about (peers hear nothing meanwhile, heartbeats included).
+    wrote = ok;
+    // The commit does not flush the disk (the syncer does); one that still holds the loop for
+    // long (a checkpoint, a huge round) is worth knowing about: peers hear nothing meanwhile.
     if (const auto took = clock_.now() - t0; took >= hb_) {
-      spdlog::warn("the store's commit (disk flush) took {} ms; the heartbeat interval is {} ms",
+      spdlog::warn("the store's commit took {} ms; the heartbeat interval is {} ms",
                    std::chrono::duration_cast<Millis>(took).count(), hb_.count());
     }
   }
@@ -680,22 +692,13 @@ bool Dispatcher::flush() {
   out.swap(deferred_);
   output_pending_.clear();
   if (ok) {
-    // Everything is durable now (synchronous=FULL): every reply goes, RESULT_ACK included. The
-    // files are a view of the store, written after the commit; a failed write is retried.
-    for (const auto& d : out) send_now(d.peer, d.m);
-    if (files_.empty() && removals_.empty()) return true;
+    if (wrote) ++committed_seq_;
     ResultWriter::Batch b;
     b.files.swap(files_);
     b.removals.swap(removals_);
     b.output_bytes = std::exchange(files_bytes_, 0);
-    if (writer_) {
-      writer_backlog_ += b.files.size();
-      writer_backlog_bytes_ += b.output_bytes;
-      writer_->push(std::move(b));
-    } else {
-      ResultWriter::write(cfg_.results_dir, cfg_.fsync_results, b);
-      files_done(b);
-    }
+    hold_or_send(std::move(out), std::move(b));
+    if (wrote && syncer_) syncer_->committed(committed_seq_);
     return true;
   }
   ++counters_["store.failures"];
@@ -703,23 +706,95 @@ bool Dispatcher::flush() {
   files_.clear();
   files_bytes_ = 0;
   removals_.clear();
-  for (const auto& d : out) {
+  std::vector<Deferred> answers;
+  for (auto& d : out) {
     std::visit(
-        [&](const auto& v) {
+        [&](auto& v) {
           using T = std::decay_t<decltype(v)>;
           if constexpr (std::is_same_v<T, msg::Accepted> || std::is_same_v<T, msg::Ok>) {
-            send_now(d.peer, msg::Error{v.request_id, msg::ErrorCode::kStorageFailure,
-                                        "the dispatcher cannot write its store; retry later"});
+            answers.push_back({std::move(d.peer),
+                               msg::Error{v.request_id, msg::ErrorCode::kStorageFailure,
+                                          "the dispatcher cannot write its store; retry later"}});
           } else if constexpr (!std::is_same_v<T, msg::Job> && !std::is_same_v<T, msg::ResultAck>) {
-            send_now(d.peer, v);
+            answers.push_back({std::move(d.peer), std::move(v)});
           }
         },
         d.m);
   }
+  // Nothing new committed: the ERRORs wait only for the rounds before (per-peer order).
+  hold_or_send(std::move(answers), ResultWriter::Batch{});
   tx_failed_ = false;
   tx_error_.clear();
   reload();
   return false;
+}
+
+// A round's replies after its COMMIT (or after nothing to commit): those that need no flush go
+// now; the rest, with the round's files, go once the newest committed round is durable. A round
+// that committed nothing still waits for the rounds before it, whose state its replies may tell
+// (a result acknowledged as stale because an unflushed round finished the job).
+void Dispatcher::hold_or_send(std::vector<Deferred> out, ResultWriter::Batch files) {
+  if (sync_failed_) return;  // nothing can be promised any more; the dispatcher is stopping
+  const size_t bytes = files.output_bytes;
+  std::vector<Deferred> later;
+  for (auto& d : out) {
+    if (needs_flush(d.m)) later.push_back(std::move(d));
+    else send_now(d.peer, d.m);
+  }
+  if (!syncer_ || (committed_seq_ <= durable_seq_ && held_.empty())) {
+    release(later, files);
+    return;
+  }
+  if (later.empty() && files.files.empty() && files.removals.empty()) return;
+  if (!held_.empty() && held_.back().seq == committed_seq_) {  // same flush: join that round
+    Held& h = held_.back();
+    for (auto& d : later) h.replies.push_back(std::move(d));
+    for (auto& f : files.files) h.files.files.push_back(std::move(f));
+    for (auto& r : files.removals) h.files.removals.push_back(std::move(r));
+    h.files.output_bytes += files.output_bytes;
+  } else {
+    held_.push_back(Held{committed_seq_, std::move(later), std::move(files)});
+  }
+  held_bytes_ += bytes;
+}
+
+// The round is on the disk: its replies go, and its files are written (a view of durable
+// results), on the writer thread or here.
+void Dispatcher::release(std::vector<Deferred>& replies, ResultWriter::Batch& b) {
+  for (const auto& d : replies) send_now(d.peer, d.m);
+  if (b.files.empty() && b.removals.empty()) return;
+  if (writer_) {
+    writer_backlog_ += b.files.size();
+    writer_backlog_bytes_ += b.output_bytes;
+    writer_->push(std::move(b));
+  } else {
+    ResultWriter::write(cfg_.results_dir, cfg_.fsync_results, b);
+    files_done(b);
+  }
+}
+
+bool Dispatcher::on_synced() {
+  if (!syncer_ || sync_failed_) return !sync_failed_;
+  uint64_t seq = 0;
+  std::string err;
+  if (!syncer_->durable(&seq, &err)) {
+    sync_failed_ = true;
+    spdlog::error("{}; the disk may have dropped the store's last writes: stopping without sending "
+                  "the {} round(s) of replies that waited for it (peers re-send; the store is "
+                  "recovered at start)",
+                  err, held_.size());
+    held_.clear();
+    held_bytes_ = 0;
+    return false;
+  }
+  durable_seq_ = std::max(durable_seq_, seq);
+  while (!held_.empty() && held_.front().seq <= durable_seq_) {
+    Held h = std::move(held_.front());
+    held_.pop_front();
+    held_bytes_ -= std::min(held_bytes_, h.files.output_bytes);
+    release(h.replies, h.files);
+  }
+  return true;
 }
 
 void Dispatcher::on_written() {
@@ -833,6 +908,11 @@ void Dispatcher::prune_periodically() {
 }
 
 void Dispatcher::finish_writes() {
+  while (syncer_ && !held_.empty() && !sync_failed_) {
+    pollfd p{syncer_->fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    on_synced();
+  }
   while (writer_ && writer_->busy()) {
     pollfd p{writer_->fd(), POLLIN, 0};
     ::poll(&p, 1, 100);

@@ -3,10 +3,16 @@
 //
 // The server loop feeds it decoded-or-not frames (on_message), connection losses
 // (on_disconnect) and the passage of time (tick), then calls flush(). Everything that changes
-// the store between two flushes is one SQLite transaction; replies that promise durability
-// (ACCEPTED, RESULT_ACK, OK, JOB) are held back until that transaction committed, so a crash
-// never leaves a peer believing something the store does not hold. Time comes from a Clock, so
-// tests drive heartbeat expiry with a FakeClock. Single-threaded.
+// the store between two flushes is one SQLite transaction (a round). Its COMMIT is not flushed to
+// the disk on the loop thread: a Syncer does that on its own (walsync.h), and the replies that
+// promise durability wait for it, so a power cut never leaves a peer believing something the
+// store does not hold. Held until the round is durable: ACCEPTED, RESULT_ACK, OK and ERROR (an
+// ERROR never overtakes a held reply to the same peer), and the round's result files. Sent right
+// after the COMMIT: JOB, CANCEL_JOB, HEARTBEAT, WELCOME, REREGISTER and the STATUS, RESULTS and
+// WATCH replies: none promises anything a crash could take back (a JOB whose dispatch is lost
+// is cancelled when its runner registers again; a lost final state makes its re-sent result
+// stale). The loop keeps reading and committing while earlier rounds wait for their flush.
+// Time comes from a Clock, so tests drive heartbeat expiry with a FakeClock. Single-threaded.
 #pragma once
 
 #include <deque>
@@ -24,6 +30,7 @@
 
 #include "dispatcher/results.h"
 #include "dispatcher/store.h"
+#include "dispatcher/walsync.h"
 #include "messages/clock.h"
 #include "messages/codec.h"
 #include "messages/logging.h"
@@ -63,7 +70,8 @@ class Outbox {
 
 class Dispatcher {
  public:
-  Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg);
+  // Without a syncer every commit counts as durable at once (an in-memory or test store).
+  Dispatcher(Clock& clock, Store& store, Outbox& out, Config cfg, Syncer* syncer = nullptr);
 
   // Loads queued and running jobs from the store (after a restart). Running jobs wait for their
   // runner to come back for 3 heartbeat intervals, then are requeued.
@@ -86,27 +94,40 @@ class Dispatcher {
   // Heartbeats out, dead runners swept, queued jobs dispatched. Call at least every
   // heartbeat_ms / 2.
   void tick();
-  // Commits the transaction and sends what waited for it. False when the commit failed (then
-  // the in-memory state is reloaded from the store and the waiting senders get
-  // ERROR storage_failure or nothing, and will retry).
+  // Commits the transaction, sends what needs no flush, hands the round to the syncer and keeps
+  // the rest until on_synced() reports the round durable. False when the commit failed (then the
+  // in-memory state is reloaded from the store and the waiting senders get ERROR
+  // storage_failure or nothing, and will retry).
   bool flush();
+
+  // Readable when the syncer has news: then call on_synced(). -1 without a syncer.
+  int syncer_fd() const { return syncer_ ? syncer_->fd() : -1; }
+  // Sends the replies (and writes the files) of the rounds the syncer reports durable. False when
+  // a flush failed: the error is logged once, the held replies are dropped unsent, and the
+  // dispatcher must stop (sync_failed() stays true).
+  bool on_synced();
+  bool sync_failed() const { return sync_failed_; }
+  // Rounds committed and waiting for their flush.
+  size_t unsynced_rounds() const { return held_.size(); }
 
   // With async_files: readable when result files were written; then call on_written() to learn
   // which writes failed (they are retried from tick()). -1 without async_files.
   int writer_fd() const { return writer_ ? writer_->fd() : -1; }
   void on_written();
-  // Waits until the writer has handled every result file handed to it.
+  // Shutdown: waits until the held rounds are durable (their replies sent, unless a flush
+  // failed) and the writer has handled every result file handed to it.
   void finish_writes();
   // Result files whose write failed and waits to be retried (from tick(), with backoff).
   size_t files_to_retry() const { return retries_.size(); }
   // Result files handed to the writer and not yet written: the loop stops reading new
   // messages while this is large, so a slow disk cannot make memory grow without bound.
   size_t writer_backlog() const { return writer_backlog_; }
-  // Output bytes of results not yet on disk (in the writer or waiting for this round's commit):
-  // the loop also stops reading while this is large, since each result can hold 16 MiB.
-  size_t unwritten_bytes() const { return writer_backlog_bytes_ + files_bytes_; }
+  // Output bytes of results whose files are not written yet (in the writer, waiting for their
+  // round's flush or for this round's commit): the loop also stops reading while this is large,
+  // since each result can hold 16 MiB.
+  size_t unwritten_bytes() const { return writer_backlog_bytes_ + held_bytes_ + files_bytes_; }
   // Output bytes stored in this round's transaction: the loop ends a round (and commits) past a
-  // bound, since the commit flushes them to the disk and the loop waits for it.
+  // bound, so one transaction (and the flush that follows it) stays small.
   size_t round_bytes() const { return files_bytes_; }
 
   // With CURVE: the names of the keys allowed now and their roles (after the authorised-keys
@@ -150,6 +171,11 @@ class Dispatcher {
     std::string peer;
     msg::Message m;
   };
+  struct Held {  // a committed round waiting for its flush
+    uint64_t seq = 0;
+    std::vector<Deferred> replies;
+    ResultWriter::Batch files;
+  };
   struct Retry {  // result files that could not be written; the output is read again from the store
     uint64_t job_id = 0;
     SteadyTime due{};
@@ -175,6 +201,8 @@ class Dispatcher {
   void on_prune(std::string_view peer, const msg::PruneRequest& q);
   bool refuse_if_full(std::string_view peer, uint64_t request_id);
   void files_done(ResultWriter::Batch& b);
+  void hold_or_send(std::vector<Deferred> out, ResultWriter::Batch files);
+  void release(std::vector<Deferred>& replies, ResultWriter::Batch& files);
   void retry_files();
   void prune_periodically();
   void log_activity(bool force);
@@ -204,6 +232,7 @@ class Dispatcher {
   Store& store_;
   Outbox& out_;
   Config cfg_;
+  Syncer* syncer_;
   Millis hb_;
   SteadyTime started_;
   std::map<std::string, Runner> runners_;           // by name
@@ -228,6 +257,11 @@ class Dispatcher {
   size_t writer_backlog_ = 0;
   size_t writer_backlog_bytes_ = 0;
   size_t files_bytes_ = 0;  // output bytes in files_
+  std::deque<Held> held_;         // oldest first
+  size_t held_bytes_ = 0;         // output bytes in held_ rounds' files
+  uint64_t committed_seq_ = 0;    // the newest round that committed
+  uint64_t durable_seq_ = 0;      // the newest round the syncer reported on the disk
+  bool sync_failed_ = false;
   bool tx_failed_ = false;
   std::string tx_error_;
   std::map<std::string, uint64_t> counters_;

@@ -61,7 +61,7 @@ class Trimmer {
 };
 constexpr size_t kMaxWriterBacklog = 20000;  // result files waiting for the writer thread
 constexpr size_t kMaxUnwrittenBytes = 256u << 20;  // and the output bytes they hold
-constexpr size_t kMaxRoundBytes = 16u << 20;  // output in one commit (synchronous=FULL flushes it)
+constexpr size_t kMaxRoundBytes = 16u << 20;  // output in one commit (and its WAL flush)
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());
@@ -231,7 +231,11 @@ int run_server(const ServerOptions& opt, int signal_fd) {
                  opt.config.results_dir.string());
   }
   Store store;
-  if (!store.open((opt.state_dir / "simpleci.db").string(), &err)) return fail(err);
+  const std::string db_path = (opt.state_dir / "simpleci.db").string();
+  if (!store.open(db_path, &err)) return fail(err);
+  // Commits are flushed to the disk on the syncer's thread; durable replies wait for it.
+  std::unique_ptr<WalSyncer> syncer = WalSyncer::open(db_path, &err);
+  if (!syncer) return fail(err);
 
   zmq::context_t ctx(1);
   std::unique_ptr<curve::ZapHandler> zap;
@@ -258,7 +262,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   Config cfg = opt.config;
   cfg.require_identity = use_curve;
   cfg.async_files = true;
-  Dispatcher core(clock, store, outbox, cfg);
+  Dispatcher core(clock, store, outbox, cfg, syncer.get());
   // The result files are made to agree with the store before anyone can connect (so the
   // endpoint file appears once they do), and before recover() starts the clock on running
   // jobs whose runners have 3 heartbeat intervals to come back.
@@ -284,10 +288,11 @@ int run_server(const ServerOptions& opt, int signal_fd) {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                {mon.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, signal_fd, ZMQ_POLLIN, 0},
-                               {nullptr, core.writer_fd(), ZMQ_POLLIN, 0}};
+                               {nullptr, core.writer_fd(), ZMQ_POLLIN, 0},
+                               {nullptr, core.syncer_fd(), ZMQ_POLLIN, 0}};
     auto wait = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_tick - clock.now()));
     try {
-      zmq::poll(items, 4, wait);
+      zmq::poll(items, 5, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
     }
@@ -300,6 +305,10 @@ int run_server(const ServerOptions& opt, int signal_fd) {
         break;
       }
     }
+    // A failed WAL flush: the page cache cannot be trusted with the store any more. Stop without
+    // sending what waited for the flush (logged by on_synced); peers re-send, the store is
+    // recovered at the next start.
+    if ((items[4].revents & ZMQ_POLLIN) && !core.on_synced()) return 1;
     if (items[3].revents & ZMQ_POLLIN) core.on_written();
     for (int fd : closed_connections(mon)) core.on_disconnect(fd);
     const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
@@ -334,6 +343,7 @@ int run_server(const ServerOptions& opt, int signal_fd) {
   }
   core.flush();
   core.finish_writes();
+  if (core.sync_failed()) return 1;
   zmq_socket_monitor(router.handle(), nullptr, 0);
   return 0;
 }

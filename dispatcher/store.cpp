@@ -147,7 +147,7 @@ bool Store::open(const std::string& path, std::string* err) {
     return false;
   }
   sqlite3_busy_timeout(db_, 2000);
-  if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err) ||
+  if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err) ||
       !exec(kSchema, err) || !migrate(err) || !exec(kIndexes, err)) {
     *err = path + ": " + *err;
     return false;

@@ -1,9 +1,13 @@
 // The dispatcher's durable job store: one SQLite database (WAL journal).
 //
-// Durability: synchronous=FULL in WAL mode, so commit() returns only once the transaction is
-// flushed to the disk: it survives the dispatcher being killed and a power cut alike. That is
-// what lets the dispatcher send RESULT_ACK (after which a runner deletes its copy) right after
-// the commit. The database file is created with mode 0600 (and narrowed to it when wider).
+// Durability: WAL with synchronous=NORMAL. commit() writes the transaction to the -wal file in
+// the page cache and returns without a disk flush, so a commit survives the dispatcher being
+// killed (kill -9) at once, but a power cut only once the -wal file was flushed. That flush is
+// the WalSyncer's (walsync.h), on its own thread: the dispatcher holds the replies that promise
+// durability (RESULT_ACK, after which a runner deletes its copy; ACCEPTED; OK) until a flush that
+// began after the round's commit has finished. SQLite itself syncs the WAL before each checkpoint
+// and the database after it, so frames checkpointed meanwhile are on the disk too. The database
+// file is created with mode 0600 (and narrowed to it when wider).
 // Every write happens inside a transaction the caller opens with begin() and closes with
 // commit(): the dispatcher groups everything one poll round produced into one transaction and
 // answers only after it committed (group commit). Errors are values: each call returns false
@@ -101,7 +105,7 @@ class Store {
   // the commit's name holds.
   bool newest_final(const std::string& commit, uint64_t* id, std::string* err);
 
-  // A PRAGMA's integer value on this connection (e.g. "synchronous": 2 is FULL); -1 on error.
+  // A PRAGMA's integer value on this connection (e.g. "synchronous": 1 is NORMAL); -1 on error.
   int64_t pragma_value(const char* name);
 
  private:

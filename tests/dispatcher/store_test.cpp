@@ -1,5 +1,6 @@
 // The SQLite store on a real temporary file: what is committed survives a reopen, what is not
 // committed does not.
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "dispatcher/store.h"
+#include "dispatcher/walsync.h"
 
 namespace simpleci::dispatcher {
 namespace {
@@ -96,10 +98,36 @@ TEST_F(StoreTest, OpeningAFolderFailsWithAClearError) {
 }
 
 
-TEST_F(StoreTest, CommitsAreSyncedToDiskSynchronousFull) {
+// The commit itself does not flush (synchronous=NORMAL, WAL); the WalSyncer flushes the -wal
+// file on its thread and reports every round that committed before its flush began.
+TEST_F(StoreTest, CommitsGoToTheWalAndTheSyncerFlushesThem) {
   Store s;
   ASSERT_TRUE(s.open(path_, &err_)) << err_;
-  EXPECT_EQ(s.pragma_value("synchronous"), 2) << "FULL: a commit is on the disk when it returns";
+  EXPECT_EQ(s.pragma_value("synchronous"), 1) << "NORMAL: COMMIT does not wait for the disk";
+  auto syncer = WalSyncer::open(path_, &err_);
+  ASSERT_TRUE(syncer) << err_;
+  uint64_t seq = 99;
+  ASSERT_TRUE(syncer->durable(&seq, &err_));
+  EXPECT_EQ(seq, 0u);
+
+  for (uint64_t round = 1; round <= 3; ++round) {
+    ASSERT_TRUE(s.begin(&err_)) << err_;
+    ASSERT_NE(s.insert_job("c" + std::to_string(round), "main", 1, &err_), 0u) << err_;
+    ASSERT_TRUE(s.commit(&err_)) << err_;
+    syncer->committed(round);
+  }
+  EXPECT_GT(std::filesystem::file_size(path_ + "-wal"), 0u) << "the commits are in the WAL";
+  ASSERT_TRUE(syncer->wait_idle(&err_)) << err_;
+  pollfd p{syncer->fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 1) << "the loop is woken";
+  ASSERT_TRUE(syncer->durable(&seq, &err_)) << err_;
+  EXPECT_EQ(seq, 3u);
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "reading the news clears the wake-up";
+}
+
+TEST_F(StoreTest, TheSyncerNeedsTheStoreOpenInWalMode) {
+  EXPECT_FALSE(WalSyncer::open(path_, &err_)) << "no store open: no -wal file";
+  EXPECT_NE(err_.find("-wal"), std::string::npos) << err_;
 }
 
 TEST_F(StoreTest, TheDatabaseIsPrivateEvenWhenItWasNot) {
