@@ -120,9 +120,14 @@ bool reconcile_results(Store& store, const std::filesystem::path& dir, bool dura
 }  // namespace simpleci::dispatcher
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace simpleci::dispatcher {
+
+namespace {
+constexpr int kWriterNice = 10;
+}  // namespace
 
 ResultWriter::ResultWriter(std::filesystem::path dir, bool durable)
     : dir_(std::move(dir)), durable_(durable), event_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -173,6 +178,10 @@ bool ResultWriter::busy() {
 }
 
 void ResultWriter::run() {
+  // The files are a view of the store and nothing waits for them, so this thread yields the CPU
+  // to the loop (and, on a shared machine, to the runners): Linux applies a nice value to the
+  // calling thread alone.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWriterNice);
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return stop_ || !todo_.empty(); });
