@@ -125,17 +125,15 @@ std::string escaping_script(const std::string& dir, const std::string& unique) {
 }
 
 bool escaped_gone(const std::string& unique, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (true) {
-    size_t left = 0;
-    for (const char* d : {"123.", "124.", "125."}) left += processes_with(d + unique).size();
-    if (left == 0) return true;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  for (const char* d : {"123.", "124.", "125."}) {
-    for (pid_t p : processes_with(d + unique)) ::kill(p, SIGKILL);  // do not leave them to the machine
-  }
+  auto left = [&] {
+    std::vector<pid_t> pids;
+    for (const char* d : {"123.", "124.", "125."}) {
+      for (pid_t p : processes_with(d + unique)) pids.push_back(p);
+    }
+    return pids;
+  };
+  if (itest::wait_until([&] { return left().empty(); }, limit)) return true;
+  for (pid_t p : left()) ::kill(p, SIGKILL);  // do not leave them to the machine
   return false;
 }
 
@@ -155,19 +153,20 @@ TEST_P(Escapes, NothingTheTestStartedOutlivesTheJob) {
   std::string err;
   ASSERT_TRUE(ex.start(shell(9, body, how == "timeout" ? 1 : 30), &err)) << err;
   if (how == "cancel") {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!std::filesystem::exists(dir + "/ready") && std::chrono::steady_clock::now() < deadline) {
-      ex.poll();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ASSERT_TRUE(std::filesystem::exists(dir + "/ready"));
+    ASSERT_TRUE(itest::wait_until(
+        [&] {
+          ex.poll();
+          return std::filesystem::exists(dir + "/ready");
+        },
+        std::chrono::seconds(20)));
     EXPECT_FALSE(processes_with("125." + unique).empty());
     ex.cancel(9);
-    while (ex.running() > 0 && std::chrono::steady_clock::now() < deadline) {
-      ex.poll();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    EXPECT_EQ(ex.running(), 0u);
+    EXPECT_TRUE(itest::wait_until(
+        [&] {
+          ex.poll();
+          return ex.running() == 0;
+        },
+        std::chrono::seconds(20)));
   } else {
     auto done = run_until_done(ex, std::chrono::seconds(30));
     ASSERT_EQ(done.size(), 1u);
