@@ -147,7 +147,11 @@ std::string Process::log() const { return read_text(log_path_); }
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
-  ss << in.rdbuf();
+  try {
+    ss << in.rdbuf();
+  } catch (const std::ios_base::failure&) {
+    return "";  // a /proc file whose process ended while it was read (ESRCH)
+  }
   return ss.str();
 }
 
@@ -275,8 +279,7 @@ std::vector<pid_t> processes_with(const std::string& marker) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string cmd = read_text(e.path() / "cmdline");
     if (cmd.find(marker) != std::string::npos) found.push_back(std::stoi(name));
   }
   return found;
