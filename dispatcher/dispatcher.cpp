@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatcher/results.h"
-#include "messages/reply_budget.h"
+#include "net/reply_budget.h"
 #include "messages/validate.h"
 
 namespace simpleci::dispatcher {
@@ -645,7 +645,7 @@ void Dispatcher::log_activity(bool force) {
 // ---- output -----------------------------------------------------------------------------
 
 void Dispatcher::send_later(std::string_view peer, msg::Message m) {
-  if (msg::carries_output(m)) output_pending_.emplace(peer);
+  if (net::carries_output(m)) output_pending_.emplace(peer);
   deferred_.push_back({std::string(peer), std::move(m)});
 }
 

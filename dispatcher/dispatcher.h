@@ -31,25 +31,25 @@
 #include "dispatcher/results.h"
 #include "dispatcher/store.h"
 #include "dispatcher/walsync.h"
-#include "messages/clock.h"
+#include "common/clock.h"
 #include "messages/codec.h"
-#include "messages/logging.h"
-#include "messages/roles.h"
+#include "common/logging.h"
+#include "net/roles.h"
 
 namespace simpleci::dispatcher {
 
 struct Config {
-  uint32_t heartbeat_ms = 1000;
-  uint32_t max_attempts = 3;
-  uint32_t job_timeout_s = 600;
+  uint32_t heartbeat_ms = msg::kDefaultHeartbeatMs;
+  uint32_t max_attempts = msg::kDefaultMaxAttempts;
+  uint32_t job_timeout_s = msg::kDefaultJobTimeoutS;
   uint64_t output_cap = msg::kMaxOutputCap;
   std::string test_command{msg::kDefaultTestCommand};
   std::filesystem::path results_dir = "test_results";
   bool require_identity = false;  // CURVE: a runner's name must equal its key's name
   bool async_files = false;       // write result files on a ResultWriter thread
   bool fsync_results = false;     // fsync each result file (the store is the durable record)
-  size_t live_window = 512 * 1024;  // newest output bytes kept per running job for watchers
-  uint64_t max_queued = 100000;   // a COMMIT or RETRY past this many queued jobs: queue_full
+  size_t live_window = msg::kDefaultLiveWindow;  // newest output bytes kept per running job for watchers
+  uint64_t max_queued = msg::kDefaultMaxQueued;  // a COMMIT or RETRY past this many queued jobs: queue_full
   uint32_t prune_after_days = 0;  // prune final jobs older than this, hourly; 0 = never
 };
 
@@ -58,7 +58,7 @@ class Outbox {
  public:
   virtual ~Outbox() = default;
   // False when the peer is gone or its queue is full; the message is then dropped. An outbox
-  // with a reply budget (msg::ReplyBudget) may answer a reply with ERROR busy instead.
+  // with a reply budget (net::ReplyBudget) may answer a reply with ERROR busy instead.
   virtual bool send(std::string_view peer, const msg::Message& m) = 0;
   // True while an output-carrying reply (RESULTS_REPLY with output, WATCH_REPLY with data) sent
   // to peer is not released by the transport: the dispatcher then answers another request for
@@ -132,7 +132,7 @@ class Dispatcher {
 
   // With CURVE: the names of the keys allowed now and their roles (after the authorised-keys
   // folder was read again). From then on a message under any other key name, or one its key's
-  // role does not allow (messages/roles.h), is refused: ERROR unauthorized with the request id
+  // role does not allow (net/roles.h), is refused: ERROR unauthorized with the request id
   // it carried, counted as rejected.unauthorized. Runners whose key is gone or is no longer a
   // runner's are ended at once.
   using Authorized = std::map<std::string, Role, std::less<>>;

@@ -2,10 +2,10 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatcher/server.h"
-#include "messages/cli.h"
-#include "messages/endpoint.h"
-#include "messages/logging.h"
-#include "messages/signals.h"
+#include "app/cli.h"
+#include "net/endpoint.h"
+#include "common/logging.h"
+#include "common/signals.h"
 #include "messages/validate.h"
 
 using namespace simpleci;
@@ -18,10 +18,11 @@ int run_main(int argc, char** argv) {
   std::string state_dir = "simpleci-state", results_dir = "test_results";
   std::string log_dir = kDefaultLogDir, log_level = "info";
   std::string curve_secret, authorized;
-  int64_t timeout = 600, attempts = 3, heartbeat = 1000, output_cap = msg::kMaxOutputCap;
-  int64_t max_queued = 100000, prune_after_days = 0;
-  bool insecure = false, fsync_results = false;
   dispatcher::Config cfg;
+  int64_t timeout = cfg.job_timeout_s, attempts = cfg.max_attempts, heartbeat = cfg.heartbeat_ms;
+  int64_t output_cap = cfg.output_cap;
+  int64_t max_queued = cfg.max_queued, prune_after_days = cfg.prune_after_days;
+  bool insecure = false, fsync_results = false;
   app.add_option("--bind", bind, "endpoint to bind (port 0 or *: the OS picks)");
   app.add_option("--state-dir", state_dir, "folder for the SQLite store and the endpoint file");
   app.add_option("--results-dir", results_dir, "folder for <commit> and <commit>.json");
@@ -42,11 +43,11 @@ int run_main(int argc, char** argv) {
   int code = 0;
   if (!cli::parse(app, argc, argv, prog, &code)) return code;
 
-  if (!cli::in_range(prog, "--job-timeout", timeout, 1, 604800) ||
-      !cli::in_range(prog, "--max-attempts", attempts, 1, 100) ||
-      !cli::in_range(prog, "--heartbeat-ms", heartbeat, 10, 600000) ||
-      !cli::in_range(prog, "--output-cap", output_cap, 1024, msg::kMaxOutputCap) ||
-      !cli::in_range(prog, "--max-queued", max_queued, 1, 10000000) ||
+  if (!cli::in_range(prog, "--job-timeout", timeout, 1, msg::kMaxTimeoutS) ||
+      !cli::in_range(prog, "--max-attempts", attempts, 1, msg::kMaxMaxAttempts) ||
+      !cli::in_range(prog, "--heartbeat-ms", heartbeat, msg::kMinHeartbeatMs, msg::kMaxHeartbeatMs) ||
+      !cli::in_range(prog, "--output-cap", output_cap, msg::kMinOutputCap, msg::kMaxOutputCap) ||
+      !cli::in_range(prog, "--max-queued", max_queued, 1, msg::kMaxMaxQueued) ||
       !cli::in_range(prog, "--prune-after-days", prune_after_days, 0, msg::kMaxPruneDays)) {
     return cli::kUsageError;
   }

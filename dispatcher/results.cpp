@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "messages/clock.h"
-#include "messages/fsutil.h"
+#include "common/clock.h"
+#include "common/fsutil.h"
 #include "messages/validate.h"
 
 namespace simpleci::dispatcher {

@@ -18,12 +18,12 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
-#include "messages/curve.h"
-#include "messages/endpoint.h"
-#include "messages/fsutil.h"
-#include "messages/reply_budget.h"
-#include "messages/signals.h"
-#include "messages/transport.h"
+#include "net/curve.h"
+#include "net/endpoint.h"
+#include "common/fsutil.h"
+#include "net/reply_budget.h"
+#include "common/signals.h"
+#include "net/transport.h"
 
 namespace simpleci::dispatcher {
 
@@ -76,15 +76,15 @@ class RouterOutbox final : public Outbox {
   explicit RouterOutbox(zmq::socket_t& s) : s_(s) {}
   bool send(std::string_view peer, const msg::Message& m) override {
     std::string body = msg::encode(m);
-    bool output = msg::carries_output(m);
-    if (msg::budgeted(m) &&
-        budget_.admit(peer, body.size(), output) != msg::ReplyBudget::Verdict::kSend) {
+    bool output = net::carries_output(m);
+    if (net::budgeted(m) &&
+        budget_.admit(peer, body.size(), output) != net::ReplyBudget::Verdict::kSend) {
       ++over_budget_;
-      const std::optional<uint64_t> request_id = msg::reply_request_id(m);
+      const std::optional<uint64_t> request_id = net::reply_request_id(m);
       if (!request_id) return false;
       body = msg::encode(msg::Error{*request_id, msg::ErrorCode::kBusy, msg::kBusyText});
       output = false;
-      if (budget_.admit(peer, body.size(), false, true) != msg::ReplyBudget::Verdict::kSend) {
+      if (budget_.admit(peer, body.size(), false, true) != net::ReplyBudget::Verdict::kSend) {
         return false;
       }
     }
@@ -99,7 +99,7 @@ class RouterOutbox final : public Outbox {
 
  private:
   zmq::socket_t& s_;
-  msg::ReplyBudget budget_;
+  net::ReplyBudget budget_;
   uint64_t over_budget_ = 0;
 };
 

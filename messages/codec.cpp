@@ -18,14 +18,6 @@ namespace {
 // drives encoding (Writer), decoding with validation (Reader) and sender-side checks (Checker),
 // so the three can never disagree about field order or limits.
 
-inline constexpr uint32_t kMaxAttempt = 1000;
-inline constexpr uint32_t kMaxCapacity = 256;
-inline constexpr uint32_t kMaxTimeoutS = 7 * 24 * 3600;
-inline constexpr uint32_t kMinHeartbeatMs = 10;
-inline constexpr uint32_t kMaxHeartbeatMs = 600000;
-inline constexpr int64_t kMaxTimeMs = int64_t{1} << 50;  // ~35,000 years: rejects garbage
-inline constexpr uint64_t kMaxOffset = uint64_t{1} << 50;  // byte offset into a job's output
-
 template <class V> void visit(V&, Heartbeat&) {}
 template <class V> void visit(V&, Reregister&) {}
 template <class V> void visit(V&, Drain&) {}

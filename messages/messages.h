@@ -12,34 +12,12 @@
 #include <variant>
 #include <vector>
 
+#include "messages/limits.h"
+
 namespace simpleci::msg {
 
 // Bumped only for incompatible changes. Carried in the header frame of every message.
 inline constexpr uint8_t kProtocolVersion = 1;
-
-// --- Limits (a receiver rejects anything bigger; PROTOCOL.md lists the same numbers). ---
-inline constexpr size_t kMaxNameLen = 64;            // runner / observer names
-inline constexpr size_t kMaxBranchLen = 255;         // branch names
-inline constexpr size_t kMaxCommandLen = 4096;       // test command
-// The test command of a commit without .simpleci/test, unless --test-command says otherwise
-// (the dispatcher's, sent in JOB, and the runner's own); the original simpleCI's command.
-inline constexpr std::string_view kDefaultTestCommand = "python3 -m unittest discover -s tests -v";
-inline constexpr size_t kMaxTextLen = 4096;          // error text, free-form strings
-inline constexpr size_t kMaxChunkBytes = 64 * 1024;  // one OUTPUT chunk
-inline constexpr size_t kMaxWatchBytes = 1024 * 1024;  // output in one WATCH_REPLY
-inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a job keeps
-inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
-inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
-inline constexpr int kMaxDepth = 4;                  // msgpack nesting
-// msgpack values in one body, counted before unpacking (each costs a 24-byte msgpack::object
-// however short its encoding). The largest legal message is a STATUS_REPLY listing 1000 runners
-// with 1000 job ids each (~1,020,000 values); anything a dispatcher receives (requests, runner
-// messages; the largest is a REGISTER with 1000 held jobs) has at most ~1,010.
-inline constexpr size_t kMaxObjects = 1'100'000;
-inline constexpr size_t kMaxRequestObjects = 2048;
-// Whole-frame ceiling, set as ZMQ_MAXMSGSIZE on every socket: the largest legal body is a
-// RESULT or RESULTS_REPLY carrying kMaxOutputCap bytes of output plus small fields.
-inline constexpr int64_t kMaxFrameBytes = kMaxOutputCap + 1024 * 1024;
 
 // Wire values: never renumber.
 enum class MessageType : uint8_t {
@@ -312,8 +290,6 @@ struct WatchReply {
 // older_than_days ago (their rows stay, as history). Answered with OK whose job_id is the number
 // of jobs pruned; one request prunes at most kMaxPrunePerRequest jobs (ask again while a reply
 // reaches it), so a large history never stalls the dispatcher for long.
-inline constexpr uint32_t kMaxPruneDays = 36500;
-inline constexpr uint64_t kMaxPrunePerRequest = 1000;
 struct PruneRequest {
   uint64_t request_id = 0;
   uint32_t older_than_days = 30;  // 1..kMaxPruneDays

@@ -1,6 +1,6 @@
 #include "observer/git_watch.h"
 
-#include "messages/git.h"
+#include "git/git.h"
 
 #include <memory>
 

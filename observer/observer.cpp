@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "messages/fsutil.h"
+#include "common/fsutil.h"
 #include "messages/validate.h"
 #include "observer/git_watch.h"
 

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "messages/clock.h"
+#include "common/clock.h"
 #include "messages/codec.h"
-#include "messages/dealer.h"
-#include "messages/logging.h"
+#include "net/dealer.h"
+#include "common/logging.h"
 
 namespace simpleci::observer {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "messages/clock.h"
+#include "common/clock.h"
 #include "messages/messages.h"
 #include "runner/capture.h"
 

@@ -7,14 +7,14 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
-#include "messages/cli.h"
-#include "messages/curve.h"
-#include "messages/dealer.h"
-#include "messages/git.h"
-#include "messages/endpoint.h"
-#include "messages/logging.h"
-#include "messages/signals.h"
-#include "messages/transport.h"
+#include "app/cli.h"
+#include "net/curve.h"
+#include "net/dealer.h"
+#include "git/git.h"
+#include "net/endpoint.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "net/transport.h"
 #include "messages/validate.h"
 #include "runner/runner.h"
 #include "runner/trust.h"

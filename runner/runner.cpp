@@ -7,7 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "messages/fsutil.h"
+#include "common/fsutil.h"
 
 namespace simpleci::runner {
 

@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "messages/clock.h"
+#include "common/clock.h"
 #include "messages/codec.h"
-#include "messages/dealer.h"
-#include "messages/logging.h"
+#include "net/dealer.h"
+#include "common/logging.h"
 #include "runner/executor.h"
 #include "runner/workspace.h"
 

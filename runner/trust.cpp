@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "messages/endpoint.h"
+#include "net/endpoint.h"
 
 namespace simpleci::runner {
 

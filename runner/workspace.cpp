@@ -1,6 +1,6 @@
 #include "runner/workspace.h"
 
-#include "messages/git.h"
+#include "git/git.h"
 
 #include <filesystem>
 #include <memory>
@@ -14,7 +14,7 @@ namespace {
 using git::Repo;
 
 // git_clone's own "origin" would apply url.insteadOf through libgit2 1.5's leaking regex
-// lookup (see messages/git.h); callers pass the URL with insteadOf already applied.
+// lookup (see git/git.h); callers pass the URL with insteadOf already applied.
 int create_origin(git_remote** out, git_repository* repo, const char* name, const char* url, void*) {
   git_remote_create_options opts = GIT_REMOTE_CREATE_OPTIONS_INIT;
   opts.repository = repo;

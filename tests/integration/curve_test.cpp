@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "messages/curve.h"
+#include "net/curve.h"
 #include "tests/integration/cluster.h"
 #include "tests/integration/relay.h"
 

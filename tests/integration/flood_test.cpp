@@ -13,8 +13,8 @@
 #include "dispatcher/results.h"
 #include "dispatcher/store.h"
 #include "messages/codec.h"
-#include "messages/reply_budget.h"
-#include "messages/transport.h"
+#include "net/reply_budget.h"
+#include "net/transport.h"
 #include "tests/integration/cluster.h"
 
 namespace simpleci::itest {
@@ -283,7 +283,7 @@ TEST(Flood, RssStaysFlatOverTenThousandRequests) {
       zmq::poll(&item, 1, 100ms);
       while (auto r = net::recv(s, true, 2)) {
         auto d = net::decode_frames(*r, 0);
-        answered |= d.ok() && msg::reply_request_id(d.message) == i;
+        answered |= d.ok() && net::reply_request_id(d.message) == i;
       }
     }
     ASSERT_TRUE(answered) << "request " << i << " not answered" << c.logs();

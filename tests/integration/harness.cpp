@@ -15,8 +15,8 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
-#include "messages/dealer.h"
-#include "messages/transport.h"
+#include "net/dealer.h"
+#include "net/transport.h"
 
 namespace simpleci::itest {
 

@@ -6,7 +6,7 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
-#include "messages/transport.h"
+#include "net/transport.h"
 #include "tests/integration/cluster.h"
 
 namespace simpleci::itest {

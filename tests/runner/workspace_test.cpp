@@ -11,7 +11,7 @@
 
 #include "tests/shell.h"
 
-#include "messages/git.h"
+#include "git/git.h"
 #include "runner/workspace.h"
 
 namespace simpleci::runner {

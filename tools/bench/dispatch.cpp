@@ -15,8 +15,8 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
-#include "messages/fsutil.h"
-#include "messages/transport.h"
+#include "common/fsutil.h"
+#include "net/transport.h"
 #include "tools/bench/proc.h"
 
 namespace simpleci::bench {

@@ -11,8 +11,8 @@
 
 #include "dispatcher/store.h"
 #include "messages/codec.h"
-#include "messages/reply_budget.h"
-#include "messages/transport.h"
+#include "net/reply_budget.h"
+#include "net/transport.h"
 #include "tools/bench/dispatch.h"
 #include "tools/bench/proc.h"
 

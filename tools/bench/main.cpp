@@ -15,7 +15,7 @@
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <CLI/CLI.hpp>
 
-#include "messages/cli.h"
+#include "app/cli.h"
 #include "tools/bench/checkout.h"
 #include "tools/bench/dispatch.h"
 #include "tools/bench/soak.h"

@@ -13,7 +13,7 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
-#include "messages/transport.h"
+#include "net/transport.h"
 #include "tools/bench/proc.h"
 
 namespace simpleci::bench {

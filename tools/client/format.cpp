@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "messages/clock.h"
+#include "common/clock.h"
 
 namespace simpleci::client {
 

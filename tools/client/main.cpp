@@ -12,13 +12,13 @@
 
 #include <zmq.hpp>
 
-#include "messages/cli.h"
-#include "messages/clock.h"
-#include "messages/curve.h"
-#include "messages/dealer.h"
-#include "messages/endpoint.h"
-#include "messages/logging.h"
-#include "messages/transport.h"
+#include "app/cli.h"
+#include "common/clock.h"
+#include "net/curve.h"
+#include "net/dealer.h"
+#include "net/endpoint.h"
+#include "common/logging.h"
+#include "net/transport.h"
 #include "messages/validate.h"
 #include "tools/client/format.h"
 

@@ -1,4 +1,4 @@
-#include "messages/roles.h"
+#include "net/roles.h"
 
 #include <array>
 

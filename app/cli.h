@@ -67,8 +67,8 @@ inline int fail(const std::string& program, const std::string& problem, int code
 
 }  // namespace simpleci::cli
 
-#include "messages/curve.h"
-#include "messages/endpoint.h"
+#include "net/curve.h"
+#include "net/endpoint.h"
 
 namespace simpleci::cli {
 

@@ -1,9 +1,11 @@
-#include "messages/reply_budget.h"
+#include "net/reply_budget.h"
 
 #include <gtest/gtest.h>
 
-namespace simpleci::msg {
+namespace simpleci::net {
 namespace {
+
+using namespace simpleci::msg;  // NOLINT: the message types under test
 
 using Verdict = ReplyBudget::Verdict;
 
@@ -97,4 +99,4 @@ TEST(ReplyBudget, WhichMessagesAreBudgetedAndCarryOutput) {
 }
 
 }  // namespace
-}  // namespace simpleci::msg
+}  // namespace simpleci::net

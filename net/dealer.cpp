@@ -1,7 +1,7 @@
-#include "messages/dealer.h"
+#include "net/dealer.h"
 
-#include "messages/curve.h"
-#include "messages/transport.h"
+#include "net/curve.h"
+#include "net/transport.h"
 
 namespace simpleci::net {
 

@@ -1,4 +1,4 @@
-#include "messages/logging.h"
+#include "common/logging.h"
 
 #include <filesystem>
 #include <vector>

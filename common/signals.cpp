@@ -1,4 +1,4 @@
-#include "messages/signals.h"
+#include "common/signals.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>

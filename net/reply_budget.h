@@ -20,7 +20,7 @@
 
 #include "messages/messages.h"
 
-namespace simpleci::msg {
+namespace simpleci::net {
 
 struct ReplyLimits {
   size_t per_peer = size_t{32} << 20;  // ≥ the largest reply (kMaxFrameBytes)
@@ -88,11 +88,11 @@ class ReplyBudget::Charge {
 
 // Replies that carry job output (a RESULTS_REPLY with output, a WATCH_REPLY with data): at most
 // one of these is in flight per peer.
-bool carries_output(const Message& m);
+bool carries_output(const msg::Message& m);
 // Messages the budget may refuse: everything but what runners need to work (JOB, RESULT_ACK,
 // WELCOME, HEARTBEAT, CANCEL_JOB), which is small and bounded by the runners' capacity.
-bool budgeted(const Message& m);
+bool budgeted(const msg::Message& m);
 // The request id a reply echoes; nullopt for messages that are not replies to a request.
-std::optional<uint64_t> reply_request_id(const Message& m);
+std::optional<uint64_t> reply_request_id(const msg::Message& m);
 
-}  // namespace simpleci::msg
+}  // namespace simpleci::net

@@ -37,7 +37,7 @@ bool send_to(zmq::socket_t& router, std::string_view peer, const msg::Message& m
 // ROUTER side: sends [peer, header, body] with an already encoded body, which libzmq takes
 // over without a copy. `attached` is destroyed when libzmq releases the body (written to the
 // kernel, or dropped), on libzmq's I/O thread, or at once when the send fails; a
-// msg::ReplyBudget charge there gives the bytes back.
+// net::ReplyBudget charge there gives the bytes back.
 bool send_encoded_to(zmq::socket_t& router, std::string_view peer, std::string body,
                      std::shared_ptr<void> attached);
 

@@ -5,7 +5,7 @@
 // matching public key. A folder of authorised keys holds one `NAME.pub` per allowed peer; NAME
 // (a safe name) becomes the peer's identity, which the dispatcher reads from each message's
 // "User-Id" property, so a peer cannot claim someone else's name. The subfolder a NAME.pub is in
-// gives the key its role (messages/roles.h); keys directly in the folder have every role.
+// gives the key its role (net/roles.h); keys directly in the folder have every role.
 #pragma once
 
 #include <atomic>
@@ -18,8 +18,8 @@
 
 #include <zmq.hpp>
 
-#include "messages/logging.h"
-#include "messages/roles.h"
+#include "common/logging.h"
+#include "net/roles.h"
 
 namespace simpleci::curve {
 

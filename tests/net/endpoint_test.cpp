@@ -1,4 +1,4 @@
-#include "messages/endpoint.h"
+#include "net/endpoint.h"
 
 #include <gtest/gtest.h>
 

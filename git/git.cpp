@@ -1,4 +1,4 @@
-#include "messages/git.h"
+#include "git/git.h"
 
 #include <filesystem>
 #include <string_view>

@@ -1,4 +1,4 @@
-#include "messages/clock.h"
+#include "common/clock.h"
 
 #include <cstdio>
 #include <ctime>

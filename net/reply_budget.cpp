@@ -1,6 +1,6 @@
-#include "messages/reply_budget.h"
+#include "net/reply_budget.h"
 
-namespace simpleci::msg {
+namespace simpleci::net {
 
 ReplyBudget::ReplyBudget(ReplyLimits limits)
     : limits_(limits), totals_(std::make_shared<Totals>()) {}
@@ -66,25 +66,25 @@ ReplyBudget::Charge::~Charge() {
   totals_->bytes.fetch_sub(bytes_, std::memory_order_relaxed);
 }
 
-bool carries_output(const Message& m) {
-  if (const auto* r = std::get_if<ResultsReply>(&m)) return !r->output.empty();
-  if (const auto* w = std::get_if<WatchReply>(&m)) return !w->data.empty();
+bool carries_output(const msg::Message& m) {
+  if (const auto* r = std::get_if<msg::ResultsReply>(&m)) return !r->output.empty();
+  if (const auto* w = std::get_if<msg::WatchReply>(&m)) return !w->data.empty();
   return false;
 }
 
-bool budgeted(const Message& m) {
-  return !(std::holds_alternative<Job>(m) || std::holds_alternative<ResultAck>(m) ||
-           std::holds_alternative<Welcome>(m) || std::holds_alternative<Heartbeat>(m) ||
-           std::holds_alternative<CancelJob>(m));
+bool budgeted(const msg::Message& m) {
+  return !(std::holds_alternative<msg::Job>(m) || std::holds_alternative<msg::ResultAck>(m) ||
+           std::holds_alternative<msg::Welcome>(m) || std::holds_alternative<msg::Heartbeat>(m) ||
+           std::holds_alternative<msg::CancelJob>(m));
 }
 
-std::optional<uint64_t> reply_request_id(const Message& m) {
+std::optional<uint64_t> reply_request_id(const msg::Message& m) {
   return std::visit(
       [](const auto& v) -> std::optional<uint64_t> {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, StatusReply> || std::is_same_v<T, ResultsReply> ||
-                      std::is_same_v<T, WatchReply> || std::is_same_v<T, Accepted> ||
-                      std::is_same_v<T, Ok> || std::is_same_v<T, Error>) {
+        if constexpr (std::is_same_v<T, msg::StatusReply> || std::is_same_v<T, msg::ResultsReply> ||
+                      std::is_same_v<T, msg::WatchReply> || std::is_same_v<T, msg::Accepted> ||
+                      std::is_same_v<T, msg::Ok> || std::is_same_v<T, msg::Error>) {
           return v.request_id;
         } else {
           return std::nullopt;
@@ -93,4 +93,4 @@ std::optional<uint64_t> reply_request_id(const Message& m) {
       m);
 }
 
-}  // namespace simpleci::msg
+}  // namespace simpleci::net

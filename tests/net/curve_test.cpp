@@ -1,4 +1,4 @@
-#include "messages/curve.h"
+#include "net/curve.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <thread>
 
-#include "messages/transport.h"
+#include "net/transport.h"
 
 namespace simpleci::curve {
 namespace {

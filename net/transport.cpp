@@ -1,4 +1,4 @@
-#include "messages/transport.h"
+#include "net/transport.h"
 
 namespace simpleci::net {
 

@@ -1,4 +1,4 @@
-#include "messages/fsutil.h"
+#include "common/fsutil.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

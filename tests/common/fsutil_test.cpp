@@ -1,12 +1,12 @@
-#include "messages/fsutil.h"
+#include "common/fsutil.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "messages/clock.h"
-#include "messages/logging.h"
+#include "common/clock.h"
+#include "common/logging.h"
 
 namespace simpleci {
 namespace {

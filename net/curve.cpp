@@ -1,4 +1,4 @@
-#include "messages/curve.h"
+#include "net/curve.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "messages/fsutil.h"
+#include "common/fsutil.h"
 #include "messages/validate.h"
 
 namespace simpleci::curve {

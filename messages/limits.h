@@ -1,0 +1,59 @@
+// Every limit of the wire and every default a component starts with, in one table.
+//
+// A receiver rejects anything past a wire limit; PROTOCOL.md lists the same numbers. Command-line
+// ranges and the components' defaults come from here too, so a number is written once: change it
+// here and in PROTOCOL.md / docs/CLI.md, nowhere else.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace simpleci::msg {
+
+// --- Wire limits (a receiver rejects anything bigger). ---
+inline constexpr size_t kMaxNameLen = 64;            // runner / observer names
+inline constexpr size_t kMaxBranchLen = 255;         // branch names
+inline constexpr size_t kMaxCommandLen = 4096;       // test command
+// The test command of a commit without .simpleci/test, unless --test-command says otherwise
+// (the dispatcher's, sent in JOB, and the runner's own); the original simpleCI's command.
+inline constexpr std::string_view kDefaultTestCommand = "python3 -m unittest discover -s tests -v";
+inline constexpr size_t kMaxTextLen = 4096;          // error text, free-form strings
+inline constexpr size_t kMaxChunkBytes = 64 * 1024;  // one OUTPUT chunk
+inline constexpr size_t kMaxWatchBytes = 1024 * 1024;  // output in one WATCH_REPLY
+inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a job keeps
+inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
+inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
+inline constexpr int kMaxDepth = 4;                  // msgpack nesting
+// msgpack values in one body, counted before unpacking (each costs a 24-byte msgpack::object
+// however short its encoding). The largest legal message is a STATUS_REPLY listing 1000 runners
+// with 1000 job ids each (~1,020,000 values); anything a dispatcher receives (requests, runner
+// messages; the largest is a REGISTER with 1000 held jobs) has at most ~1,010.
+inline constexpr size_t kMaxObjects = 1'100'000;
+inline constexpr size_t kMaxRequestObjects = 2048;
+// Whole-frame ceiling, set as ZMQ_MAXMSGSIZE on every socket: the largest legal body is a
+// RESULT or RESULTS_REPLY carrying kMaxOutputCap bytes of output plus small fields.
+inline constexpr int64_t kMaxFrameBytes = kMaxOutputCap + 1024 * 1024;
+
+inline constexpr uint32_t kMaxAttempt = 1000;          // attempt number of a job
+inline constexpr uint32_t kMaxCapacity = 256;          // job slots of one runner
+inline constexpr uint32_t kMaxTimeoutS = 7 * 24 * 3600;  // a job's timeout, seconds
+inline constexpr uint32_t kMinHeartbeatMs = 10;
+inline constexpr uint32_t kMaxHeartbeatMs = 600000;
+inline constexpr int64_t kMaxTimeMs = int64_t{1} << 50;  // ~35,000 years: rejects garbage
+inline constexpr uint64_t kMaxOffset = uint64_t{1} << 50;  // byte offset into a job's output
+// PRUNE_REQUEST: days, and jobs pruned by one request (ask again while a reply reaches it).
+inline constexpr uint32_t kMaxPruneDays = 36500;
+inline constexpr uint64_t kMaxPrunePerRequest = 1000;
+
+// --- The dispatcher's defaults and the ranges of its flags. ---
+inline constexpr uint32_t kDefaultHeartbeatMs = 1000;
+inline constexpr uint32_t kDefaultMaxAttempts = 3;
+inline constexpr uint32_t kMaxMaxAttempts = 100;
+inline constexpr uint32_t kDefaultJobTimeoutS = 600;
+inline constexpr size_t kMinOutputCap = 1024;
+inline constexpr uint64_t kDefaultMaxQueued = 100000;
+inline constexpr uint64_t kMaxMaxQueued = 10000000;
+inline constexpr size_t kDefaultLiveWindow = 512 * 1024;  // newest output bytes kept per running job
+
+}  // namespace simpleci::msg
