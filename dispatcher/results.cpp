@@ -1,10 +1,10 @@
 #include "dispatcher/results.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "common/fsutil.h"
+#include "messages/summary_json.h"
 #include "messages/validate.h"
 
 namespace simpleci::dispatcher {
@@ -12,22 +12,7 @@ namespace simpleci::dispatcher {
 namespace fs = std::filesystem;
 
 std::string result_json(const msg::JobSummary& s) {
-  nlohmann::json j = {
-      {"commit", s.commit},
-      {"branch", s.branch},
-      {"status", std::string(msg::to_string(s.status))},
-      {"exit_code", s.exit_code},
-      {"duration_ms", s.duration_ms},
-      {"runner", s.runner},
-      {"attempt", s.attempt},
-      {"job_id", s.job_id},
-      {"started_at", s.started_at_ms ? iso8601_utc(s.started_at_ms) : ""},
-      {"finished_at", s.finished_at_ms ? iso8601_utc(s.finished_at_ms) : ""},
-      {"truncated", s.truncated},
-  };
-  // The runner name and branch came from the wire; dump() escapes them, and replaces any
-  // invalid UTF-8 instead of throwing.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return msg::json_text(msg::summary_json(s)) + "\n";
 }
 
 bool write_result_files(const std::filesystem::path& dir, const msg::JobSummary& s,

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "messages/summary_json.h"
 
 namespace simpleci::client {
 
@@ -22,23 +23,8 @@ std::string ids(const std::vector<uint64_t>& v) {
   return s.empty() ? "-" : s;
 }
 
-nlohmann::json job_json(const msg::JobSummary& j) {
-  return {{"job_id", j.job_id},
-          {"commit", j.commit},
-          {"branch", j.branch},
-          {"status", std::string(msg::to_string(j.status))},
-          {"exit_code", j.exit_code},
-          {"duration_ms", j.duration_ms},
-          {"runner", j.runner},
-          {"attempt", j.attempt},
-          {"created_at", j.created_at_ms ? iso8601_utc(j.created_at_ms) : ""},
-          {"started_at", j.started_at_ms ? iso8601_utc(j.started_at_ms) : ""},
-          {"finished_at", j.finished_at_ms ? iso8601_utc(j.finished_at_ms) : ""},
-          {"truncated", j.truncated}};
-}
-
 std::string dump(const nlohmann::json& j) {
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return msg::json_text(j, 2) + "\n";
 }
 
 }  // namespace
@@ -83,7 +69,7 @@ std::string status_json(const msg::StatusReply& s) {
                             {"last_seen", r.last_seen_ms ? iso8601_utc(r.last_seen_ms) : ""}});
   }
   j["running"] = nlohmann::json::array();
-  for (const auto& r : s.running) j["running"].push_back(job_json(r));
+  for (const auto& r : s.running) j["running"].push_back(msg::summary_json(r));
   j["counters"] = nlohmann::json::object();
   for (const auto& c : s.counters) j["counters"][c.name] = c.value;
   return dump(j);
@@ -121,7 +107,7 @@ std::string results_text(const msg::ResultsReply& r, bool full) {
 std::string results_json(const msg::ResultsReply& r) {
   nlohmann::json j;
   j["jobs"] = nlohmann::json::array();
-  for (const auto& job : r.jobs) j["jobs"].push_back(job_json(job));
+  for (const auto& job : r.jobs) j["jobs"].push_back(msg::summary_json(job));
   if (!r.output.empty()) j["output"] = r.output;
   return dump(j);
 }
