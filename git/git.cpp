@@ -1,7 +1,12 @@
 #include "git/git.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace simpleci::git {
@@ -119,6 +124,112 @@ bool fetch_origin(git_repository* repo, std::string* err) {
   if (rc != 0) *err = error("fetch from origin failed");
   git_remote_free(remote);
   return rc == 0;
+}
+
+namespace {
+
+std::filesystem::path fs_idx(std::filesystem::path pack) { return pack.replace_extension(".idx"); }
+
+struct Pack {
+  std::filesystem::path pack;  // objects/pack/pack-<name>.pack; its index is beside it
+  uintmax_t size = 0;
+};
+
+// The packs of objects/pack that have an index and no .keep file.
+std::vector<Pack> list_packs(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::vector<Pack> packs;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (p.extension() != ".pack") continue;
+    std::error_code e1, e2;
+    if (!fs::exists(fs::path(p).replace_extension(".idx"), e1) || fs::exists(fs::path(p).replace_extension(".keep"), e2)) {
+      continue;
+    }
+    packs.push_back({p, it->file_size(e1)});
+  }
+  return packs;
+}
+
+uint32_t be32(const unsigned char* b) {
+  return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | uint32_t{b[3]};
+}
+
+// The object ids a version-2 pack index lists: magic "\377tOc", version 2, 256 cumulative
+// counts (the last is the number of objects), then the sorted 20-byte ids.
+bool index_ids(const std::filesystem::path& idx, std::vector<git_oid>* ids, std::string* err) {
+  std::ifstream in(idx, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* b = reinterpret_cast<const unsigned char*>(data.data());
+  constexpr size_t kHeader = 8, kFanout = 256 * 4;
+  if (data.size() < kHeader + kFanout || data.compare(0, 4, "\377tOc") != 0 || be32(b + 4) != 2) {
+    *err = "not a version 2 pack index: " + idx.string();
+    return false;
+  }
+  const size_t n = be32(b + kHeader + kFanout - 4);
+  if (data.size() < kHeader + kFanout + n * GIT_OID_RAWSZ) {
+    *err = "truncated pack index: " + idx.string();
+    return false;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    git_oid id;
+    git_oid_fromraw(&id, b + kHeader + kFanout + i * GIT_OID_RAWSZ);
+    ids->push_back(id);
+  }
+  return true;
+}
+
+// Writes one pack holding every object of packs into dir; its file name in *name.
+bool write_merged(git_repository* repo, const std::vector<Pack>& packs, const std::filesystem::path& dir,
+                  std::string* name, std::string* err) {
+  git_packbuilder* pb = nullptr;
+  if (git_packbuilder_new(&pb, repo) != 0) {
+    *err = error("cannot start a pack");
+    return false;
+  }
+  git_packbuilder_set_threads(pb, 1);
+  bool ok = true;
+  for (size_t i = 0; ok && i < packs.size(); ++i) {
+    std::vector<git_oid> ids;
+    ok = index_ids(fs_idx(packs[i].pack), &ids, err);
+    for (size_t k = 0; ok && k < ids.size(); ++k) {
+      if (git_packbuilder_insert(pb, &ids[k], nullptr) != 0) {
+        *err = error("cannot add " + oid_text(&ids[k]) + " to the merged pack");
+        ok = false;
+      }
+    }
+  }
+  if (ok && git_packbuilder_write(pb, dir.c_str(), 0, nullptr, nullptr) != 0) {
+    *err = error("cannot write the merged pack");
+    ok = false;
+  }
+  if (ok) *name = std::string("pack-") + git_packbuilder_name(pb) + ".pack";
+  git_packbuilder_free(pb);
+  return ok;
+}
+
+}  // namespace
+
+int merge_small_packs(const std::string& repo_dir, size_t max_packs, std::string* err) {
+  namespace fs = std::filesystem;
+  Repo repo = open(repo_dir, err);
+  if (!repo) return -1;
+  const fs::path dir = fs::path(git_repository_path(repo.get())) / "objects" / "pack";
+  std::vector<Pack> packs = list_packs(dir);
+  if (packs.size() <= max_packs) return 0;
+  // The largest stays as it is: merging into it would rewrite the whole history every time.
+  std::sort(packs.begin(), packs.end(), [](const Pack& a, const Pack& b) { return a.size > b.size; });
+  packs.erase(packs.begin());
+  std::string merged;
+  if (!write_merged(repo.get(), packs, dir, &merged, err)) return -1;
+  for (const Pack& p : packs) {
+    if (p.pack.filename() == merged) continue;
+    std::error_code ec;
+    fs::remove(fs_idx(p.pack), ec);  // the index first: a pack without one is ignored
+    fs::remove(p.pack, ec);
+  }
+  return static_cast<int>(packs.size());
 }
 
 int remove_stale_locks(const std::string& repo_dir) {

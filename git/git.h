@@ -38,6 +38,21 @@ std::string with_instead_of(const std::string& url);
 // looks up the branch's upstream remote, another leaking lookup); nothing here reads it.
 bool fetch_origin(git_repository* repo, std::string* err);
 
+// Packs a repository may hold before merge_small_packs() merges them (git's gc.autoPackLimit).
+inline constexpr size_t kPackLimit = 50;
+
+// Keeps a repository that is fetched into for months from piling up packs: every fetch leaves
+// one, and libgit2 maps each pack's index and searches the packs one after another, so memory
+// and lookup time grow with their number. When objects/pack holds more than max_packs packs,
+// every pack but the largest (and any with a .keep file) is copied into one new pack, then
+// removed: objects never leave the repository, only their container changes, and an old pack is
+// removed only once the new one is complete. Returns how many packs were merged (0 when at or
+// under the limit); -1 with *err on failure, the repository then being as it was (at worst with
+// an unused new pack). Opens repo_dir itself. Call only while this process holds no other handle
+// on the repository (a handle opened before would still look for the removed packs) and nothing
+// else writes to it.
+int merge_small_packs(const std::string& repo_dir, size_t max_packs, std::string* err);
+
 // Removes lock files ("*.lock": index.lock, ref locks) under <repo_dir>/.git that a process
 // killed in the middle of git work left behind; they would make every later checkout or fetch
 // fail. Call only while nothing else uses the repository (at start-up). Returns how many.

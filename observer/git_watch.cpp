@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 namespace simpleci::observer {
 
 using git::Repo;
@@ -43,8 +45,15 @@ std::string current_branch(const std::string& dir, std::string* err) {
 }
 
 bool fetch_origin(const std::string& dir, std::string* err) {
-  Repo repo = git::open(dir, err);
-  return repo && git::fetch_origin(repo.get(), err);
+  {
+    Repo repo = git::open(dir, err);
+    if (!repo || !git::fetch_origin(repo.get(), err)) return false;
+  }
+  std::string merge_err;  // the fetch worked; a failed merge is tried again after the next one
+  if (git::merge_small_packs(dir, git::kPackLimit, &merge_err) < 0) {
+    spdlog::warn("cannot merge the packs of {}: {}", dir, merge_err);
+  }
+  return true;
 }
 
 bool new_commits(const std::string& dir, const std::string& branch, const std::string& cursor,

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 namespace simpleci::runner {
 
 namespace fs = std::filesystem;
@@ -88,8 +90,10 @@ Prepared GitWorkspace::prepare(int slot, const std::string& commit, std::string*
     return Prepared::kMissingCommit;
   }
   git_commit* c = nullptr;
+  bool fetched = false;
   if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
     if (!git::fetch_origin(repo.get(), err)) return Prepared::kFailed;
+    fetched = true;
     if (git_commit_lookup(&c, repo.get(), &oid) != 0) {
       *err = "commit " + commit + " is not in origin (after fetching it)";
       return Prepared::kMissingCommit;
@@ -105,6 +109,13 @@ Prepared GitWorkspace::prepare(int slot, const std::string& commit, std::string*
     return Prepared::kFailed;
   }
   *workdir = dir;
+  if (fetched) {
+    repo.reset();  // merge_small_packs must be the only handle on the repository
+    std::string merge_err;  // the job can run; a failed merge is tried after the next fetch
+    if (git::merge_small_packs(dir, git::kPackLimit, &merge_err) < 0) {
+      spdlog::warn("cannot merge the packs of {}: {}", dir, merge_err);
+    }
+  }
   return Prepared::kReady;
 }
 

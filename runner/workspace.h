@@ -28,7 +28,8 @@ class Workspace {
 
 // Slot 0 is the clone itself; slot k > 0 is a clone of the same origin under
 // <clone>/.git/simpleci/slots/<k>, made on first use. prepare() fetches origin when the commit
-// is not already present, then checks it out (forced, untracked files removed, detached HEAD).
+// is not already present, then checks it out (forced, untracked files removed, detached HEAD);
+// after a fetch it merges the small packs once more than git::kPackLimit have piled up.
 class GitWorkspace final : public Workspace {
  public:
   explicit GitWorkspace(std::string clone_dir) : clone_dir_(std::move(clone_dir)) {}
