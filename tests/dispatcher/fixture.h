@@ -108,6 +108,13 @@ class DispatcherTest : public ::testing::Test {
     EXPECT_EQ(acc.size(), 1u);
     return acc.empty() ? 0 : acc[0].job_id;
   }
+  // The status the store holds for a job it must hold.
+  msg::JobStatus stored_status(uint64_t id) {
+    JobRow row;
+    std::string err;
+    EXPECT_EQ(store_->job(id, &row, &err), Lookup::kFound) << err;
+    return row.summary.status;
+  }
   msg::Result result_for(const msg::Job& j, msg::JobStatus st = msg::JobStatus::kPassed) {
     return msg::Result{j.job_id, j.attempt, st, st == msg::JobStatus::kPassed ? 0 : 1,
                        clock_.wall_ms() - 5, clock_.wall_ms(), false, "output of " + j.commit};

@@ -32,12 +32,6 @@ class StoreFailure : public DispatcherTest {
     EXPECT_EQ(e.size(), 1u);
     return e.empty() ? ErrorCode::kBadRequest : e[0].code;
   }
-  JobStatus stored_status(uint64_t id) {
-    JobRow row;
-    std::string err;
-    EXPECT_EQ(store_->job(id, &row, &err), Lookup::kFound) << err;
-    return row.summary.status;
-  }
   FaultyStore faulty_;
 };
 

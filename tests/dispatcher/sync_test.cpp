@@ -43,12 +43,6 @@ class Synced : public DispatcherTest {
   void commit_msg(const std::string& peer, int n, bool force = false) {
     deliver(peer, msg::Commit{static_cast<uint64_t>(n), commit_id(n), "main", force});
   }
-  JobStatus stored_status(uint64_t id) {
-    JobRow row;
-    std::string err;
-    EXPECT_EQ(store_->job(id, &row, &err), Lookup::kFound) << err;
-    return row.summary.status;
-  }
   FakeSyncer fake_;
 };
 
