@@ -3,7 +3,7 @@
 // Creating files is the dispatcher's biggest cost under load, so it overlaps with the loop here.
 // Work comes in batches, processed in the order they were pushed (so a newer result for a commit
 // always lands after an older one); a done batch comes back through take_done() with the files
-// that could not be written, which the Round retries. It owns its thread, the queue of batches
+// that could not be written, which PendingFiles retries. It owns its thread, the queue of batches
 // and an eventfd that tells the loop when batches are done. Nothing waits for the files:
 // RESULT_ACK leaves at the store's commit (or its flush), never at the files.
 #pragma once

@@ -1,7 +1,7 @@
 // Result files under --results-dir: <commit> holds the output, <commit>.json the summary.
 //
 // The files are a view of the store, never the record: they are written after the job's
-// transaction committed, a failed write is retried (the Round), and at start reconcile_results()
+// transaction committed, a failed write is retried (PendingFiles), and at start reconcile_results()
 // rewrites whatever is missing or differs from the store. The thread that writes them during
 // normal work is the ResultWriter (result_writer.h).
 #pragma once
