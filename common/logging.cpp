@@ -56,4 +56,8 @@ bool LogLimiter::allow(std::chrono::steady_clock::time_point now, uint64_t* supp
   return true;
 }
 
+std::string LogLimiter::held_back(uint64_t suppressed) {
+  return suppressed ? " [" + std::to_string(suppressed) + " similar lines held back]" : "";
+}
+
 }  // namespace simpleci

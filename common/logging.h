@@ -26,8 +26,11 @@ class LogLimiter {
   explicit LogLimiter(int burst = 10, std::chrono::milliseconds window = std::chrono::seconds(1))
       : burst_(burst), window_(window) {}
   // True when a line may be written now; *suppressed receives how many were held back since the
-  // last line that passed (then resets).
+  // last line that passed (then resets). The caller reports that count in the line it writes
+  // (held_back() words it), or the lines held back go unmentioned.
   bool allow(std::chrono::steady_clock::time_point now, uint64_t* suppressed);
+  // " [N similar lines held back]" for a count above 0, "" for 0: the tail of the line allowed.
+  static std::string held_back(uint64_t suppressed);
 
  private:
   int burst_;

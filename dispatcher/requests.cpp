@@ -1,5 +1,6 @@
-// Client requests (STATUS, RESULTS, CANCEL, RETRY, WATCH): the part of the Dispatcher that answers
-// people and scripts rather than runners.
+// COMMIT and the client requests (STATUS, RESULTS, CANCEL, RETRY, PRUNE, WATCH): the part of the
+// Dispatcher that answers people and scripts rather than runners. A store that cannot be read
+// is never taken for one that holds nothing: the requester gets ERROR storage_failure.
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -10,17 +11,88 @@ namespace simpleci::dispatcher {
 
 using msg::JobStatus;
 
+void Dispatcher::storage_failure(std::string_view peer, uint64_t request_id, const std::string& err) {
+  ++counters_["store.failures"];
+  uint64_t held = 0;
+  if (store_log_.allow(clock_.now(), &held)) {
+    spdlog::error("cannot read the store: {}{}", err, LogLimiter::held_back(held));
+  }
+  send_later(peer, msg::Error{request_id, msg::ErrorCode::kStorageFailure,
+                              "the dispatcher cannot read its store; retry later"});
+}
+
+bool Dispatcher::read_inactive(std::string_view peer, uint64_t request_id, uint64_t job_id,
+                               JobRow* row) {
+  std::string err;
+  switch (store_.job(job_id, row, &err)) {
+    case Lookup::kFound:
+      return true;
+    case Lookup::kNotFound:
+      send_later(peer, msg::Error{request_id, msg::ErrorCode::kNotFound, "no job " + std::to_string(job_id)});
+      return false;
+    case Lookup::kError:
+      break;
+  }
+  storage_failure(peer, request_id, err);
+  return false;
+}
+
+void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
+  if (const uint64_t id = jobs_.by_commit(c.commit)) {
+    send_later(peer, msg::Accepted{c.request_id, id, true});
+    return;
+  }
+  if (!c.force) {
+    std::string err;
+    JobRow latest;
+    const Lookup l = store_.latest_for_commit(c.commit, &latest, &err);
+    if (l == Lookup::kError) {  // not knowing whether the commit has a job must not queue it again
+      storage_failure(peer, c.request_id, err);
+      return;
+    }
+    if (l == Lookup::kFound) {
+      send_later(peer, msg::Accepted{c.request_id, latest.summary.job_id, true});
+      return;
+    }
+  }
+  if (refuse_if_full(peer, c.request_id)) return;
+  const uint64_t id = enqueue(c.commit, c.branch);
+  if (id == 0) {
+    send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
+    return;
+  }
+  spdlog::debug("job {} queued: {} ({})", id, c.commit, c.branch.empty() ? "no branch" : c.branch);
+  ++activity_.queued;
+  send_later(peer, msg::Accepted{c.request_id, id, false});
+}
+
+// A new job past --max-queued is refused: a flood of commits cannot grow the queue, the store
+// and the runners' work without bound. Jobs that are requeued (runner lost) are not counted
+// against the limit: they were admitted already.
+bool Dispatcher::refuse_if_full(std::string_view peer, uint64_t request_id) {
+  const size_t queued = jobs_.queued();
+  if (queued < cfg_.max_queued) return false;
+  ++counters_["jobs.refused_queue_full"];
+  uint64_t held = 0;
+  if (full_log_.allow(clock_.now(), &held)) {
+    spdlog::warn("queue full ({} jobs queued, --max-queued {}): a new job was refused{}", queued,
+                 cfg_.max_queued, LogLimiter::held_back(held));
+  }
+  send_later(peer, msg::Error{request_id, msg::ErrorCode::kQueueFull,
+                              std::to_string(queued) + " jobs queued, the limit is " +
+                                  std::to_string(cfg_.max_queued)});
+  return true;
+}
+
 void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
   msg::StatusReply rep;
   rep.request_id = q.request_id;
-  for (const auto& [name, r] : runners_) {
+  const SteadyTime now = clock_.now();
+  for (const auto& [name, r] : runners_.all()) {
     if (rep.runners.size() >= msg::kMaxListLen) break;
     msg::RunnerInfo info;
     info.name = name;
-    info.state = r.draining                          ? "draining"
-                 : clock_.now() < r.paused_until ? "paused"
-                 : r.jobs.empty()                ? "idle"
-                                                 : "busy";
+    info.state = r.draining ? "draining" : now < r.paused_until ? "paused" : r.jobs.empty() ? "idle" : "busy";
     info.capacity = r.capacity;
     for (uint64_t id : r.jobs) {
       if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);
@@ -28,10 +100,10 @@ void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
     info.last_seen_ms = r.last_seen_wall;
     rep.runners.push_back(std::move(info));
   }
-  rep.queue_length = queue_.size();
-  for (uint64_t id : running_) {  // lowest ids first, as many as the reply holds
+  rep.queue_length = jobs_.queued();
+  for (uint64_t id : jobs_.running()) {  // lowest ids first, as many as the reply holds
     if (rep.running.size() >= msg::kMaxListLen) break;
-    rep.running.push_back(active_.at(id).s);
+    rep.running.push_back(jobs_.at(id).s);
   }
   rep.counters = counters();
   send_later(peer, std::move(rep));
@@ -42,71 +114,55 @@ void Dispatcher::on_results(std::string_view peer, const msg::ResultsRequest& q)
   rep.request_id = q.request_id;
   std::string err;
   if (!store_.recent(q.commit, q.limit, &rep.jobs, &err)) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+    storage_failure(peer, q.request_id, err);
     return;
   }
   if (q.with_output && !q.commit.empty() && !rep.jobs.empty() && msg::is_final(rep.jobs[0].status)) {
     if (output_busy(peer, q.request_id)) return;
-    store_.output(rep.jobs[0].job_id, &rep.output, &err);
+    if (!store_.output(rep.jobs[0].job_id, &rep.output, &err)) {
+      storage_failure(peer, q.request_id, err);
+      return;
+    }
   }
   send_later(peer, std::move(rep));
 }
 
 void Dispatcher::on_cancel(std::string_view peer, const msg::CancelRequest& q) {
-  auto it = active_.find(q.job_id);
-  if (it == active_.end()) {
-    std::string err;
-    std::optional<JobRow> row;
-    if (!store_.job(q.job_id, &row, &err)) {
-      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
-    } else if (!row) {
-      send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
-                                  "no job " + std::to_string(q.job_id)});
-    } else {
+  const Active* a = jobs_.find(q.job_id);
+  if (!a) {
+    JobRow row;
+    if (read_inactive(peer, q.request_id, q.job_id, &row)) {
       send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
                                   "job " + std::to_string(q.job_id) + " already ended as " +
-                                      std::string(msg::to_string(row->summary.status))});
+                                      std::string(msg::to_string(row.summary.status))});
     }
     return;
   }
-  const msg::JobSummary s = it->second.s;
+  const msg::JobSummary s = a->s;
   if (s.status == JobStatus::kRunning) {
-    if (auto r = runners_.find(s.runner); r != runners_.end()) {
-      send_later(r->second.peer, msg::CancelJob{s.job_id, std::max<uint32_t>(1, s.attempt)});
+    if (const Runner* r = runners_.find(s.runner)) {
+      send_later(r->peer, msg::CancelJob{s.job_id, std::max<uint32_t>(1, s.attempt)});
     }
   }
-  int64_t now = clock_.wall_ms();
-  finish(s.job_id, JobStatus::kCancelled, -1, s.started_at_ms, now, false,
-         "simpleci: job cancelled by request\n");
+  finish(s.job_id, Ending{JobStatus::kCancelled, -1, s.started_at_ms, clock_.wall_ms(), false,
+                          "simpleci: job cancelled by request\n"});
   spdlog::info("job {} cancelled", s.job_id);
   send_later(peer, msg::Ok{q.request_id, s.job_id, "cancelled job " + std::to_string(s.job_id)});
 }
 
 void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
-  if (auto it = active_.find(q.job_id); it != active_.end()) {
+  if (const Active* a = jobs_.find(q.job_id)) {
     send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
                                 "job " + std::to_string(q.job_id) + " is still " +
-                                    std::string(msg::to_string(it->second.s.status))});
+                                    std::string(msg::to_string(a->s.status))});
     return;
   }
-  std::string err;
-  std::optional<JobRow> row;
-  if (!store_.job(q.job_id, &row, &err)) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
-    return;
-  }
-  if (!row) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound,
-                                "no job " + std::to_string(q.job_id)});
-    return;
-  }
-  const std::string& commit = row->summary.commit;
-  uint64_t id;
-  if (auto a = active_by_commit_.find(commit); a != active_by_commit_.end()) {
-    id = a->second;
-  } else {
+  JobRow row;
+  if (!read_inactive(peer, q.request_id, q.job_id, &row)) return;
+  uint64_t id = jobs_.by_commit(row.summary.commit);
+  if (id == 0) {
     if (refuse_if_full(peer, q.request_id)) return;
-    id = enqueue(commit, row->summary.branch);
+    id = enqueue(row.summary.commit, row.summary.branch);
   }
   if (id == 0) {
     send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
@@ -124,6 +180,18 @@ void Dispatcher::on_prune(std::string_view peer, const msg::PruneRequest& q) {
   send_later(peer, msg::Ok{q.request_id, n, "pruned " + std::to_string(n) + " job(s)"});
 }
 
+namespace {
+// What a WATCH reply says of a job; a watcher of another attempt starts again from byte 0.
+void describe(const msg::JobSummary& s, const msg::WatchRequest& q, msg::WatchReply* rep) {
+  rep->attempt = s.attempt;
+  rep->status = s.status;
+  rep->exit_code = s.exit_code;
+  rep->duration_ms = s.duration_ms;
+  rep->runner = s.runner;
+  rep->offset = q.attempt == s.attempt ? q.offset : 0;
+}
+}  // namespace
+
 // A running job's bytes come from its live window; a finished job's from its stored output,
 // which begins with the same bytes the runner streamed (its head), so a watcher's offset stays
 // valid across the end of the job.
@@ -132,45 +200,35 @@ void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
   msg::WatchReply rep;
   rep.request_id = q.request_id;
   rep.job_id = q.job_id;
-  auto describe = [&](const msg::JobSummary& s) {
-    rep.attempt = s.attempt;
-    rep.status = s.status;
-    rep.exit_code = s.exit_code;
-    rep.duration_ms = s.duration_ms;
-    rep.runner = s.runner;
-    rep.offset = q.attempt == s.attempt ? q.offset : 0;  // another attempt starts from 0
-  };
-  if (auto it = active_.find(q.job_id); it != active_.end()) {
-    describe(it->second.s);
-    auto l = live_.find(q.job_id);
-    if (it->second.s.status == JobStatus::kRunning && l != live_.end() &&
-        l->second.attempt == rep.attempt) {
-      const Live& live = l->second;
-      rep.offset = std::clamp<uint64_t>(rep.offset, live.base, live.base + live.data.size());
-      rep.data = live.data.substr(static_cast<size_t>(rep.offset - live.base), msg::kMaxWatchBytes);
+  if (const Active* a = jobs_.find(q.job_id)) {
+    describe(a->s, q, &rep);
+    if (a->s.status == JobStatus::kRunning) {
+      live_.read(q.job_id, rep.attempt, &rep.offset, msg::kMaxWatchBytes, &rep.data);
     }
     send_later(peer, std::move(rep));
     return;
   }
-  std::string err;
-  std::optional<JobRow> row;
-  if (!store_.job(q.job_id, &row, &err)) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
-    return;
-  }
-  if (!row) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kNotFound, "no job " + std::to_string(q.job_id)});
-    return;
-  }
-  describe(row->summary);
+  JobRow row;
+  if (!read_inactive(peer, q.request_id, q.job_id, &row)) return;
+  describe(row.summary, q, &rep);
   uint64_t total = 0;
-  if (!store_.output(q.job_id, &rep.data, &err, rep.offset, msg::kMaxWatchBytes, &total)) {
-    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, err});
+  std::string err;
+  if (!store_.read_output(q.job_id, rep.offset, msg::kMaxWatchBytes, &rep.data, &total, &err)) {
+    storage_failure(peer, q.request_id, err);
     return;
   }
   rep.offset = std::min(rep.offset, total);
   rep.complete = rep.offset + rep.data.size() >= total;
   send_later(peer, std::move(rep));
+}
+
+// One output-carrying reply per peer at a time: a client asking for outputs and not reading
+// them would otherwise make the dispatcher read and hold 16 MiB per request.
+bool Dispatcher::output_busy(std::string_view peer, uint64_t request_id) {
+  if (!round_.output_pending(peer) && !out_.output_in_flight(peer)) return false;
+  ++counters_["send.over_budget"];
+  send_later(peer, msg::Error{request_id, msg::ErrorCode::kBusy, msg::kBusyText});
+  return true;
 }
 
 }  // namespace simpleci::dispatcher

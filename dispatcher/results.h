@@ -1,8 +1,9 @@
 // Result files under --results-dir: <commit> holds the output, <commit>.json the summary.
 //
 // The files are a view of the store, never the record: they are written after the job's
-// transaction committed, a failed write is retried (Dispatcher), and at start reconcile_results()
-// rewrites whatever is missing or differs from the store.
+// transaction committed, a failed write is retried (PendingFiles), and at start reconcile_results()
+// rewrites whatever is missing or differs from the store. The thread that writes them during
+// normal work is the ResultWriter (result_writer.h).
 #pragma once
 
 #include <filesystem>
@@ -10,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "dispatcher/store.h"
+#include "dispatcher/job_store.h"
 #include "messages/messages.h"
 
 namespace simpleci::dispatcher {
@@ -45,61 +46,8 @@ struct ReconcileStats {
 // output's and <commit>.json with the summary, and rewrites both when either differs or is
 // missing. Streams the store (one output in memory at a time). False with *err only when the
 // store cannot be read; a file that cannot be written is counted in stats->failed.
-bool reconcile_results(Store& store, const std::filesystem::path& dir, bool durable,
+bool reconcile_results(JobStore& store, const std::filesystem::path& dir, bool durable,
                        ReconcileStats* stats, std::string* err);
 
 }  // namespace simpleci::dispatcher
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
-#include <utility>
-#include <vector>
-
-namespace simpleci::dispatcher {
-
-// Writes result files on its own thread, so creating files (the dispatcher's biggest cost
-// under load) overlaps with the socket loop. Work comes in batches, processed in the order they
-// were pushed (so a newer result for a commit always lands after an older one); a done batch
-// comes back through take_done() with the files that could not be written, which the
-// dispatcher retries. Nothing waits for the files: RESULT_ACK leaves after the store's commit.
-class ResultWriter {
- public:
-  struct Batch {
-    std::vector<std::pair<msg::JobSummary, std::string>> files;
-    size_t output_bytes = 0;            // sum of the files' output sizes
-    std::vector<std::string> removals;  // commits whose two files go (pruned jobs)
-    // Filled by write(): the summaries whose files could not be written, with why.
-    std::vector<std::pair<msg::JobSummary, std::string>> failed;
-  };
-
-  ResultWriter(std::filesystem::path dir, bool durable);
-  ~ResultWriter();  // finishes every pushed batch first
-  ResultWriter(const ResultWriter&) = delete;
-  ResultWriter& operator=(const ResultWriter&) = delete;
-
-  // Writes (and removes) a batch's files in the calling thread, filling b.failed.
-  static void write(const std::filesystem::path& dir, bool durable, Batch& b);
-
-  void push(Batch b);
-  std::vector<Batch> take_done();
-  // Readable (eventfd) when batches are done.
-  int fd() const { return event_fd_; }
-  bool busy();
-
- private:
-  void run();
-
-  std::filesystem::path dir_;
-  bool durable_;
-  int event_fd_ = -1;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Batch> todo_, done_;
-  size_t in_progress_ = 0;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-}  // namespace simpleci::dispatcher

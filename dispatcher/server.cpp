@@ -18,6 +18,8 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "dispatcher/results.h"
+#include "dispatcher/store.h"
 #include "net/curve.h"
 #include "net/endpoint.h"
 #include "common/fsutil.h"
@@ -213,139 +215,218 @@ bool prepare_ipc_folder(const std::string& socket, std::string* err) {
   return true;
 }
 
-}  // namespace
-
-int run_server(const ServerOptions& opt, int signal_fd) {
-  std::string err;
-  // The state folder holds every job's output: private. A folder that exists keeps the mode
-  // someone gave it (the database inside is made 0600 regardless); a wide one is reported.
+// The state folder holds every job's output: private. A folder that exists keeps the mode
+// someone gave it (the database inside is made 0600 regardless); a wide one is reported. The
+// results folder is made with kResultsDirMode.
+bool prepare_folders(const ServerOptions& opt, std::string* err) {
   bool wider = false;
-  if (!ensure_dir_with_mode(opt.state_dir, 0700, &wider, &err)) return fail(err);
+  if (!ensure_dir_with_mode(opt.state_dir, 0700, &wider, err)) return false;
   if (wider) {
     spdlog::warn("state folder {} is readable by others (mode wider than 0700); the database in it "
                  "is 0600", opt.state_dir.string());
   }
-  if (!ensure_dir_with_mode(opt.config.results_dir, kResultsDirMode, &wider, &err)) return fail(err);
+  if (!ensure_dir_with_mode(opt.config.results_dir, kResultsDirMode, &wider, err)) return false;
   if (wider) {
     spdlog::warn("results folder {} grants more than mode 0750 (others may read, or write, results)",
                  opt.config.results_dir.string());
   }
-  Store store;
-  const std::string db_path = (opt.state_dir / "simpleci.db").string();
-  if (!store.open(db_path, &err)) return fail(err);
+  return true;
+}
+
+// One dispatcher process: the store and its syncer, the ZeroMQ sockets (ROUTER, its monitor, the
+// CURVE handler), the Dispatcher, and the loop that feeds it. Members are destroyed in reverse
+// order: the Dispatcher (its writer thread) first, the sockets before their context, the store last.
+class Server {
+ public:
+  Server(const ServerOptions& opt, int signal_fd) : opt_(opt), signal_fd_(signal_fd) {}
+  // Start-up, then the loop until a stopping signal; returns the process exit code.
+  int run();
+
+ private:
+  bool start(std::string* err);
+  bool open_store(std::string* err);
+  bool start_curve(std::string* err);
+  bool listen(std::string* err);
+  // One poll round. False when the loop ends (*code: the exit code).
+  bool step(int* code);
+  // Reads and hands over up to a round's worth of messages; returns how many were read.
+  int read_messages();
+  void take_losses();
+  int stop();
+
+  const ServerOptions& opt_;
+  const int signal_fd_;
+  Store store_;
+  std::unique_ptr<WalSyncer> syncer_;
+  zmq::context_t ctx_{1};
+  std::unique_ptr<curve::ZapHandler> zap_;
+  curve::AuthorizedKeys keys_;
+  std::string secret_;
+  bool use_curve_ = false;
+  zmq::socket_t router_;
+  zmq::socket_t mon_;
+  SystemClock clock_;
+  std::unique_ptr<RouterOutbox> outbox_;
+  std::unique_ptr<Dispatcher> core_;
+  Millis tick_every_{};
+  SteadyTime next_tick_{};
+  std::vector<std::string_view> views_;
+  Trimmer trimmer_;
+};
+
+bool Server::open_store(std::string* err) {
+  const std::string db_path = (opt_.state_dir / "simpleci.db").string();
+  if (!store_.open(db_path, err)) return false;
   // Commits are flushed to the disk on the syncer's thread; durable replies wait for it.
-  std::unique_ptr<WalSyncer> syncer = WalSyncer::open(db_path, &err);
-  if (!syncer) return fail(err);
+  syncer_ = WalSyncer::open(db_path, err);
+  return syncer_ != nullptr;
+}
 
-  zmq::context_t ctx(1);
-  std::unique_ptr<curve::ZapHandler> zap;
-  std::string secret;
-  bool use_curve = !opt.curve_secret_key_file.empty();
-  curve::AuthorizedKeys keys;
-  if (use_curve) {
-    if (!curve::load_secret_key(opt.curve_secret_key_file, &secret, &err) ||
-        !curve::load_authorized_keys(opt.authorized_keys_dir, &keys, &err)) {
-      return fail(err);
-    }
-    spdlog::info("CURVE on: {} authorised key(s) in {}", keys.size(), opt.authorized_keys_dir);
-    warn_without_roles(opt, keys);
-    zap = std::make_unique<curve::ZapHandler>(ctx, keys);
+bool Server::start_curve(std::string* err) {
+  use_curve_ = !opt_.curve_secret_key_file.empty();
+  if (!use_curve_) return true;
+  if (!curve::load_secret_key(opt_.curve_secret_key_file, &secret_, err) ||
+      !curve::load_authorized_keys(opt_.authorized_keys_dir, &keys_, err)) {
+    return false;
   }
-  if (const std::string ipc = ipc_path(opt.bind); !ipc.empty() && !prepare_ipc_folder(ipc, &err)) {
-    return fail(err);
-  }
-  zmq::socket_t router = net::make_router(ctx);
-  if (use_curve) curve::configure_server(router, secret);
+  spdlog::info("CURVE on: {} authorised key(s) in {}", keys_.size(), opt_.authorized_keys_dir);
+  warn_without_roles(opt_, keys_);
+  zap_ = std::make_unique<curve::ZapHandler>(ctx_, keys_);
+  return true;
+}
 
-  SystemClock clock;
-  RouterOutbox outbox(router);
-  Config cfg = opt.config;
-  cfg.require_identity = use_curve;
-  cfg.async_files = true;
-  Dispatcher core(clock, store, outbox, cfg, syncer.get());
+bool Server::listen(std::string* err) {
+  try {
+    router_.bind(opt_.bind);
+  } catch (const zmq::error_t& e) {
+    *err = "cannot bind " + opt_.bind + ": " + e.what();
+    return false;
+  }
+  std::string endpoint = router_.get(zmq::sockopt::last_endpoint);
+  if (!write_file_atomic(opt_.state_dir / "endpoint", endpoint + "\n", false, err)) return false;
+  zmq_socket_monitor(router_.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED);
+  mon_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+  mon_.connect(kMonitorEndpoint);
+  if (use_curve_) core_->set_authorized(roles_of(keys_));
+  spdlog::info("listening on {}", endpoint);
+  return true;
+}
+
+bool Server::start(std::string* err) {
+  if (!prepare_folders(opt_, err) || !open_store(err) || !start_curve(err)) return false;
+  if (const std::string ipc = ipc_path(opt_.bind); !ipc.empty() && !prepare_ipc_folder(ipc, err)) {
+    return false;
+  }
+  router_ = net::make_router(ctx_);
+  if (use_curve_) curve::configure_server(router_, secret_);
+  outbox_ = std::make_unique<RouterOutbox>(router_);
+  Config cfg = opt_.config;
+  cfg.require_identity = use_curve_;
+  core_ = std::make_unique<Dispatcher>(clock_, store_, *outbox_, cfg, syncer_.get());
   // The result files are made to agree with the store before anyone can connect (so the
   // endpoint file appears once they do), and before recover() starts the clock on running
   // jobs whose runners have 3 heartbeat intervals to come back.
-  if (!core.reconcile_files(&err) || !core.recover(&err)) return fail(err);
-  try {
-    router.bind(opt.bind);
-  } catch (const zmq::error_t& e) {
-    return fail("cannot bind " + opt.bind + ": " + e.what());
-  }
-  std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-  if (!write_file_atomic(opt.state_dir / "endpoint", endpoint + "\n", false, &err)) return fail(err);
-  zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED);
-  zmq::socket_t mon(ctx, zmq::socket_type::pair);
-  mon.connect(kMonitorEndpoint);
-  if (use_curve) core.set_authorized(roles_of(keys));
-  spdlog::info("listening on {}", endpoint);
+  if (!core_->reconcile_files(err) || !core_->recover(err) || !listen(err)) return false;
+  tick_every_ = Millis(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));
+  next_tick_ = clock_.now();
+  return true;
+}
 
-  const Millis tick_every(std::clamp<int64_t>(cfg.heartbeat_ms / 4, 5, 250));
-  SteadyTime next_tick = clock.now();
-  std::vector<std::string_view> views;
-  Trimmer trimmer;
-  while (true) {
-    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
-                               {mon.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0},
-                               {nullptr, core.writer_fd(), ZMQ_POLLIN, 0},
-                               {nullptr, core.syncer_fd(), ZMQ_POLLIN, 0}};
-    auto wait = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_tick - clock.now()));
-    try {
-      zmq::poll(items, 5, wait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
+void Server::take_losses() {
+  for (int fd : closed_connections(mon_)) core_->on_disconnect(fd);
+}
+
+int Server::read_messages() {
+  Dispatcher& core = *core_;
+  const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
+  const SteadyTime round_end = clock_.now() + kRoundTime;
+  int n = 0;
+  for (; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
+         core.round_bytes() < kMaxRoundBytes && (n == 0 || clock_.now() < round_end);
+       ++n) {
+    auto r = net::recv(router_, true, 4);
+    if (!r) break;
+    // libzmq reports a closed connection (on the monitor) before the descriptor can be reused,
+    // so taking every pending loss before each message means a message on a reused fd is
+    // never mistaken for the connection that had it before (nor that loss for this peer).
+    take_losses();
+    if (r->frames.empty()) continue;
+    views_.clear();
+    for (size_t i = 1; i < r->frames.size(); ++i) views_.push_back(net::view(r->frames[i]));
+    std::string_view user_id;
+    if (use_curve_) {
+      const char* uid = zmq_msg_gets(r->frames.back().handle(), "User-Id");
+      if (uid) user_id = uid;
     }
-    if (items[2].revents & ZMQ_POLLIN) {
-      int sig = read_signal(signal_fd);
-      if (sig == SIGHUP) {
-        reload_keys(opt, zap.get(), core);
-      } else if (sig != 0) {
-        spdlog::info("signal {} received, shutting down", sig);
-        break;
-      }
-    }
-    // A failed WAL flush: the page cache cannot be trusted with the store any more. Stop without
-    // sending what waited for the flush (logged by on_synced); peers re-send, the store is
-    // recovered at the next start.
-    if ((items[4].revents & ZMQ_POLLIN) && !core.on_synced()) return 1;
-    if (items[3].revents & ZMQ_POLLIN) core.on_written();
-    for (int fd : closed_connections(mon)) core.on_disconnect(fd);
-    const int batch = core.writer_backlog() > kMaxWriterBacklog ? 0 : kBatch;
-    const SteadyTime round_end = clock.now() + kRoundTime;
-    int n = 0;
-    for (; n < batch && core.unwritten_bytes() < kMaxUnwrittenBytes &&
-           core.round_bytes() < kMaxRoundBytes && (n == 0 || clock.now() < round_end);
-         ++n) {
-      auto r = net::recv(router, true, 4);
-      if (!r) break;
-      // libzmq reports a closed connection (on the monitor) before the descriptor can be reused,
-      // so taking every pending loss before each message means a message on a reused fd is
-      // never mistaken for the connection that had it before (nor that loss for this peer).
-      for (int fd : closed_connections(mon)) core.on_disconnect(fd);
-      if (r->frames.empty()) continue;
-      views.clear();
-      for (size_t i = 1; i < r->frames.size(); ++i) views.push_back(net::view(r->frames[i]));
-      std::string_view user_id;
-      if (use_curve) {
-        const char* uid = zmq_msg_gets(r->frames.back().handle(), "User-Id");
-        if (uid) user_id = uid;
-      }
-      core.on_message(net::view(r->frames[0]), r->src_fd, views, user_id);
-    }
-    if (clock.now() >= next_tick) {
-      core.tick();
-      next_tick = clock.now() + tick_every;
-    }
-    core.flush();
-    trimmer.sent(outbox.bytes_in_flight());
-    trimmer.round(clock.now(), n, outbox.bytes_in_flight());
+    core.on_message(net::view(r->frames[0]), r->src_fd, views_, user_id);
   }
-  core.flush();
-  core.finish_writes();
-  if (core.sync_failed()) return 1;
-  zmq_socket_monitor(router.handle(), nullptr, 0);
+  return n;
+}
+
+bool Server::step(int* code) {
+  zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                             {mon_.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, signal_fd_, ZMQ_POLLIN, 0},
+                             {nullptr, core_->writer_fd(), ZMQ_POLLIN, 0},
+                             {nullptr, core_->syncer_fd(), ZMQ_POLLIN, 0}};
+  auto wait = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(next_tick_ - clock_.now()));
+  try {
+    zmq::poll(items, 5, wait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
+  }
+  if (items[2].revents & ZMQ_POLLIN) {
+    int sig = read_signal(signal_fd_);
+    if (sig == SIGHUP) {
+      reload_keys(opt_, zap_.get(), *core_);
+    } else if (sig != 0) {
+      spdlog::info("signal {} received, shutting down", sig);
+      *code = stop();
+      return false;
+    }
+  }
+  // A failed WAL flush: the page cache cannot be trusted with the store any more. Stop without
+  // sending what waited for the flush (logged by on_synced); peers re-send, the store is
+  // recovered at the next start.
+  if ((items[4].revents & ZMQ_POLLIN) && !core_->on_synced()) {
+    *code = 1;
+    return false;
+  }
+  if (items[3].revents & ZMQ_POLLIN) core_->on_written();
+  take_losses();
+  const int n = read_messages();
+  if (clock_.now() >= next_tick_) {
+    core_->tick();
+    next_tick_ = clock_.now() + tick_every_;
+  }
+  core_->flush();
+  trimmer_.sent(outbox_->bytes_in_flight());
+  trimmer_.round(clock_.now(), n, outbox_->bytes_in_flight());
+  return true;
+}
+
+int Server::stop() {
+  core_->flush();
+  core_->finish_writes();
+  if (core_->sync_failed()) return 1;
+  zmq_socket_monitor(router_.handle(), nullptr, 0);
   return 0;
+}
+
+int Server::run() {
+  std::string err;
+  if (!start(&err)) return fail(err);
+  int code = 0;
+  while (step(&code)) {
+  }
+  return code;
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& opt, int signal_fd) {
+  Server server(opt, signal_fd);
+  return server.run();
 }
 
 }  // namespace simpleci::dispatcher

@@ -39,9 +39,13 @@ CREATE INDEX IF NOT EXISTS jobs_active ON jobs(status) WHERE status <= 1;
 CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >= 2 AND pruned = 0;
 )sql";
 
+// The columns read_row() reads, in its order; a query may select more after them.
 constexpr const char* kColumns =
     "id, commit_id, branch, status, attempt, runner, exit_code, duration_ms, created_at_ms, "
     "started_at_ms, finished_at_ms, truncated, queue_pos, pruned";
+constexpr int kRowColumns = 14;
+// The owners query selects length(output) right after the row's columns.
+constexpr int kOutputLengthColumn = kRowColumns;
 
 std::string text_col(sqlite3_stmt* st, int i) {
   const unsigned char* p = sqlite3_column_text(st, i);
@@ -188,10 +192,8 @@ bool Store::open(const std::string& path, std::string* err) {
       err);
   s_.drop_output = prepare("UPDATE jobs SET output = NULL, pruned = 1 WHERE id = ?1", err);
   s_.newest_final = prepare("SELECT MAX(id) FROM jobs WHERE commit_id = ?1 AND status >= 2", err);
-  for (sqlite3_stmt* st : cache_) {
-    if (st == nullptr) return false;
-  }
-  return cache_.size() == 18;
+  // prepare() keeps only the statements it made: one short means one failed (*err says which).
+  return cache_.size() == kStatements;
 }
 
 // Stores made before prune existed lack the `pruned` column: add it (every job unpruned).
@@ -300,23 +302,27 @@ bool Store::load_active(std::vector<JobRow>* out, std::string* err) {
   return true;
 }
 
-bool Store::one_row(sqlite3_stmt* st, std::optional<JobRow>* row, std::string* err) {
-  row->reset();
+Lookup Store::one_row(sqlite3_stmt* st, JobRow* row, std::string* err) {
   const int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *row = read_row(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) *err = error_text("cannot read jobs");
+  Lookup found = Lookup::kNotFound;
+  if (rc == SQLITE_ROW) {
+    *row = read_row(st);
+    found = Lookup::kFound;
+  } else if (rc != SQLITE_DONE) {
+    *err = error_text("cannot read jobs");
+    found = Lookup::kError;
+  }
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+  return found;
 }
 
-bool Store::job(uint64_t id, std::optional<JobRow>* row, std::string* err) {
+Lookup Store::job(uint64_t id, JobRow* row, std::string* err) {
   sqlite3_bind_int64(s_.by_id, 1, static_cast<int64_t>(id));
   return one_row(s_.by_id, row, err);
 }
 
-bool Store::latest_for_commit(const std::string& commit, std::optional<JobRow>* row,
-                              std::string* err) {
+Lookup Store::latest_for_commit(const std::string& commit, JobRow* row, std::string* err) {
   bind_text(s_.latest, 1, commit);
   return one_row(s_.latest, row, err);
 }
@@ -341,8 +347,8 @@ bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::J
   return true;
 }
 
-bool Store::output(uint64_t id, std::string* out, std::string* err, uint64_t offset, uint64_t max,
-                   uint64_t* total) {
+bool Store::read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out,
+                        uint64_t* total, std::string* err) {
   constexpr uint64_t kSqlMax = uint64_t{1} << 30;  // past any output (16 MiB); larger overflows substr()
   sqlite3_bind_int64(s_.output, 1, static_cast<int64_t>(id));
   sqlite3_bind_int64(s_.output, 2, static_cast<int64_t>(std::min(offset, kSqlMax - 1)));
@@ -368,7 +374,7 @@ bool Store::for_each_file_owner(const std::function<bool(const FinalJob&)>& fn, 
   sqlite3_stmt* st = s_.owners;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    FinalJob f{read_row(st).summary, static_cast<uint64_t>(sqlite3_column_int64(st, 14))};
+    FinalJob f{read_row(st).summary, static_cast<uint64_t>(sqlite3_column_int64(st, kOutputLengthColumn))};
     if (!fn(f)) {
       rc = SQLITE_DONE;
       break;
@@ -420,11 +426,15 @@ bool Store::newest_final(const std::string& commit, uint64_t* id, std::string* e
   return true;
 }
 
-int64_t Store::min_queue_pos() {
-  int64_t v = 0;
-  if (sqlite3_step(s_.min_pos) == SQLITE_ROW) v = sqlite3_column_int64(s_.min_pos, 0);
+bool Store::min_queue_pos(int64_t* pos, std::string* err) {
+  const int rc = sqlite3_step(s_.min_pos);
+  *pos = rc == SQLITE_ROW ? sqlite3_column_int64(s_.min_pos, 0) : 0;
   sqlite3_reset(s_.min_pos);
-  return v;
+  if (rc != SQLITE_ROW) {
+    *err = error_text("cannot read the queue");
+    return false;
+  }
+  return true;
 }
 
 }  // namespace simpleci::dispatcher

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "dispatcher/worker.h"
+
 namespace simpleci::dispatcher {
 
 std::unique_ptr<WalSyncer> WalSyncer::open(const std::string& db_path, std::string* err) {
@@ -42,12 +44,7 @@ WalSyncer::WalSyncer(int wal_fd, int event_fd) : wal_fd_(wal_fd), event_fd_(even
 }
 
 WalSyncer::~WalSyncer() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
+  stop_worker(mu_, cv_, &stop_, thread_);
   ::close(wal_fd_);
   ::close(event_fd_);
 }

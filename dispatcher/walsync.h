@@ -26,7 +26,8 @@
 
 namespace simpleci::dispatcher {
 
-// What the Dispatcher needs of a syncer (tests hold and release the "durable" signal with a fake).
+// What the dispatcher's Round (round.h) needs of a syncer (tests hold and release the "durable"
+// signal with a fake).
 class Syncer {
  public:
   virtual ~Syncer() = default;

@@ -329,11 +329,10 @@ TEST_F(DispatcherTest, JobThatCouldNotBeSetUpGoesToAnotherRunner) {
   EXPECT_EQ(again[0].attempt, 2u);
   EXPECT_EQ(d_->counter("jobs.setup_failed"), 1u);
   deliver(other, result_for(again[0]));
-  std::optional<JobRow> r;
+  JobRow r;
   std::string err;
-  ASSERT_TRUE(store_->job(j.job_id, &r, &err)) << err;
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->summary.status, JobStatus::kPassed);
+  ASSERT_EQ(store_->job(j.job_id, &r, &err), Lookup::kFound) << err;
+  EXPECT_EQ(r.summary.status, JobStatus::kPassed);
 }
 
 TEST_F(DispatcherTest, RunnerThatKeepsFailingSetupIsPausedThenTriedAgain) {
@@ -378,25 +377,25 @@ TEST_F(DispatcherTest, WithOneRunnerASetupFailureIsRetriedThenEndsAsError) {
   ASSERT_EQ(third.size(), 1u);
   EXPECT_EQ(third[0].attempt, 3u);
   deliver("r1", setup_failure(third[0]));
-  std::optional<JobRow> r;
+  JobRow r;
   std::string err;
-  ASSERT_TRUE(store_->job(id, &r, &err)) << err;
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->summary.status, JobStatus::kError);
-  EXPECT_EQ(r->summary.attempt, 3u);
+  ASSERT_EQ(store_->job(id, &r, &err), Lookup::kFound) << err;
+  EXPECT_EQ(r.summary.status, JobStatus::kError);
+  EXPECT_EQ(r.summary.attempt, 3u);
   std::string out;
   ASSERT_TRUE(store_->output(id, &out, &err));
   EXPECT_EQ(out, "simpleci: cannot fetch origin\n") << "the runner's own words end the job";
 }
 
 TEST_F(DispatcherTest, UnwrittenOutputBytesAreCountedUntilTheFilesAreOnDisk) {
-  cfg_.async_files = true;
-  open();
   add_runner("r1");
   submit("obs", 1);
   msg::Result res = result_for(out_.take<msg::Job>("r1").at(0));
   res.output = std::string(1 << 20, 'x');
-  deliver("r1", res);
+  const std::string h = msg::header_frame(), b = msg::encode(res);
+  const std::vector<std::string_view> frames = {h, b};
+  d_->on_message("r1", -1, frames);
+  d_->flush();  // without waiting for the writer
   EXPECT_EQ(d_->unwritten_bytes(), 1u << 20) << "counted until the main loop hears the files are written";
   d_->finish_writes();
   EXPECT_EQ(d_->unwritten_bytes(), 0u);

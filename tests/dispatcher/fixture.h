@@ -1,4 +1,6 @@
-// A Dispatcher wired to a FakeClock and an outbox that records what it would send.
+// A Dispatcher wired to a FakeClock and an outbox that records what it would send. It runs the
+// production configuration (result files on the writer thread); the helpers that end a round wait
+// for the writer, so a test sees the files on the disk.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "dispatcher/dispatcher.h"
+#include "dispatcher/store.h"
 #include "messages/codec.h"
 
 namespace simpleci::dispatcher {
@@ -61,24 +64,31 @@ class DispatcherTest : public ::testing::Test {
     store_ = std::make_unique<Store>();
     std::string err;
     ASSERT_TRUE(store_->open((dir_ / "db").string(), &err)) << err;
-    d_ = std::make_unique<Dispatcher>(clock_, *store_, out_, cfg_, syncer_);
+    d_ = std::make_unique<Dispatcher>(clock_, dispatcher_store(), out_, cfg_, syncer_);
     ASSERT_TRUE(d_->recover(&err)) << err;
   }
+  // The store the Dispatcher is given: store_ itself, or a wrapper around it (faulty_store.h).
+  virtual JobStore& dispatcher_store() { return *store_; }
   void deliver(const std::string& peer, const msg::Message& m, int fd = -1) {
     std::string h = msg::header_frame(), b = msg::encode(m);
     std::vector<std::string_view> frames = {h, b};
     d_->on_message(peer, fd, frames);
-    d_->flush();
+    flush();
   }
   void raw(const std::string& peer, std::vector<std::string> frames) {
     std::vector<std::string_view> v(frames.begin(), frames.end());
     d_->on_message(peer, -1, v);
-    d_->flush();
+    flush();
   }
   void advance(int ms) {
     clock_.advance(Millis(ms));
     d_->tick();
+    flush();
+  }
+  // Ends the round as the server loop does, then waits until the writer reported its files.
+  void flush() {
     d_->flush();
+    d_->wait_files();
   }
   // Lets ms pass in small steps while the named runners keep heartbeating.
   void pass_time(int ms, const std::vector<std::string>& alive) {
@@ -97,6 +107,13 @@ class DispatcherTest : public ::testing::Test {
     auto acc = out_.take<msg::Accepted>(peer);
     EXPECT_EQ(acc.size(), 1u);
     return acc.empty() ? 0 : acc[0].job_id;
+  }
+  // The status the store holds for a job it must hold.
+  msg::JobStatus stored_status(uint64_t id) {
+    JobRow row;
+    std::string err;
+    EXPECT_EQ(store_->job(id, &row, &err), Lookup::kFound) << err;
+    return row.summary.status;
   }
   msg::Result result_for(const msg::Job& j, msg::JobStatus st = msg::JobStatus::kPassed) {
     return msg::Result{j.job_id, j.attempt, st, st == msg::JobStatus::kPassed ? 0 : 1,

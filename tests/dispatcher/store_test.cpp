@@ -37,7 +37,9 @@ TEST_F(StoreTest, CommittedJobsSurviveReopenInQueueOrder) {
     uint64_t c = s.insert_job(kC, "main", 3, &err_);
     ASSERT_TRUE(a && b && c) << err_;
     ASSERT_TRUE(s.mark_running(a, 1, "r1", 10, &err_));
-    ASSERT_TRUE(s.requeue(c, s.min_queue_pos() - 1, &err_));  // c jumps ahead of b
+    int64_t front = 0;
+    ASSERT_TRUE(s.min_queue_pos(&front, &err_)) << err_;
+    ASSERT_TRUE(s.requeue(c, front - 1, &err_));  // c jumps ahead of b
     ASSERT_TRUE(s.commit(&err_));
   }
   Store s;
@@ -82,10 +84,9 @@ TEST_F(StoreTest, FinishedJobKeepsOutputAndLeavesTheActiveSet) {
   std::vector<JobRow> rows;
   ASSERT_TRUE(s.load_active(&rows, &err_));
   EXPECT_TRUE(rows.empty());
-  std::optional<JobRow> latest;
-  ASSERT_TRUE(s.latest_for_commit(kA, &latest, &err_)) << err_;
-  ASSERT_TRUE(latest);
-  EXPECT_EQ(latest->summary.exit_code, 2);
+  JobRow latest;
+  ASSERT_EQ(s.latest_for_commit(kA, &latest, &err_), Lookup::kFound) << err_;
+  EXPECT_EQ(latest.summary.exit_code, 2);
   std::string got;
   ASSERT_TRUE(s.output(a, &got, &err_));
   EXPECT_EQ(got, output);
@@ -158,21 +159,29 @@ TEST_F(StoreTest, TheDatabaseIsPrivateEvenWhenItWasNot) {
 TEST_F(StoreTest, AReadFailureIsNotNotFound) {
   Store s;
   ASSERT_TRUE(s.open(path_, &err_)) << err_;
-  std::optional<JobRow> row;
-  ASSERT_TRUE(s.job(42, &row, &err_)) << err_;
-  EXPECT_FALSE(row) << "absent";
-  ASSERT_TRUE(s.latest_for_commit(kA, &row, &err_)) << err_;
-  EXPECT_FALSE(row);
+  JobRow row;
+  EXPECT_EQ(s.job(42, &row, &err_), Lookup::kNotFound) << err_;
+  EXPECT_EQ(s.latest_for_commit(kA, &row, &err_), Lookup::kNotFound) << err_;
+  int64_t front = -1;
+  ASSERT_TRUE(s.min_queue_pos(&front, &err_)) << err_;
+  EXPECT_EQ(front, 0) << "no queued job";
   // Another process breaks the database under the open store: reads fail, and say so.
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(other, "DROP TABLE jobs", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(other);
   err_.clear();
-  EXPECT_FALSE(s.job(42, &row, &err_));
+  EXPECT_EQ(s.job(42, &row, &err_), Lookup::kError);
   EXPECT_FALSE(err_.empty());
   err_.clear();
-  EXPECT_FALSE(s.latest_for_commit(kA, &row, &err_));
+  EXPECT_EQ(s.latest_for_commit(kA, &row, &err_), Lookup::kError);
+  EXPECT_FALSE(err_.empty());
+  err_.clear();
+  EXPECT_FALSE(s.min_queue_pos(&front, &err_));
+  EXPECT_FALSE(err_.empty());
+  err_.clear();
+  std::string out;
+  EXPECT_FALSE(s.output(42, &out, &err_));
   EXPECT_FALSE(err_.empty());
 }
 
@@ -213,10 +222,9 @@ TEST_F(StoreTest, PruneDropsOldOutputKeepsTheRowsAndSaysWhoOwnsTheFiles) {
   EXPECT_EQ(out, "");
   ASSERT_TRUE(s.output(c1, &out, &err_));
   EXPECT_EQ(out, "output 5000");
-  std::optional<JobRow> row;
-  ASSERT_TRUE(s.job(b1, &row, &err_));
-  ASSERT_TRUE(row);
-  EXPECT_TRUE(row->pruned);
+  JobRow row;
+  ASSERT_EQ(s.job(b1, &row, &err_), Lookup::kFound) << err_;
+  EXPECT_TRUE(row.pruned);
   std::vector<uint64_t> owners;
   ASSERT_TRUE(s.for_each_file_owner(
       [&](const FinalJob& f) {
@@ -245,10 +253,9 @@ TEST_F(StoreTest, AStoreFromBeforePruneGainsTheColumnAndKeepsItsJobs) {
   sqlite3_close(old);
   Store s;
   ASSERT_TRUE(s.open(path_, &err_)) << err_;
-  std::optional<JobRow> row;
-  ASSERT_TRUE(s.job(1, &row, &err_)) << err_;
-  ASSERT_TRUE(row);
-  EXPECT_FALSE(row->pruned);
+  JobRow row;
+  ASSERT_EQ(s.job(1, &row, &err_), Lookup::kFound) << err_;
+  EXPECT_FALSE(row.pruned);
   ASSERT_TRUE(s.begin(&err_));
   std::vector<PrunedJob> pruned;
   ASSERT_TRUE(s.prune(10, 10, &pruned, &err_)) << err_;

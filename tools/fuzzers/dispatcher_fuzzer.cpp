@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatcher/dispatcher.h"
+#include "dispatcher/store.h"
 #include "messages/codec.h"
 
 using namespace simpleci;

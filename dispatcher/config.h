@@ -1,0 +1,46 @@
+// The dispatcher's settings (from the command line, see main.cpp) and the Outbox its replies go
+// through: the two things every part of the dispatcher is built from.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "messages/limits.h"
+#include "messages/messages.h"
+
+namespace simpleci::dispatcher {
+
+// Defaults are the production behaviour; a test that wants another path sets it explicitly.
+struct Config {
+  uint32_t heartbeat_ms = msg::kDefaultHeartbeatMs;
+  uint32_t max_attempts = msg::kDefaultMaxAttempts;
+  uint32_t job_timeout_s = msg::kDefaultJobTimeoutS;
+  uint64_t output_cap = msg::kMaxOutputCap;
+  std::string test_command{msg::kDefaultTestCommand};
+  std::filesystem::path results_dir = "test_results";
+  bool require_identity = false;  // CURVE: a runner's name must equal its key's name
+  bool async_files = true;        // write result files on a ResultWriter thread (false: on the loop)
+  bool fsync_results = false;     // fsync each result file (the store is the durable record)
+  size_t live_window = msg::kDefaultLiveWindow;  // newest output bytes kept per running job for watchers
+  uint64_t max_queued = msg::kDefaultMaxQueued;  // a COMMIT or RETRY past this many queued jobs: queue_full
+  uint32_t prune_after_days = 0;  // prune final jobs older than this, hourly; 0 = never
+};
+
+// Where replies go. The server implements it over the ROUTER; tests capture.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // False when the peer is gone or its queue is full; the message is then dropped. An outbox
+  // with a reply budget (net::ReplyBudget) may answer a reply with ERROR busy instead.
+  virtual bool send(std::string_view peer, const msg::Message& m) = 0;
+  // True while an output-carrying reply (RESULTS_REPLY with output, WATCH_REPLY with data) sent
+  // to peer is not released by the transport: the dispatcher then answers another request for
+  // output with ERROR busy before reading any output.
+  virtual bool output_in_flight(std::string_view /*peer*/) const { return false; }
+  // Replies the outbox refused for the peer's budget; reported as send.over_budget.
+  virtual uint64_t over_budget() const { return 0; }
+};
+
+}  // namespace simpleci::dispatcher

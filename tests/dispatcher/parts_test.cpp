@@ -1,0 +1,138 @@
+// The dispatcher's parts alone, without a Dispatcher or a store: the JobQueue's order and
+// indexes, the RunnerRegistry's choice of runner, LiveOutput's window.
+#include <gtest/gtest.h>
+
+#include "dispatcher/job_queue.h"
+#include "dispatcher/live_output.h"
+#include "dispatcher/runner_registry.h"
+
+namespace simpleci::dispatcher {
+namespace {
+
+using msg::JobStatus;
+using Pick = JobQueue::Pick;
+
+msg::JobSummary job(uint64_t id, const std::string& commit) {
+  msg::JobSummary s;
+  s.job_id = id;
+  s.commit = commit;
+  return s;
+}
+
+// Starts every queued job the walk reaches, on runner r; returns their ids in order.
+std::vector<uint64_t> start_all(JobQueue& q, const std::string& r) {
+  std::vector<uint64_t> started;
+  q.walk_queue(64, [&](Active& a) {
+    a.s.runner = r;
+    started.push_back(a.s.job_id);
+    return Pick::kStart;
+  });
+  return started;
+}
+
+TEST(JobQueue, OldestFirstARequeuedJobGoesToTheFrontAndIndexesFollow) {
+  JobQueue q;
+  q.add(job(1, "c1"));
+  q.add(job(2, "c2"));
+  EXPECT_EQ(q.by_commit("c2"), 2u);
+  EXPECT_EQ(start_all(q, "r1"), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(q.queued(), 0u);
+  EXPECT_EQ(q.running(), (std::set<uint64_t>{1, 2}));
+  q.requeue(2);
+  EXPECT_EQ(q.find(2)->s.status, JobStatus::kQueued);
+  EXPECT_TRUE(q.find(2)->s.runner.empty());
+  q.add(job(3, "c3"));
+  EXPECT_EQ(start_all(q, "r1"), (std::vector<uint64_t>{2, 3})) << "the requeued job first";
+  q.remove(1);
+  EXPECT_EQ(q.find(1), nullptr);
+  EXPECT_EQ(q.by_commit("c1"), 0u);
+  EXPECT_EQ(q.active(), 2u);
+}
+
+TEST(JobQueue, ASkippedJobLetsTheOnesBehindGoAndStopEndsTheWalk) {
+  JobQueue q;
+  for (uint64_t id = 1; id <= 3; ++id) q.add(job(id, "c" + std::to_string(id)));
+  q.walk_queue(64, [](Active& a) { return a.s.job_id == 1 ? Pick::kSkip : Pick::kStart; });
+  EXPECT_EQ(q.queued(), 1u);
+  EXPECT_EQ(q.running(), (std::set<uint64_t>{2, 3}));
+  q.walk_queue(64, [](Active&) { return Pick::kStop; });
+  EXPECT_EQ(q.queued(), 1u);
+}
+
+TEST(JobQueue, RunningJobsWithoutTheirRunnerAreOrphansUntilClaimed) {
+  JobQueue q;
+  std::vector<JobRow> rows(3);
+  rows[0].summary = job(1, "c1");
+  rows[1].summary = job(2, "c2");
+  rows[1].summary.status = JobStatus::kRunning;
+  rows[1].summary.runner = "gone";
+  rows[2].summary = job(3, "c3");
+  rows[2].summary.status = JobStatus::kRunning;
+  rows[2].summary.runner = "here";
+  const size_t orphans =
+      q.load(rows, [](const std::string& r, uint64_t) { return r == "here"; }, SteadyTime{});
+  EXPECT_EQ(orphans, 1u);
+  EXPECT_EQ(q.orphans_of("gone"), std::set<uint64_t>{2});
+  EXPECT_TRUE(q.orphans_of("here").empty());
+  EXPECT_EQ(q.queued(), 1u);
+  q.unorphan(2);
+  EXPECT_TRUE(q.orphans_of("gone").empty());
+  EXPECT_FALSE(q.find(2)->orphaned);
+}
+
+TEST(RunnerRegistry, PicksTheLeastBusyFreeRunnerAndAvoidsOnlyWhileAnotherCouldTakeIt) {
+  RunnerRegistry reg;
+  std::set<uint64_t> previous;
+  reg.add("a", "pa", 1, 2, SteadyTime{}, 0, &previous).jobs = {1};
+  reg.add("b", "pb", 2, 2, SteadyTime{}, 0, &previous);
+  EXPECT_EQ(reg.pick({}, SteadyTime{})->name, "b");
+  EXPECT_EQ(reg.pick({"b"}, SteadyTime{})->name, "a");
+  reg.find("a")->jobs = {1, 2};
+  EXPECT_EQ(reg.pick({"b"}, SteadyTime{}), nullptr) << "a is full but will take it later";
+  reg.find("a")->draining = true;
+  EXPECT_EQ(reg.pick({"b"}, SteadyTime{})->name, "b") << "nobody else could ever take it";
+}
+
+TEST(RunnerRegistry, ASessionIsFoundByPeerAndFdAndAnotherRegistrationReplacesIt) {
+  RunnerRegistry reg;
+  std::set<uint64_t> previous;
+  reg.add("a", "p1", 7, 1, SteadyTime{}, 0, &previous).jobs = {4};
+  EXPECT_EQ(reg.session("p1")->name, "a");
+  EXPECT_EQ(reg.name_on_fd(7), "a");
+  reg.add("a", "p2", 8, 1, SteadyTime{}, 0, &previous);
+  EXPECT_EQ(previous, std::set<uint64_t>{4});
+  EXPECT_EQ(reg.session("p1"), nullptr);
+  EXPECT_EQ(reg.session("p2")->name, "a");
+  std::set<uint64_t> jobs;
+  EXPECT_TRUE(reg.remove("a", &jobs));
+  EXPECT_FALSE(reg.remove("a", &jobs));
+  EXPECT_EQ(reg.session("p2"), nullptr);
+}
+
+TEST(LiveOutput, KeepsTheNewestBytesSkipsRepeatsAndRestartsAfterAGap) {
+  LiveOutput live(4);
+  live.add(1, 1, 0, "abcd");
+  live.add(1, 1, 2, "cdef");  // overlaps: only "ef" is new
+  std::string data;
+  uint64_t offset = 0;
+  ASSERT_TRUE(live.read(1, 1, &offset, 100, &data));
+  EXPECT_EQ(data, "abcdef");
+  live.add(1, 1, 6, "ghij");  // past 2 * window: trimmed to the newest 4
+  offset = 0;
+  ASSERT_TRUE(live.read(1, 1, &offset, 100, &data));
+  EXPECT_EQ(offset, 6u) << "moved into the window";
+  EXPECT_EQ(data, "ghij");
+  live.add(1, 1, 20, "xy");  // a gap
+  offset = 0;
+  ASSERT_TRUE(live.read(1, 1, &offset, 100, &data));
+  EXPECT_EQ(offset, 20u);
+  EXPECT_EQ(data, "xy");
+  EXPECT_FALSE(live.read(1, 2, &offset, 100, &data)) << "nothing of attempt 2";
+  live.add(1, 2, 0, "new");
+  offset = 0;
+  ASSERT_TRUE(live.read(1, 2, &offset, 100, &data));
+  EXPECT_EQ(data, "new");
+}
+
+}  // namespace
+}  // namespace simpleci::dispatcher
