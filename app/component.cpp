@@ -27,7 +27,7 @@ CLI::Option* Component::add_ranged(const std::string& flag, int64_t& value, cons
   return app_.add_option(flag, value, cli::with_range(help, lo, hi));
 }
 
-Stop Component::parse(int argc, char** argv) {
+Stop Component::parse(int argc, char** argv, const std::function<Stop()>& check) {
   if (auto stop = cli::parse(app_, argc, argv, program_)) return stop;
   for (const Range& r : ranges_) {
     if (!cli::in_range(program_, r.flag, *r.value, r.lo, r.hi)) return cli::kUsageError;
@@ -36,7 +36,7 @@ Stop Component::parse(int argc, char** argv) {
     return fail("--log-level must be trace, debug, info, warn, error or off, got '" + log_level_ + "'",
                 cli::kUsageError);
   }
-  return std::nullopt;
+  return check ? check() : std::nullopt;
 }
 
 int Component::fail(const std::string& problem, int code) const {

@@ -4,7 +4,7 @@
 //
 //   app::Component c("simpleci-observer", "simpleCI observer: ...", "observer.log");
 //   c.add_ranged("--poll-ms", poll_ms, "how often to fetch origin", 10, 3600000);
-//   if (auto stop = c.parse(argc, argv)) return *stop;      // usage errors: 2
+//   if (auto stop = c.parse(argc, argv, check)) return *stop;  // usage errors: 2
 //   ...                                                     // runtime checks: c.fail(..., 1)
 //   if (auto stop = c.start("observer")) return *stop;      // log folder, signals: 1
 //   app::run_peer_loop(conn, c.signal_fd(), app::loop_of(observer, on_signal));
@@ -41,9 +41,10 @@ class Component {
   CLI::Option* add_ranged(const std::string& flag, int64_t& value, const std::string& help,
                           int64_t lo, int64_t hi);
 
-  // Parses argv, then checks every ranged flag (in the order they were added) and --log-level.
-  // Stops with 0 after --help, with 2 after one line for the first usage error.
-  Stop parse(int argc, char** argv);
+  // Parses argv, then checks every ranged flag (in the order they were added), --log-level, and
+  // last the component's own usage checks (`check`, e.g. flags that go together). Stops with 0
+  // after --help, with 2 after one line for the first usage error (or what check stops with).
+  Stop parse(int argc, char** argv, const std::function<Stop()>& check = {});
 
   // Prints "<program>: <problem>" and returns code.
   int fail(const std::string& problem, int code) const;

@@ -81,8 +81,7 @@ int run_main(int argc, char** argv) {
                    "simpleCI dispatcher: queues commits as jobs and hands them to runners", "dispatcher.log");
   Flags f;
   add_flags(c, f);
-  if (auto stop = c.parse(argc, argv)) return *stop;
-  if (auto stop = check(c, f)) return *stop;
+  if (auto stop = c.parse(argc, argv, [&] { return check(c, f); })) return *stop;
   if (auto stop = c.start("dispatcher")) return *stop;
   if (!is_loopback_endpoint(f.endpoint) && f.curve_secret.empty()) {
     spdlog::warn("--insecure: {} is reachable from the network without encryption or "

@@ -94,8 +94,7 @@ int run_main(int argc, char** argv) {
                    "simpleCI observer: sends every new commit of its clone's origin to the dispatcher", "observer.log");
   Flags f;
   add_flags(c, f);
-  if (auto stop = c.parse(argc, argv)) return *stop;
-  if (auto stop = check(c, f)) return *stop;
+  if (auto stop = c.parse(argc, argv, [&] { return check(c, f); })) return *stop;
   git_libgit2_init();
   int stale_locks = 0;
   if (auto stop = prepare(c, f, &stale_locks)) return *stop;

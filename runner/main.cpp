@@ -133,8 +133,7 @@ int run_main(int argc, char** argv) {
                    "runner-NAME.log");
   Flags f;
   add_flags(c, f);
-  if (auto stop = c.parse(argc, argv)) return *stop;
-  if (auto stop = check(c, f)) return *stop;
+  if (auto stop = c.parse(argc, argv, [&] { return check(c, f); })) return *stop;
   git_libgit2_init();
   std::string err;
   if (!runner::open_or_clone(f.clone_dir, f.repo_url, &err)) return c.fail(err, cli::kRuntimeError);
