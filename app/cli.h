@@ -1,10 +1,15 @@
-// Command-line helpers shared by every executable (header-only; CLI11 is header-only too):
-// one-line errors in the form "<program>: <problem>", exit 2 for usage errors.
+// Command-line helpers shared by every executable: one-line errors in the form
+// "<program>: <problem>", the exit codes, integer flags with a range, and the flags a peer of the
+// dispatcher takes to reach it.
+//
+// Exit codes (docs/CLI.md): 0 success (and --help); 2 a usage error, found before anything is
+// done (an unknown flag, a value out of range, flags that go together given alone); 1 a runtime
+// failure (a folder that cannot be created or written, an address in use, an unreadable key, no
+// answer from the dispatcher). `simpleci watch` adds 3 for a job that did not pass.
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
-#include <exception>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -14,97 +19,63 @@ namespace simpleci::cli {
 inline constexpr int kUsageError = 2;
 inline constexpr int kRuntimeError = 1;
 
-// Parses argv; on --help prints help and returns 0 through *exit_code; on a bad flag prints one
-// line and sets *exit_code to 2. Returns true when the program should go on.
-inline bool parse(CLI::App& app, int argc, char** argv, const std::string& program,
-                  int* exit_code) {
-  try {
-    app.parse(argc, argv);
-    return true;
-  } catch (const CLI::CallForHelp& e) {
-    *exit_code = app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    *exit_code = app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    for (char& c : what) {
-      if (c == '\n') c = ' ';
-    }
-    std::fprintf(stderr, "%s: %s\n", program.c_str(), what.c_str());
-    *exit_code = kUsageError;
-  }
-  return false;
-}
+// An exit code when the program must stop now (its one line already printed); nullopt: go on.
+using Stop = std::optional<int>;
+
+// Ranges and defaults of flags that never reach the wire. They belong in messages/limits.h, the
+// one table of limits and defaults; they wait here until that file's owner takes them.
+inline constexpr int64_t kDefaultKillGraceMs = 10000;        // simpleci-runner --kill-grace-ms
+inline constexpr int64_t kMaxKillGraceMs = 600000;
+inline constexpr int64_t kDefaultPollMs = 1000;              // simpleci-observer --poll-ms
+inline constexpr int64_t kMinPollMs = 10;
+inline constexpr int64_t kMaxPollMs = 3600000;
+inline constexpr int64_t kDefaultClientTimeoutMs = 5000;     // simpleci --timeout-ms
+inline constexpr int64_t kMaxClientTimeoutMs = 3600000;
+inline constexpr int64_t kDefaultWatchIntervalMs = 200;      // simpleci watch --interval-ms
+inline constexpr int64_t kMinWatchIntervalMs = 10;
+inline constexpr int64_t kMaxWatchIntervalMs = 60000;
+inline constexpr int64_t kDefaultResultsLimit = 20;          // simpleci results --limit
+
+// Prints "<program>: <problem>" on stderr and returns code.
+int fail(const std::string& program, const std::string& problem, int code);
+
+// Parses argv. Stops with 0 after --help (printed), with 2 after one line for a bad flag.
+Stop parse(CLI::App& app, int argc, char** argv, const std::string& program);
+// The same in the older spelling (simpleci-bench): true to go on, else *exit_code is set.
+bool parse(CLI::App& app, int argc, char** argv, const std::string& program, int* exit_code);
 
 // Runs body(argc, argv) and turns an exception that escaped it (out of memory, too many open
 // files for a socket, ...) into one line "<program>: <what>" and exit code 1, instead of an
 // abort with a core dump.
-inline int guarded_main(const char* program, int (*body)(int, char**), int argc, char** argv) {
-  try {
-    return body(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", program, e.what());
-  } catch (...) {
-    std::fprintf(stderr, "%s: unexpected error\n", program);
-  }
-  return kRuntimeError;
-}
+int guarded_main(const char* program, int (*body)(int, char**), int argc, char** argv);
 
 // Prints "<program>: <flag> must be between lo and hi, got v" and returns false when out of range.
-inline bool in_range(const std::string& program, const std::string& flag, int64_t v, int64_t lo,
-                     int64_t hi) {
-  if (v >= lo && v <= hi) return true;
-  std::fprintf(stderr, "%s: %s must be between %lld and %lld, got %lld\n", program.c_str(),
-               flag.c_str(), static_cast<long long>(lo), static_cast<long long>(hi),
-               static_cast<long long>(v));
-  return false;
-}
+bool in_range(const std::string& program, const std::string& flag, int64_t v, int64_t lo,
+              int64_t hi);
 
-inline int fail(const std::string& program, const std::string& problem, int code) {
-  std::fprintf(stderr, "%s: %s\n", program.c_str(), problem.c_str());
-  return code;
-}
+// help + " (lo..hi)": the range a help line shows, from the same constants the check uses.
+std::string with_range(const std::string& help, int64_t lo, int64_t hi);
 
-}  // namespace simpleci::cli
+// A test command (--test-command of the dispatcher and the runner): 1..kMaxCommandLen bytes
+// without NUL, else one line and 2.
+Stop check_test_command(const std::string& program, const std::string& command);
 
-#include "net/curve.h"
-#include "net/endpoint.h"
-
-namespace simpleci::cli {
+// Where a peer of the dispatcher connects, and with CURVE the two Z85 keys (both empty without).
+struct Dispatcher {
+  std::string endpoint, server_key, secret_key;
+  bool curve() const { return !server_key.empty(); }
+};
 
 // The flags every peer of the dispatcher takes to reach it: --dispatcher / --dispatcher-server
 // and the CURVE key pair.
 struct ConnectFlags {
   std::string dispatcher, dispatcher_server, server_key_file, secret_key_file;
 
-  void add(CLI::App& app, const std::string& who) {
-    app.add_option("--dispatcher", dispatcher, "dispatcher endpoint tcp://HOST:PORT or ipc://PATH");
-    app.add_option("--dispatcher-server", dispatcher_server, "dispatcher as HOST:PORT (original spelling)");
-    app.add_option("--curve-server-key", server_key_file, "dispatcher's public key file (CURVE)");
-    app.add_option("--curve-secret-key", secret_key_file, who + "'s secret key file (CURVE)");
-  }
-
-  // Fills the endpoint and, with CURVE, both keys. On a problem prints one line and returns
-  // false with *code set (2 for bad flags, 1 for unreadable key files).
-  bool resolve(const std::string& program, std::string* endpoint, std::string* server_key,
-               std::string* secret_key, int* code) const {
-    std::string err;
-    *endpoint = resolve_dispatcher(dispatcher, dispatcher_server, &err);
-    if (endpoint->empty()) {
-      *code = fail(program, err, kUsageError);
-      return false;
-    }
-    if (server_key_file.empty() != secret_key_file.empty()) {
-      *code = fail(program, "--curve-server-key and --curve-secret-key go together", kUsageError);
-      return false;
-    }
-    if (!server_key_file.empty() && (!curve::load_key(server_key_file, server_key, &err) ||
-                                     !curve::load_secret_key(secret_key_file, secret_key, &err))) {
-      *code = fail(program, err, kRuntimeError);
-      return false;
-    }
-    return true;
-  }
+  // who: whose secret key --curve-secret-key holds, for its help line ("this runner").
+  void add(CLI::App& app, const std::string& who);
+  // Fills *out: the endpoint and, with CURVE, both keys. Stops with 2 for bad flags, 1 for a key
+  // file that cannot be read or is not private.
+  Stop resolve(const std::string& program, Dispatcher* out) const;
 };
 
 }  // namespace simpleci::cli

@@ -7,14 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
-#include "app/cli.h"
-#include "net/curve.h"
-#include "net/dealer.h"
+#include "app/component.h"
 #include "git/git.h"
-#include "net/endpoint.h"
-#include "common/logging.h"
-#include "common/signals.h"
-#include "net/transport.h"
+#include "messages/limits.h"
 #include "messages/validate.h"
 #include "runner/runner.h"
 #include "runner/trust.h"
@@ -22,80 +17,62 @@
 using namespace simpleci;
 
 namespace {
-int run_main(int argc, char** argv) {
-  const std::string prog = "simpleci-runner";
-  CLI::App app{"simpleCI runner: runs the tests of the commits the dispatcher hands it"};
+
+struct Flags {
   std::string name, repo_url, clone_dir;
-  std::string log_dir = kDefaultLogDir, log_level = "info";
-  cli::ConnectFlags conn_flags;
+  cli::ConnectFlags conn;
   std::string test_command{msg::kDefaultTestCommand};
-  int64_t jobs = 1, grace_ms = 10000;
+  int64_t jobs = 1, grace_ms = cli::kDefaultKillGraceMs;
   bool insecure = false;
-  conn_flags.add(app, "this runner");
-  app.add_option("--name", name, "runner name (default HOSTNAME-PID)");
-  app.add_option("--jobs", jobs, "jobs run at once, each in its own checkout (1..256)");
-  app.add_option("--repo", repo_url, "clone this URL into CLONE_DIR when it does not exist");
-  app.add_option("--kill-grace-ms", grace_ms, "SIGTERM to SIGKILL delay for timeouts and cancels");
-  app.add_option("--test-command", test_command,
+  cli::Dispatcher dispatcher;  // from conn, checked
+};
+
+void add_flags(app::Component& c, Flags& f) {
+  CLI::App& app = c.flags();
+  f.conn.add(app, "this runner");
+  app.add_option("--name", f.name, "runner name (default HOSTNAME-PID)");
+  c.add_ranged("--jobs", f.jobs, "jobs run at once, each in its own checkout", 1, msg::kMaxCapacity);
+  app.add_option("--repo", f.repo_url, "clone this URL into CLONE_DIR when it does not exist");
+  c.add_ranged("--kill-grace-ms", f.grace_ms, "SIGTERM to SIGKILL delay for timeouts and cancels", 0,
+               cli::kMaxKillGraceMs);
+  app.add_option("--test-command", f.test_command,
                  "command for commits without .simpleci/test when the dispatcher is not authenticated");
-  app.add_flag("--insecure", insecure, "allow plain text to a non-loopback dispatcher");
-  app.add_option("--log-dir", log_dir, "folder for runner-NAME.log");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
-  app.add_option("CLONE_DIR", clone_dir, "the runner's clone of the repository")->required();
-  int code = 0;
-  if (!cli::parse(app, argc, argv, prog, &code)) return code;
+  app.add_flag("--insecure", f.insecure, "allow plain text to a non-loopback dispatcher");
+  app.add_option("CLONE_DIR", f.clone_dir, "the runner's clone of the repository")->required();
+}
 
-  if (!cli::in_range(prog, "--jobs", jobs, 1, 256) ||
-      !cli::in_range(prog, "--kill-grace-ms", grace_ms, 0, 600000)) {
-    return cli::kUsageError;
+// HOSTNAME-PID, made a safe name (PROTOCOL.md): other characters become '-', the tail is kept.
+std::string default_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string name = std::string(host) + "-" + std::to_string(::getpid());
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '-';
   }
-  if (!is_valid_text(test_command, msg::kMaxCommandLen) || test_command.empty()) {
-    return cli::fail(prog, "--test-command must be 1..4096 bytes without NUL", cli::kUsageError);
-  }
-  std::string err, endpoint, server_key, secret_key;
-  if (!conn_flags.resolve(prog, &endpoint, &server_key, &secret_key, &code)) return code;
-  const bool curve = !server_key.empty();
-  if (std::string why = runner::refuse_plain_text(endpoint, curve, insecure); !why.empty()) {
-    return cli::fail(prog, why, cli::kUsageError);
-  }
-  if (name.empty()) {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    name = std::string(host) + "-" + std::to_string(::getpid());
-    for (char& c : name) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '-';
-    }
-    if (name.size() > msg::kMaxNameLen) name = name.substr(name.size() - msg::kMaxNameLen);
-  }
-  if (!is_safe_name(name)) {
-    return cli::fail(prog, "--name must be 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -), got '" + name + "'",
-                     cli::kUsageError);
-  }
-  git_libgit2_init();
-  if (!runner::open_or_clone(clone_dir, repo_url, &err)) return cli::fail(prog, err, cli::kRuntimeError);
-  clone_dir = std::filesystem::absolute(clone_dir).lexically_normal().string();
-  // Slot clones live under CLONE_DIR/.git, so this covers them too.
-  int stale_locks = git::remove_stale_locks(clone_dir);
-  if (!setup_logging("runner-" + name, log_dir, log_level, &err)) {
-    return cli::fail(prog, err, cli::kUsageError);
-  }
-  int sfd = make_signal_fd();
-  if (sfd < 0) return cli::fail(prog, "cannot set up signal handling", cli::kRuntimeError);
+  if (name.size() > msg::kMaxNameLen) name = name.substr(name.size() - msg::kMaxNameLen);
+  return name;
+}
 
-  zmq::context_t ctx(1);
-  net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
-  SystemClock clock;
-  runner::ProcessExecutor exec(clock, static_cast<int>(grace_ms));
-  runner::GitWorkspace ws(clone_dir);
-  runner::Options opt{name, static_cast<uint32_t>(jobs),
-                      std::filesystem::path(clone_dir) / ".git" / "simpleci"};
-  opt.test_command = test_command;
-  const runner::DispatcherTrust trust = runner::judge_dispatcher(endpoint, curve, ::geteuid());
-  opt.trust_wire_command = trust.authenticated;
-  runner::Runner r(clock, conn, exec, ws, opt);
-  if (!r.start(&err)) return cli::fail(prog, err, cli::kRuntimeError);
-  spdlog::info("runner {} for {} connecting to {} ({} slot(s))", name, clone_dir, endpoint, jobs);
-  if (runner::plain_text_to_another_machine(endpoint, curve)) {
+// The checks beyond ranges; all usage errors.
+app::Stop check(const app::Component& c, Flags& f) {
+  if (auto stop = cli::check_test_command(c.program(), f.test_command)) return stop;
+  if (auto stop = f.conn.resolve(c.program(), &f.dispatcher)) return stop;
+  const std::string why = runner::refuse_plain_text(f.dispatcher.endpoint, f.dispatcher.curve(), f.insecure);
+  if (!why.empty()) return c.fail(why, cli::kUsageError);
+  if (f.name.empty()) f.name = default_name();
+  if (!is_safe_name(f.name)) {
+    return c.fail("--name must be 1-" + std::to_string(msg::kMaxNameLen) +
+                      " of A-Z a-z 0-9 . _ - (not starting with . or -), got '" + f.name + "'",
+                  cli::kUsageError);
+  }
+  return std::nullopt;
+}
+
+// What the runner says about itself once it runs.
+void log_start(const Flags& f, const runner::DispatcherTrust& trust, int stale_locks) {
+  const std::string& endpoint = f.dispatcher.endpoint;
+  spdlog::info("runner {} for {} connecting to {} ({} slot(s))", f.name, f.clone_dir, endpoint, f.jobs);
+  if (runner::plain_text_to_another_machine(endpoint, f.dispatcher.curve())) {
     spdlog::warn("--insecure: talking plain text to {}; anyone on the path can read the results "
                  "and pose as the dispatcher", endpoint);
   }
@@ -103,41 +80,70 @@ int run_main(int argc, char** argv) {
     spdlog::info("the dispatcher is authenticated ({}): running the test command it sends", trust.why);
   } else {
     spdlog::info("the dispatcher is not authenticated ({}): commits without .simpleci/test run "
-                 "this runner's --test-command '{}'", trust.why, test_command);
+                 "this runner's --test-command '{}'", trust.why, f.test_command);
   }
   if (stale_locks > 0) spdlog::warn("removed {} stale git lock file(s) left by an earlier run", stale_locks);
+}
 
-  int signals = 0;
-  while (!r.done()) {
-    std::vector<zmq::pollitem_t> items = {{conn.socket().handle(), 0, ZMQ_POLLIN, 0},
-                                          {nullptr, sfd, ZMQ_POLLIN, 0},
-                                          {nullptr, r.checkout_fd(), ZMQ_POLLIN, 0}};
-    for (int fd : exec.fds()) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
-    try {
-      zmq::poll(items.data(), items.size(), r.next_wakeup());
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) spdlog::warn("poll: {}", e.what());
-    }
-    if (items[1].revents & ZMQ_POLLIN) {
-      int sig = read_signal(sfd);
-      if (++signals > 1) {
-        spdlog::warn("second signal ({}): stopping now; running tests are killed", sig);
-        return 0;
-      }
+// SIGTERM/SIGINT drains (finish the running jobs, take no new ones); a second one stops now.
+app::PeerLoop loop_of(runner::Runner& r, runner::ProcessExecutor& exec) {
+  app::PeerLoop loop = app::loop_of(r, [&r, signals = 0](int sig) mutable {
+    if (++signals == 1) {
       r.drain();
+      return true;
     }
-    if (items[2].revents & ZMQ_POLLIN) r.collect_checkouts();
-    for (int n = 0; n < 256; ++n) {
-      auto m = net::recv(conn.socket(), true, 2);
-      if (!m) break;
-      if (m->frames.size() != 2) continue;
-      r.on_frames(std::string(net::view(m->frames[0])), std::string(net::view(m->frames[1])));
-    }
-    r.tick();
+    spdlog::warn("second signal ({}): stopping now; running tests are killed", sig);
+    return false;
+  });
+  loop.done = [&r] { return r.done(); };
+  loop.fds = [&r, &exec] {
+    std::vector<int> fds = exec.fds();
+    fds.push_back(r.checkout_fd());
+    return fds;
+  };
+  loop.on_fd = [&r](int fd) {
+    if (fd == r.checkout_fd()) r.collect_checkouts();
+  };
+  return loop;
+}
+
+int run(app::Component& c, const Flags& f, int stale_locks) {
+  zmq::context_t ctx(1);
+  net::DealerConnection conn(ctx, f.dispatcher.endpoint, f.dispatcher.server_key, f.dispatcher.secret_key);
+  SystemClock clock;
+  runner::ProcessExecutor exec(clock, static_cast<int>(f.grace_ms));
+  runner::GitWorkspace ws(f.clone_dir);
+  runner::Options opt{f.name, static_cast<uint32_t>(f.jobs), std::filesystem::path(f.clone_dir) / ".git" / "simpleci"};
+  opt.test_command = f.test_command;
+  const runner::DispatcherTrust trust =
+      runner::judge_dispatcher(f.dispatcher.endpoint, f.dispatcher.curve(), ::geteuid());
+  opt.trust_wire_command = trust.authenticated;
+  runner::Runner r(clock, conn, exec, ws, opt);
+  std::string err;
+  if (!r.start(&err)) return c.fail(err, cli::kRuntimeError);
+  log_start(f, trust, stale_locks);
+  if (app::run_peer_loop(conn, c.signal_fd(), loop_of(r, exec)) == app::LoopEnd::kDone) {
+    spdlog::info("drained; exiting");
   }
-  spdlog::info("drained; exiting");
   return 0;
 }
+
+int run_main(int argc, char** argv) {
+  app::Component c("simpleci-runner", "simpleCI runner: runs the tests of the commits the dispatcher hands it",
+                   "runner-NAME.log");
+  Flags f;
+  add_flags(c, f);
+  if (auto stop = c.parse(argc, argv, [&] { return check(c, f); })) return *stop;
+  git_libgit2_init();
+  std::string err;
+  if (!runner::open_or_clone(f.clone_dir, f.repo_url, &err)) return c.fail(err, cli::kRuntimeError);
+  f.clone_dir = std::filesystem::absolute(f.clone_dir).lexically_normal().string();
+  // Slot clones live under CLONE_DIR/.git, so this covers them too.
+  const int stale_locks = git::remove_stale_locks(f.clone_dir);
+  if (auto stop = c.start("runner-" + f.name)) return *stop;
+  return run(c, f, stale_locks);
+}
+
 }  // namespace
 
-int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-runner", run_main, argc, argv); }
+int main(int argc, char** argv) { return cli::guarded_main("simpleci-runner", run_main, argc, argv); }

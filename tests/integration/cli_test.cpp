@@ -2,6 +2,8 @@
 // problem and a non-zero exit (2 for usage errors, 1 for runtime failures).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/integration/cluster.h"
 
 namespace simpleci::itest {
@@ -61,6 +63,36 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
     c.argv[0] = bin(c.argv[0]);
     c.argv.insert(c.argv.end(), {"--log-dir", logs});
     if (c.argv[0].ends_with("/simpleci")) c.argv.resize(c.argv.size() - 2);
+    RunResult r = run(c.argv, tmp.path(), std::chrono::milliseconds(10000));
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
+    EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;
+    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.what << ": " << r.output;
+  }
+}
+
+// A folder that cannot be created or written is a runtime failure (1), whichever flag names it;
+// a bad --log-level is a usage error (2), found before anything is done.
+TEST(CommandLine, AFolderThatCannotBeMadeIsExitOneAndABadLogLevelIsExitTwo) {
+  TempDir tmp;
+  GitRepo repo = GitRepo::init(tmp.path() / "repo");
+  repo.commit({{"a", "b"}}, "one");
+  const std::string clone = (tmp.path() / "clone").string();
+  GitRepo::clone(repo.dir(), clone);
+  const fs::path file = tmp.path() / "a-file";
+  std::ofstream(file) << "not a folder\n";
+  const std::string under_file = (file / "sub").string(), logs = (tmp.path() / "logs").string();
+  const std::string state = (tmp.path() / "state").string(), bind = "tcp://127.0.0.1:0";
+  std::vector<BadCase> cases = {
+      {"dispatcher log dir", {"simpleci-dispatcher", "--bind", bind, "--state-dir", state, "--log-dir", under_file}, 1, "log-dir"},
+      {"dispatcher state dir", {"simpleci-dispatcher", "--bind", bind, "--state-dir", under_file, "--log-dir", logs}, 1, under_file},
+      {"runner log dir", {"simpleci-runner", "--log-dir", under_file, clone}, 1, "log-dir"},
+      {"observer log dir", {"simpleci-observer", "--log-dir", under_file, clone}, 1, "log-dir"},
+      {"observer state file", {"simpleci-observer", "--state-file", under_file + "/cursor", "--log-dir", logs, clone}, 1, under_file},
+      {"dispatcher log level", {"simpleci-dispatcher", "--log-level", "loud", "--log-dir", logs}, 2, "--log-level"},
+      {"runner log level", {"simpleci-runner", "--log-level", "loud", clone}, 2, "--log-level"},
+  };
+  for (auto c : cases) {
+    c.argv[0] = bin(c.argv[0]);
     RunResult r = run(c.argv, tmp.path(), std::chrono::milliseconds(10000));
     EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
     EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;

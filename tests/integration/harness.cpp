@@ -16,7 +16,7 @@
 
 #include "messages/codec.h"
 #include "net/dealer.h"
-#include "net/transport.h"
+#include "net/request.h"
 
 namespace simpleci::itest {
 
@@ -205,31 +205,11 @@ std::optional<msg::Message> ask(const std::string& endpoint, const msg::Message&
                                 const std::string& secret_key) {
   zmq::context_t ctx(1);
   net::DealerConnection conn(ctx, endpoint, server_key, secret_key);
-  zmq::socket_t& s = conn.socket();
-  if (!net::send(s, req)) return std::nullopt;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-    zmq::poll(&item, 1, std::max<milliseconds>(left, milliseconds(1)));
-    if (!(item.revents & ZMQ_POLLIN)) continue;
-    auto r = net::recv(s, true);
-    if (!r) continue;
-    msg::Decoded d = net::decode_frames(*r, 0);
-    if (d.ok()) return d.message;
-  }
-  return std::nullopt;
+  return net::request(conn, req, timeout);
 }
-
-namespace {
-std::optional<msg::Message> request(const std::string& endpoint, const msg::Message& req,
-                                    milliseconds timeout) {
-  return ask(endpoint, req, timeout, "", "");
-}
-}  // namespace
 
 std::optional<msg::StatusReply> query_status(const std::string& endpoint, milliseconds timeout) {
-  auto m = request(endpoint, msg::StatusRequest{7}, timeout);
+  auto m = ask(endpoint, msg::StatusRequest{7}, timeout);
   if (!m || !std::holds_alternative<msg::StatusReply>(*m)) return std::nullopt;
   return std::get<msg::StatusReply>(*m);
 }
@@ -240,7 +220,7 @@ std::optional<msg::ResultsReply> query_results(const std::string& endpoint,
   req.request_id = 8;
   req.commit = commit;
   req.limit = 100;
-  auto m = request(endpoint, req, timeout);
+  auto m = ask(endpoint, req, timeout);
   if (!m || !std::holds_alternative<msg::ResultsReply>(*m)) return std::nullopt;
   return std::get<msg::ResultsReply>(*m);
 }

@@ -97,8 +97,9 @@ class GitRepo {
   fs::path dir_;
 };
 
-// Sends req on a fresh DEALER (with CURVE when both Z85 keys are given) and returns the first
-// reply that decodes, or nullopt when none came within timeout.
+// Sends req on a fresh DEALER (with CURVE when both Z85 keys are given) and returns its reply
+// (net::request: the one carrying req's request id, an ERROR among them), or nullopt when none
+// came within timeout.
 std::optional<msg::Message> ask(const std::string& endpoint, const msg::Message& req,
                                 milliseconds timeout, const std::string& server_key = {},
                                 const std::string& secret_key = {});

@@ -1,0 +1,179 @@
+// The client's subcommands against a scripted dispatcher (no socket): what each asks, what it
+// prints and its exit code.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/limits.h"
+#include "tools/client/commands.h"
+#include "tools/client/watch.h"
+
+namespace simpleci::client {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kCommit(40, 'a');
+
+// Answers each ask with the next scripted reply (an ERROR fails as Session does); records asks.
+class ScriptedAsker final : public Asker {
+ public:
+  std::deque<msg::Message> replies;
+  std::vector<msg::Message> asked;
+  int ask(const msg::Message& req, msg::Message* reply) override {
+    asked.push_back(req);
+    if (replies.empty()) return 1;
+    *reply = replies.front();
+    replies.pop_front();
+    if (const auto* e = std::get_if<msg::Error>(reply)) return cli::fail(kProgram, error_line(*e), 1);
+    return 0;
+  }
+};
+
+// An in-memory FILE*: what a command printed.
+class Captured {
+ public:
+  Captured() : f_(open_memstream(&buf_, &size_)) {}
+  ~Captured() {
+    std::fclose(f_);
+    std::free(buf_);
+  }
+  std::FILE* file() { return f_; }
+  std::string text() {
+    std::fflush(f_);
+    return std::string(buf_, size_);
+  }
+
+ private:
+  char* buf_ = nullptr;
+  size_t size_ = 0;
+  std::FILE* f_;
+};
+
+msg::JobSummary job(uint64_t id, msg::JobStatus status) {
+  msg::JobSummary j;
+  j.job_id = id;
+  j.commit = kCommit;
+  j.status = status;
+  return j;
+}
+
+TEST(ClientCommands, SubmitPrintsTheQueuedOrKnownJob) {
+  ScriptedAsker d;
+  Captured out;
+  d.replies = {msg::Accepted{1, 7, false}, msg::Accepted{1, 7, true}};
+  EXPECT_EQ(submit(d, std::string(40, 'A'), "main", false, out.file()), 0);
+  EXPECT_EQ(submit(d, kCommit, "main", false, out.file()), 0);
+  EXPECT_EQ(out.text(), "queued job 7\nalready known as job 7\n");
+  EXPECT_EQ(std::get<msg::Commit>(d.asked[0]).commit, kCommit) << "normalised to lower case";
+  EXPECT_EQ(submit(d, "HEAD", "main", false, out.file()), 2);
+  EXPECT_EQ(submit(d, kCommit, "a..b", false, out.file()), 2);
+  EXPECT_EQ(d.asked.size(), 2u) << "usage errors ask nothing";
+}
+
+TEST(ClientCommands, QueueFullReadsAsTryAgainLater) {
+  EXPECT_EQ(error_line(msg::Error{1, msg::ErrorCode::kQueueFull, "5 jobs queued, the limit is 5"}),
+            "the dispatcher's queue is full (5 jobs queued, the limit is 5); try again later");
+  EXPECT_EQ(error_line(msg::Error{1, msg::ErrorCode::kNotFound, "no job 9"}), "dispatcher: no job 9");
+}
+
+TEST(ClientCommands, CancelAndRetryPrintTheOkTextAndRefuseJobZero) {
+  ScriptedAsker d;
+  Captured out;
+  d.replies = {msg::Ok{1, 4, "cancelled job 4"}, msg::Ok{1, 5, "queued job 5"},
+               msg::Error{1, msg::ErrorCode::kNotFound, "no job 99"}};
+  EXPECT_EQ(cancel(d, 4, out.file()), 0);
+  EXPECT_EQ(retry(d, 4, out.file()), 0);
+  EXPECT_EQ(cancel(d, 99, out.file()), 1);
+  EXPECT_EQ(cancel(d, 0, out.file()), 2);
+  EXPECT_EQ(out.text(), "cancelled job 4\nqueued job 5\n");
+  EXPECT_TRUE(std::holds_alternative<msg::CancelRequest>(d.asked[0]));
+  EXPECT_TRUE(std::holds_alternative<msg::RetryRequest>(d.asked[1]));
+}
+
+TEST(ClientCommands, AnotherReplyTypeThanAskedForIsExitOne) {
+  ScriptedAsker d;
+  Captured out;
+  d.replies = {msg::StatusReply{}};
+  EXPECT_EQ(cancel(d, 4, out.file()), 1);
+}
+
+TEST(ClientCommands, PruneAsksAgainWhileARoundIsFull) {
+  ScriptedAsker d;
+  Captured out;
+  d.replies = {msg::Ok{1, msg::kMaxPrunePerRequest, ""}, msg::Ok{2, 3, ""}};
+  EXPECT_EQ(prune(d, 30, out.file()), 0);
+  EXPECT_EQ(out.text(), "pruned " + std::to_string(msg::kMaxPrunePerRequest + 3) +
+                            " job(s) finished more than 30 days ago\n");
+  ASSERT_EQ(d.asked.size(), 2u);
+  EXPECT_EQ(std::get<msg::PruneRequest>(d.asked[1]).request_id, 2u);
+  EXPECT_EQ(prune(d, 0, out.file()), 2);
+}
+
+TEST(ClientCommands, ResultsOfACommitWithoutJobsIsExitOne) {
+  ScriptedAsker d;
+  Captured out;
+  msg::ResultsReply one;
+  one.jobs.push_back(job(3, msg::JobStatus::kFailed));
+  one.output = "boom\n";
+  d.replies = {msg::ResultsReply{}, one, one};
+  EXPECT_EQ(results(d, kCommit, 20, false, out.file()), 1);
+  EXPECT_EQ(results(d, kCommit, 20, false, out.file()), 0);
+  EXPECT_NE(out.text().find("boom"), std::string::npos);
+  Captured json;
+  EXPECT_EQ(results(d, "", 20, true, json.file()), 0);
+  EXPECT_EQ(nlohmann::json::parse(json.text())["jobs"][0]["job_id"], 3);
+  EXPECT_EQ(results(d, "", 0, false, out.file()), 2);
+  EXPECT_EQ(results(d, "xyz", 20, false, out.file()), 2);
+}
+
+TEST(ClientCommands, WatchOfACommitFollowsItsNewestJobToTheEnd) {
+  ScriptedAsker d;
+  Captured out, err;
+  msg::ResultsReply r;
+  r.jobs.push_back(job(9, msg::JobStatus::kRunning));
+  msg::WatchReply running{3, 9, 1, msg::JobStatus::kRunning, 0, 0, "r1", 0, "one\n", false};
+  msg::WatchReply ended{4, 9, 1, msg::JobStatus::kPassed, 0, 1500, "r1", 4, "two\n", true};
+  d.replies = {r, running, ended};
+  EXPECT_EQ(watch(d, kCommit, cli::kMinWatchIntervalMs, out.file(), err.file()), 0);
+  EXPECT_EQ(out.text(), "one\ntwo\n");
+  EXPECT_EQ(err.text(), "simpleci: job 9 running on r1 (attempt 1)\n"
+                        "simpleci: job 9 passed (exit 0, 1.5 s, runner r1, attempt 1)\n");
+  EXPECT_EQ(std::get<msg::WatchRequest>(d.asked[2]).offset, 4u);
+}
+
+TEST(ClientCommands, FindLogNamesTheOnlyRunnerLogOrAsksWhichOne) {
+  const fs::path dir = fs::temp_directory_path() / ("simpleci-logs-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "runner-b7.log") << "hello\n";
+  fs::path path;
+  EXPECT_EQ(find_log("runner", dir.string(), &path), 0);
+  EXPECT_EQ(path, dir / "runner-b7.log");
+  EXPECT_EQ(find_log("dispatcher", dir.string(), &path), 1) << "no such file";
+  EXPECT_EQ(find_log("../etc", dir.string(), &path), 2);
+  std::ofstream(dir / "runner-b8.log") << "\n";
+  EXPECT_EQ(find_log("runner", dir.string(), &path), 2) << "two runner logs";
+  Captured out;
+  EXPECT_EQ(logs("runner-b7", dir.string(), false, out.file()), 0);
+  EXPECT_EQ(out.text(), "hello\n");
+  fs::remove_all(dir);
+}
+
+TEST(ClientCommands, KeygenWritesAPairAndAuthorisesItForItsRole) {
+  const fs::path dir = fs::temp_directory_path() / ("simpleci-keys-test-" + std::to_string(::getpid()));
+  Captured out;
+  EXPECT_EQ(keygen((dir / "keys").string(), "b7", (dir / "allowed").string(), "runner", out.file()), 0);
+  EXPECT_TRUE(fs::exists(dir / "keys" / "b7.key"));
+  EXPECT_TRUE(fs::exists(dir / "allowed" / "runners" / "b7.pub"));
+  EXPECT_EQ(keygen((dir / "keys").string(), "x", (dir / "allowed").string(), "", out.file()), 2);
+  EXPECT_EQ(keygen((dir / "keys").string(), "x", (dir / "allowed").string(), "king", out.file()), 2);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace simpleci::client

@@ -1,0 +1,54 @@
+// The subcommands of `simpleci`, each a function that checks its arguments, asks the dispatcher
+// (through an Asker, so tests can script the replies) or reads local files, prints to `out`, and
+// returns the exit code: 0 success, 2 a usage error, 1 a runtime failure (one line on stderr),
+// and for watch 3 when the job did not pass. main.cpp parses the command line and calls these.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "tools/client/session.h"
+
+namespace simpleci::client {
+
+// runners, queue length, running jobs and counters; json: the JSON of format.h.
+int status(Asker& d, bool json, int64_t now_ms, std::FILE* out);
+
+// commit "": the newest `limit` jobs (1..kMaxListLen) as a table; a commit: its newest job in
+// full with its output (no jobs for it: exit 1).
+int results(Asker& d, const std::string& commit, int64_t limit, bool json, std::FILE* out);
+
+// Queues a commit: "queued job N", or "already known as job N" (without force).
+int submit(Asker& d, const std::string& commit, const std::string& branch, bool force, std::FILE* out);
+
+// Cancel a queued or running job / queue a finished job's commit again; prints the
+// dispatcher's OK text.
+int cancel(Asker& d, int64_t job, std::FILE* out);
+int retry(Asker& d, int64_t job, std::FILE* out);
+
+// Prunes the jobs finished more than `days` days ago (1..kMaxPruneDays), in rounds: one request
+// drops at most kMaxPrunePerRequest jobs, so it asks again while a round is full.
+int prune(Asker& d, int64_t days, std::FILE* out);
+
+// Prints a job's output (target: a job number, or a commit: its newest job) to out as it is
+// produced, asking every interval_ms while there is nothing new, and what happens to the job
+// (queued, running, restarted, bytes not kept, how it ended) to err, until the job ends.
+int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err);
+
+// The log file of component (dispatcher, observer, runner-NAME; "runner" when exactly one
+// runner log is in log_dir): 0 with *path set, or the exit code after one line (2 for a name
+// that is not one or an ambiguous "runner", 1 when the file is not there).
+int find_log(const std::string& component, const std::string& log_dir, std::filesystem::path* path);
+
+// Prints a component's log; with follow, keeps printing what is appended (and follows the file
+// through rotation, when a new file takes its name) until killed.
+int logs(const std::string& component, const std::string& log_dir, bool follow, std::FILE* out);
+
+// Writes key_dir/NAME.key (0600) and NAME.pub; with authorize_dir and role (runner, observer,
+// client, admin) also copies NAME.pub into authorize_dir's folder for that role.
+int keygen(const std::string& key_dir, const std::string& name, const std::string& authorize_dir,
+           const std::string& role, std::FILE* out);
+
+}  // namespace simpleci::client
