@@ -83,9 +83,7 @@ TEST(Request, NoReplyInTimeIsNullopt) {
   zmq::context_t ctx(1);
   FakeDispatcher d(ctx, 1, [](const msg::Message&, int) { return std::vector<msg::Message>{}; });
   DealerConnection conn(ctx, "inproc://dispatcher");
-  const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(request(conn, msg::StatusRequest{1}, milliseconds(100)));
-  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(100));
 }
 
 }  // namespace
