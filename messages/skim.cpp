@@ -30,7 +30,8 @@ struct Lead {
 bool lead_of_fixed(unsigned char b, Lead& l) {
   using K = Head::Kind;
   if (b <= 0x7f) return l.kind = K::kUint, true;                       // positive fixint
-  if (b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return true;   // -fixint, nil, bool
+  if (b >= 0xe0) return l.kind = K::kInt, true;                        // negative fixint
+  if (b == 0xc0 || b == 0xc2 || b == 0xc3) return true;                // nil, bool
   if (b <= 0x8f) return l.kind = K::kMap, l.children = b & 0x0f, true;  // fixmap
   if (b <= 0x9f) return l.kind = K::kArray, l.children = b & 0x0f, true;  // fixarray
   if (b <= 0xbf) return l.inline_payload = b & 0x1f, true;             // fixstr
@@ -54,10 +55,10 @@ Lead lead(unsigned char b) {
     case 0xcd: l.kind = K::kUint; l.inline_payload = 2; break;  // uint16
     case 0xce: l.kind = K::kUint; l.inline_payload = 4; break;  // uint32
     case 0xcf: l.kind = K::kUint; l.inline_payload = 8; break;  // uint64
-    case 0xd0: l.inline_payload = 1; break;                  // int8
-    case 0xd1: l.inline_payload = 2; break;                  // int16
-    case 0xd2: l.inline_payload = 4; break;                  // int32
-    case 0xd3: l.inline_payload = 8; break;                  // int64
+    case 0xd0: l.kind = K::kInt; l.inline_payload = 1; break;                  // int8
+    case 0xd1: l.kind = K::kInt; l.inline_payload = 2; break;                  // int16
+    case 0xd2: l.kind = K::kInt; l.inline_payload = 4; break;                  // int32
+    case 0xd3: l.kind = K::kInt; l.inline_payload = 8; break;                  // int64
     case 0xd4: l.inline_payload = 2; break;                  // fixext1: type + 1
     case 0xd5: l.inline_payload = 3; break;
     case 0xd6: l.inline_payload = 5; break;
@@ -90,11 +91,13 @@ Head read_head(std::string_view bytes, size_t at) {
 
 std::optional<uint64_t> read_uint(std::string_view bytes, size_t* at) {
   const Head h = read_head(bytes, *at);
-  if (h.error || h.kind != Head::Kind::kUint || h.payload > bytes.size() - *at - h.size) {
-    return std::nullopt;
-  }
+  const bool integer = h.kind == Head::Kind::kUint || h.kind == Head::Kind::kInt;
+  if (h.error || !integer || h.payload > bytes.size() - *at - h.size) return std::nullopt;
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + *at;
   const uint64_t v = h.payload == 0 ? p[0] : be(p + 1, h.payload);
+  // A signed value is negative when its top bit is set (a negative fixint always is).
+  const unsigned bits = h.payload == 0 ? 8 : 8 * static_cast<unsigned>(h.payload);
+  if (h.kind == Head::Kind::kInt && ((v >> (bits - 1)) & 1) != 0) return std::nullopt;
   *at += h.size + h.payload;
   return v;
 }

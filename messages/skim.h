@@ -18,9 +18,9 @@ namespace simpleci::msg {
 // The header of the msgpack value at bytes[at]: its lead byte and the length or count fields
 // that follow it.
 struct Head {
-  enum class Kind : uint8_t { kUint, kArray, kMap, kOther };
+  enum class Kind : uint8_t { kUint, kInt, kArray, kMap, kOther };
   const char* error = nullptr;  // "truncated", "reserved byte 0xc1"; the rest is then unset
-  Kind kind = Kind::kOther;     // kUint: positive fixint or uint8..uint64
+  Kind kind = Kind::kOther;     // kUint: positive fixint, uint8..64; kInt: -fixint, int8..64
   size_t size = 0;              // bytes of the header (lead byte, length or count, ext type)
   uint64_t payload = 0;  // bytes after the header that belong to the value: str, bin and ext
                          // data, the bytes of a number (may run past the end: not checked)
@@ -28,8 +28,9 @@ struct Head {
 };
 Head read_head(std::string_view bytes, size_t at);
 
-// The unsigned integer at bytes[*at], moving *at past it; nullopt (and *at unchanged) when the
-// value there is not one or is cut short.
+// The non-negative integer at bytes[*at], moving *at past it; nullopt (and *at unchanged) when
+// the value there is not one or is cut short. Signed encodings count when their value is not
+// negative: msgpack-c unpacks them as unsigned, so the decoder accepts them where it wants one.
 std::optional<uint64_t> read_uint(std::string_view bytes, size_t* at);
 
 struct Skim {
@@ -47,8 +48,8 @@ Skim skim_msgpack(std::string_view bytes, size_t max_objects);
 // What can be read of a body without decoding it, for answering a message that is refused (by
 // role, or for a bad field) with the request id it carried: the message type (0 when the body
 // does not start as a msgpack array with a type) and, when that type is a request (its row in
-// kMessageTypes says RequestId::kAsks: COMMIT and the *_REQUEST types) whose first field is an
-// unsigned integer, that request id (else 0). Reads at most the first 23 bytes.
+// kMessageTypes says RequestId::kAsks: COMMIT and the *_REQUEST types) whose first field is a
+// non-negative integer (read_uint), that request id (else 0). Reads at most the first 23 bytes.
 struct Peeked {
   uint8_t type = 0;
   uint64_t request_id = 0;
