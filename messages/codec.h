@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "messages/messages.h"
+#include "messages/skim.h"  // peek(): a body's type and request id without decoding it
 
 namespace simpleci::msg {
 
@@ -53,20 +54,10 @@ Decoded decode_body(std::string_view body, size_t max_objects = kMaxObjects);
 // Header check + decode_body.
 Decoded decode(std::string_view header, std::string_view body, size_t max_objects = kMaxObjects);
 
-// What can be read of a body without decoding it, for answering a message that is refused (by
-// role, or for a bad field) with the request id it carried: the message type (0 when the body
-// does not start as a msgpack array with a type) and, when that type is a request (COMMIT,
-// STATUS_REQUEST, RESULTS_REQUEST, CANCEL_REQUEST, RETRY_REQUEST, WATCH_REQUEST,
-// PRUNE_REQUEST) whose first field is a positive integer, that request id (else 0). Reads at
-// most the first 16 bytes; never throws.
-struct Peeked {
-  uint8_t type = 0;
-  uint64_t request_id = 0;
-};
-Peeked peek(std::string_view body);
-
-// Field-level validation that decode applies, exposed so senders can check before sending.
-// Returns "" when valid, else a human-readable reason naming the field.
+// The field rules decode applies, checked on a message built in memory: "" when decode would
+// accept its encoding, else a reason naming the field. Senders do not call it on their way out
+// (their messages are built from checked values); the fuzzers do, on every message the decoder
+// accepts and every message the dispatcher sends.
 std::string validate(const Message& m);
 
 }  // namespace simpleci::msg

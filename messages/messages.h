@@ -1,4 +1,6 @@
-// The simpleCI wire protocol, version 1: every message type and its fields.
+// The simpleCI wire protocol, version 1: every message type, in one table (kMessageTypes) that
+// everything else about a type is derived from. The structs and their field lists are in
+// bodies.h (included).
 //
 // messages/PROTOCOL.md is the normative description (frame layout, field order, limits, what a
 // receiver does with a bad frame). This header is the C++ view of the same contract. Numeric
@@ -6,20 +8,21 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
-#include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <variant>
-#include <vector>
 
+#include "messages/bodies.h"
 #include "messages/limits.h"
+#include "messages/type_table.h"
 
 namespace simpleci::msg {
 
 // Bumped only for incompatible changes. Carried in the header frame of every message.
 inline constexpr uint8_t kProtocolVersion = 1;
 
-// Wire values: never renumber.
+// Wire values: never renumber. Each has its row in kMessageTypes (below), which says who sends it.
 enum class MessageType : uint8_t {
   kRegister = 1,       // runner -> dispatcher
   kWelcome = 2,        // dispatcher -> runner
@@ -45,263 +48,98 @@ enum class MessageType : uint8_t {
   kWatchReply = 22,    // dispatcher -> client
   kPruneRequest = 23,  // client -> dispatcher: drop old jobs' output and files (admin)
 };
+
+std::string_view to_string(MessageType t);  // the row's name: "register", ...
+
+// ---- The table of message types ----------------------------------------------------------
+//
+// One row per message type, in wire order; the compiler checks it (static_asserts below). To add
+// a message type:
+//   1. add its wire number to MessageType (the next number; never reuse one),
+//   2. write its struct in bodies.h, with fields(v) listing its fields in wire order,
+//   3. add its row here: Row<Struct>{{.wire, .name (lowercase, for logs and counters),
+//      .sent_by (who may send it to the dispatcher; leave out for the dispatcher's own),
+//      .request_id (kAsks for a request, kEchoes for a reply), .budgeted = false only for what
+//      runners need to work}, &Struct::field when a non-empty bytes field makes it an
+//      output-carrying reply},
+//   4. describe it in PROTOCOL.md (the table of messages, and its rules),
+//   5. handle it where it is received (the dispatcher's std::visit has no default).
+// The Message variant, kMaxMessageType, type_of(), to_string(), decoding, peek(), the roles
+// (net/roles.cpp) and the reply budget's lists (net/reply_budget.cpp) follow from the row.
+namespace sb = sent_by;
+inline constexpr std::tuple kMessageTypes{
+    Row<Register>{{.wire = MessageType::kRegister, .name = "register", .sent_by = sb::kRunner}},
+    Row<Welcome>{{.wire = MessageType::kWelcome, .name = "welcome", .budgeted = false}},
+    Row<Heartbeat>{{.wire = MessageType::kHeartbeat, .name = "heartbeat", .sent_by = sb::kRunner,
+                    .budgeted = false}},
+    Row<Job>{{.wire = MessageType::kJob, .name = "job", .budgeted = false}},
+    Row<Output>{{.wire = MessageType::kOutput, .name = "output", .sent_by = sb::kRunner}},
+    Row<Result>{{.wire = MessageType::kResult, .name = "result", .sent_by = sb::kRunner}},
+    Row<ResultAck>{{.wire = MessageType::kResultAck, .name = "result_ack", .budgeted = false}},
+    Row<Reregister>{{.wire = MessageType::kReregister, .name = "reregister"}},
+    Row<CancelJob>{{.wire = MessageType::kCancelJob, .name = "cancel_job", .budgeted = false}},
+    Row<Commit>{{.wire = MessageType::kCommit, .name = "commit",
+                 .sent_by = sb::kObserver | sb::kAdmin, .request_id = RequestId::kAsks}},
+    Row<Accepted>{{.wire = MessageType::kAccepted, .name = "accepted",
+                   .request_id = RequestId::kEchoes}},
+    Row<StatusRequest>{{.wire = MessageType::kStatusRequest, .name = "status_request",
+                        .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<StatusReply>{{.wire = MessageType::kStatusReply, .name = "status_reply",
+                      .request_id = RequestId::kEchoes}},
+    Row<ResultsRequest>{{.wire = MessageType::kResultsRequest, .name = "results_request",
+                         .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<ResultsReply>{{.wire = MessageType::kResultsReply, .name = "results_reply",
+                       .request_id = RequestId::kEchoes},
+                      &ResultsReply::output},
+    Row<CancelRequest>{{.wire = MessageType::kCancelRequest, .name = "cancel_request",
+                        .sent_by = sb::kAdmin, .request_id = RequestId::kAsks}},
+    Row<RetryRequest>{{.wire = MessageType::kRetryRequest, .name = "retry_request",
+                       .sent_by = sb::kAdmin, .request_id = RequestId::kAsks}},
+    Row<Ok>{{.wire = MessageType::kOk, .name = "ok", .request_id = RequestId::kEchoes}},
+    Row<Error>{{.wire = MessageType::kError, .name = "error", .request_id = RequestId::kEchoes}},
+    Row<Drain>{{.wire = MessageType::kDrain, .name = "drain", .sent_by = sb::kRunner}},
+    Row<WatchRequest>{{.wire = MessageType::kWatchRequest, .name = "watch_request",
+                       .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<WatchReply>{{.wire = MessageType::kWatchReply, .name = "watch_reply",
+                     .request_id = RequestId::kEchoes},
+                    &WatchReply::data},
+    Row<PruneRequest>{{.wire = MessageType::kPruneRequest, .name = "prune_request",
+                       .sent_by = sb::kAdmin, .request_id = RequestId::kAsks}},
+};
+
+// ---- Derived from the table ----------------------------------------------------------------
+
+using MessageTypes = std::remove_const_t<decltype(kMessageTypes)>;
+
+// Every message; the alternatives are the table's structs in wire order.
+using Message = table::VariantOf<MessageTypes>::type;
+
 inline constexpr uint8_t kMinMessageType = 1;
-inline constexpr uint8_t kMaxMessageType = 23;
+inline constexpr uint8_t kMaxMessageType = std::variant_size_v<Message>;
 
-// RESULT exit_code of an `error` whose cause is the runner, not the commit (its fetch, clone or
-// checkout failed, or the test could not be started): another runner may well succeed, so the
-// dispatcher queues the job again rather than ending it. Test processes never report negative
-// exit codes (a signal is 128 + its number).
-inline constexpr int32_t kExitSetupFailed = -2;
+// TypeInfo by wire number; [0] is no type.
+inline constexpr auto kTypeInfos = table::infos_by_wire(kMessageTypes);
 
-// Wire values: never renumber.
-enum class JobStatus : uint8_t {
-  kQueued = 0,
-  kRunning = 1,
-  kPassed = 2,
-  kFailed = 3,
-  kTimeout = 4,
-  kCancelled = 5,
-  kError = 6,
-};
-inline constexpr uint8_t kMaxJobStatus = 6;
+static_assert(table::DistinctRows<MessageTypes>::value, "a struct has two rows in kMessageTypes");
+static_assert(table::in_wire_order(kTypeInfos),
+              "kMessageTypes: rows must be in wire order 1, 2, 3, ... with a name each");
+static_assert(table::request_ids_declared(kMessageTypes),
+              "a row with a RequestId names a struct without a uint64_t request_id");
+static_assert(table::enumerator_count<MessageType>(std::make_index_sequence<256>()) ==
+                  kMaxMessageType,
+              "a MessageType enumerator has no row in kMessageTypes");
 
-// Wire values: never renumber.
-enum class ErrorCode : uint8_t {
-  kBadRequest = 1,       // a field failed validation
-  kVersionMismatch = 2,  // header frame carried another protocol version
-  kStorageFailure = 3,   // dispatcher could not commit to its store (retry later)
-  kNotFound = 4,         // no such job / commit
-  kInvalidState = 5,     // e.g. cancel of a finished job
-  kUnauthorized = 6,     // reserved for CURVE identity mismatches
-  kQueueFull = 7,        // COMMIT / RETRY refused: --max-queued jobs are queued (retry later)
-  kBusy = 8,             // too many unread replies (or an output reply unread): read, then retry
-};
-inline constexpr uint8_t kMaxErrorCode = 8;
-// The text of ERROR busy.
-inline constexpr const char* kBusyText = "too many unread replies; read them and retry";
-
-std::string_view to_string(MessageType t);
-std::string_view to_string(JobStatus s);  // "queued", "running", "passed", ...
-std::string_view to_string(ErrorCode c);
-std::optional<JobStatus> job_status_from_string(std::string_view s);
-bool is_final(JobStatus s);  // passed, failed, timeout, cancelled, error
-
-// All times on the wire are milliseconds since the Unix epoch (UTC); durations are milliseconds.
-
-struct Register {
-  std::string name;                // kMaxNameLen, safe-name characters (see is_safe_name)
-  uint32_t capacity = 1;           // 1..256 jobs at once
-  std::vector<uint64_t> held_jobs; // jobs this runner still runs or holds an unacked result for
-  bool operator==(const Register&) const = default;
-};
-
-struct Welcome {
-  uint32_t heartbeat_ms = 1000;  // interval both sides use; silence for 3 intervals = dead
-  bool operator==(const Welcome&) const = default;
-};
-
-struct Heartbeat {
-  bool operator==(const Heartbeat&) const = default;
-};
-
-struct Job {
-  uint64_t job_id = 0;
-  uint32_t attempt = 1;         // 1 for the first run
-  std::string commit;           // 40 or 64 lowercase hex
-  std::string branch;           // may be empty
-  std::string test_command;     // used when the commit has no executable .simpleci/test
-  uint32_t timeout_s = 600;     // 1..604800
-  uint64_t output_cap = kMaxOutputCap;  // 1024..kMaxOutputCap bytes
-  bool operator==(const Job&) const = default;
-};
-
-struct Output {
-  uint64_t job_id = 0;
-  uint32_t attempt = 1;
-  uint64_t offset = 0;  // byte offset of this chunk in the job's output stream
-  std::string data;     // raw bytes (msgpack bin), at most kMaxChunkBytes
-  bool operator==(const Output&) const = default;
-};
-
-struct Result {
-  uint64_t job_id = 0;
-  uint32_t attempt = 1;
-  JobStatus status = JobStatus::kPassed;  // must be final
-  int32_t exit_code = 0;                  // -1 when there is none (timeout, error before run)
-  int64_t started_at_ms = 0;
-  int64_t finished_at_ms = 0;
-  bool truncated = false;
-  std::string output;  // complete captured output (head + marker + tail when truncated)
-  bool operator==(const Result&) const = default;
-};
-
-struct ResultAck {
-  uint64_t job_id = 0;
-  uint32_t attempt = 1;
-  bool operator==(const ResultAck&) const = default;
-};
-
-struct Reregister {
-  bool operator==(const Reregister&) const = default;
-};
-
-struct CancelJob {
-  uint64_t job_id = 0;
-  uint32_t attempt = 1;
-  bool operator==(const CancelJob&) const = default;
-};
-
-// Requests from observers and clients carry a request_id chosen by the sender; the reply
-// (ACCEPTED, *_REPLY, OK or ERROR) echoes it so a sender can pipeline requests.
-struct Commit {
-  uint64_t request_id = 0;
-  std::string commit;
-  std::string branch;
-  bool force = false;  // true: test again even if the commit already has a finished job
-  bool operator==(const Commit&) const = default;
-};
-
-struct Accepted {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  bool duplicate = false;  // the commit already had a job; job_id names it
-  bool operator==(const Accepted&) const = default;
-};
-
-struct StatusRequest {
-  uint64_t request_id = 0;
-  bool operator==(const StatusRequest&) const = default;
-};
-
-struct RunnerInfo {
-  std::string name;
-  std::string state;  // "idle", "busy", "draining"
-  uint32_t capacity = 1;
-  std::vector<uint64_t> jobs;
-  int64_t last_seen_ms = 0;
-  bool operator==(const RunnerInfo&) const = default;
-};
-
-struct JobSummary {
-  uint64_t job_id = 0;
-  std::string commit;
-  std::string branch;
-  JobStatus status = JobStatus::kQueued;
-  int32_t exit_code = -1;
-  int64_t duration_ms = 0;
-  std::string runner;
-  uint32_t attempt = 0;
-  int64_t created_at_ms = 0;
-  int64_t started_at_ms = 0;
-  int64_t finished_at_ms = 0;
-  bool truncated = false;
-  bool operator==(const JobSummary&) const = default;
-};
-
-struct Counter {
-  std::string name;
-  uint64_t value = 0;
-  bool operator==(const Counter&) const = default;
-};
-
-struct StatusReply {
-  uint64_t request_id = 0;
-  std::vector<RunnerInfo> runners;
-  uint64_t queue_length = 0;
-  std::vector<JobSummary> running;
-  std::vector<Counter> counters;  // rejected-message counts by reason, and other totals
-  bool operator==(const StatusReply&) const = default;
-};
-
-struct ResultsRequest {
-  uint64_t request_id = 0;
-  std::string commit;  // empty: most recent jobs; else that commit's jobs (newest first)
-  uint32_t limit = 20; // 1..kMaxListLen
-  bool with_output = false;  // include the newest job's output (only with a commit)
-  bool operator==(const ResultsRequest&) const = default;
-};
-
-struct ResultsReply {
-  uint64_t request_id = 0;
-  std::vector<JobSummary> jobs;
-  std::string output;  // output of jobs[0] when asked for and finished, else empty
-  bool operator==(const ResultsReply&) const = default;
-};
-
-struct CancelRequest {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  bool operator==(const CancelRequest&) const = default;
-};
-
-struct RetryRequest {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  bool operator==(const RetryRequest&) const = default;
-};
-
-struct Ok {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  std::string text;
-  bool operator==(const Ok&) const = default;
-};
-
-struct Error {
-  uint64_t request_id = 0;  // 0 when the failing message had none (or could not be decoded)
-  ErrorCode code = ErrorCode::kBadRequest;
-  std::string text;
-  bool operator==(const Error&) const = default;
-};
-
-struct Drain {
-  bool operator==(const Drain&) const = default;
-};
-
-// Asks for a job's output from byte `offset` of attempt `attempt` (0: whichever is current).
-struct WatchRequest {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  uint32_t attempt = 0;
-  uint64_t offset = 0;
-  bool operator==(const WatchRequest&) const = default;
-};
-
-// The job's state now and the output bytes from `offset` on. `offset` is larger than asked for
-// when the bytes in between are no longer kept; `attempt` differs from the request's when the
-// job was restarted (the bytes then start the new attempt's output). `complete`: the job is
-// final and `data` reaches the end of its output.
-struct WatchReply {
-  uint64_t request_id = 0;
-  uint64_t job_id = 0;
-  uint32_t attempt = 0;
-  JobStatus status = JobStatus::kQueued;
-  int32_t exit_code = 0;
-  int64_t duration_ms = 0;
-  std::string runner;
-  uint64_t offset = 0;
-  std::string data;  // at most kMaxWatchBytes
-  bool complete = false;
-  bool operator==(const WatchReply&) const = default;
-};
-
-// Drops the stored output and the result files of final jobs that finished more than
-// older_than_days ago (their rows stay, as history). Answered with OK whose job_id is the number
-// of jobs pruned; one request prunes at most kMaxPrunePerRequest jobs (ask again while a reply
-// reaches it), so a large history never stalls the dispatcher for long.
-struct PruneRequest {
-  uint64_t request_id = 0;
-  uint32_t older_than_days = 30;  // 1..kMaxPruneDays
-  bool operator==(const PruneRequest&) const = default;
-};
-
-// Order matches nothing on the wire; use type_of() for the wire type.
-using Message = std::variant<Register, Welcome, Heartbeat, Job, Output, Result, ResultAck,
-                             Reregister, CancelJob, Commit, Accepted, StatusRequest, StatusReply,
-                             ResultsRequest, ResultsReply, CancelRequest, RetryRequest, Ok, Error,
-                             Drain, WatchRequest, WatchReply, PruneRequest>;
+// The facts of wire type `type`; nullptr when no type has that number.
+constexpr const TypeInfo* type_info(uint8_t type) {
+  return type >= kMinMessageType && type <= kMaxMessageType ? &kTypeInfos[type] : nullptr;
+}
+// The row of struct T (a compile error when T has none).
+template <class T>
+constexpr const Row<T>& row_of() {
+  return std::get<Row<T>>(kMessageTypes);
+}
 
 MessageType type_of(const Message& m);
+const TypeInfo& info_of(const Message& m);
 
 }  // namespace simpleci::msg

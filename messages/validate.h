@@ -18,7 +18,7 @@ std::string normalize_commit_id(std::string_view s);
 bool is_safe_name(std::string_view s);
 
 // Branch names: empty, or 1..255 printable ASCII without space, '~', '^', ':', '?', '*', '[',
-// '\\', no "..", not starting with '-' or '/', not ending with '/' or ".lock".
+// '\\', no ".." or "//", not starting with '-' or '/', not ending with '/' or ".lock".
 bool is_valid_branch(std::string_view s);
 
 // Free text (commands, error text): no NUL, at most max_len bytes.

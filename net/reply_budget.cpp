@@ -66,25 +66,24 @@ ReplyBudget::Charge::~Charge() {
   totals_->bytes.fetch_sub(bytes_, std::memory_order_relaxed);
 }
 
+// The three lists are the rows of msg::kMessageTypes (output, budgeted, request_id).
+
 bool carries_output(const msg::Message& m) {
-  if (const auto* r = std::get_if<msg::ResultsReply>(&m)) return !r->output.empty();
-  if (const auto* w = std::get_if<msg::WatchReply>(&m)) return !w->data.empty();
-  return false;
+  return std::visit(
+      [](const auto& v) {
+        const auto output = msg::row_of<std::decay_t<decltype(v)>>().output;
+        return output != nullptr && !(v.*output).empty();
+      },
+      m);
 }
 
-bool budgeted(const msg::Message& m) {
-  return !(std::holds_alternative<msg::Job>(m) || std::holds_alternative<msg::ResultAck>(m) ||
-           std::holds_alternative<msg::Welcome>(m) || std::holds_alternative<msg::Heartbeat>(m) ||
-           std::holds_alternative<msg::CancelJob>(m));
-}
+bool budgeted(const msg::Message& m) { return msg::info_of(m).budgeted; }
 
 std::optional<uint64_t> reply_request_id(const msg::Message& m) {
   return std::visit(
       [](const auto& v) -> std::optional<uint64_t> {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, msg::StatusReply> || std::is_same_v<T, msg::ResultsReply> ||
-                      std::is_same_v<T, msg::WatchReply> || std::is_same_v<T, msg::Accepted> ||
-                      std::is_same_v<T, msg::Ok> || std::is_same_v<T, msg::Error>) {
+        if constexpr (msg::row_of<T>().info.request_id == msg::RequestId::kEchoes) {
           return v.request_id;
         } else {
           return std::nullopt;

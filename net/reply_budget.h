@@ -86,13 +86,15 @@ class ReplyBudget::Charge {
   bool output_;
 };
 
-// Replies that carry job output (a RESULTS_REPLY with output, a WATCH_REPLY with data): at most
-// one of these is in flight per peer.
+// What the table of message types (messages/messages.h) says of a message for the budget.
+// Replies that carry job output (a RESULTS_REPLY with output, a WATCH_REPLY with data: the
+// rows with an `output` field, when it is not empty): at most one of these is in flight per peer.
 bool carries_output(const msg::Message& m);
 // Messages the budget may refuse: everything but what runners need to work (JOB, RESULT_ACK,
-// WELCOME, HEARTBEAT, CANCEL_JOB), which is small and bounded by the runners' capacity.
+// WELCOME, HEARTBEAT, CANCEL_JOB: the rows with budgeted = false), which is small and bounded by
+// the runners' capacity.
 bool budgeted(const msg::Message& m);
-// The request id a reply echoes; nullopt for messages that are not replies to a request.
+// The request id a reply echoes (rows with RequestId::kEchoes); nullopt for other messages.
 std::optional<uint64_t> reply_request_id(const msg::Message& m);
 
 }  // namespace simpleci::net

@@ -8,36 +8,29 @@ namespace simpleci {
 
 namespace {
 
-using msg::MessageType;
+namespace sb = msg::sent_by;
 
-static_assert(msg::kMaxMessageType < 32, "role sets are bit masks of message types");
-constexpr uint32_t bit(uint8_t type) { return type < 32 ? uint32_t{1} << type : 0; }
-constexpr uint32_t bit(MessageType t) { return bit(static_cast<uint8_t>(t)); }
-
-constexpr uint32_t kRunnerSet = bit(MessageType::kRegister) | bit(MessageType::kHeartbeat) |
-                                bit(MessageType::kOutput) | bit(MessageType::kResult) |
-                                bit(MessageType::kDrain);
-constexpr uint32_t kReadSet = bit(MessageType::kStatusRequest) | bit(MessageType::kResultsRequest) |
-                              bit(MessageType::kWatchRequest);
-constexpr uint32_t kObserverSet = kReadSet | bit(MessageType::kCommit);
-constexpr uint32_t kAdminSet = kObserverSet | bit(MessageType::kCancelRequest) |
-                               bit(MessageType::kRetryRequest) | bit(MessageType::kPruneRequest);
-constexpr uint32_t kSendable = kRunnerSet | kAdminSet;
-
+// Which messages a role may send is its bit in each type's row of msg::kMessageTypes (sent_by).
 struct RoleInfo {
   Role role;
   std::string_view name, folder;
-  uint32_t allowed;
+  uint8_t sender_bits;  // msg::sent_by bits this role's keys count as
 };
 constexpr std::array<RoleInfo, 5> kRoles = {{
-    {Role::kAny, "any", "", kSendable},
-    {Role::kRunner, "runner", "runners", kRunnerSet},
-    {Role::kObserver, "observer", "observers", kObserverSet},
-    {Role::kClient, "client", "clients", kReadSet},
-    {Role::kAdmin, "admin", "admins", kAdminSet},
+    {Role::kAny, "any", "", sb::kRunner | sb::kObserver | sb::kClient | sb::kAdmin},
+    {Role::kRunner, "runner", "runners", sb::kRunner},
+    {Role::kObserver, "observer", "observers", sb::kObserver},
+    {Role::kClient, "client", "clients", sb::kClient},
+    {Role::kAdmin, "admin", "admins", sb::kAdmin},
 }};
 
 const RoleInfo& info(Role r) { return kRoles[static_cast<size_t>(r)]; }
+
+// The sent_by bits of a wire type; 0 for an unknown one.
+uint8_t senders(uint8_t type) {
+  const msg::TypeInfo* t = msg::type_info(type);
+  return t ? t->sent_by : sb::kNoPeer;
+}
 
 }  // namespace
 
@@ -52,10 +45,10 @@ std::optional<Role> role_from_folder(std::string_view folder) {
   return std::nullopt;
 }
 
-bool peer_sendable(uint8_t type) { return (kSendable & bit(type)) != 0; }
+bool peer_sendable(uint8_t type) { return senders(type) != sb::kNoPeer; }
 
 bool role_allows(Role r, uint8_t type) {
-  return !peer_sendable(type) || (info(r).allowed & bit(type)) != 0;
+  return !peer_sendable(type) || (info(r).sender_bits & senders(type)) != 0;
 }
 
 }  // namespace simpleci

@@ -2,8 +2,9 @@
 //
 // `--authorized-keys DIR` reads DIR/runners/, DIR/observers/, DIR/clients/ and DIR/admins/; the
 // folder a NAME.pub is in gives that key its one role. Keys directly in DIR (the layout from
-// before roles) get kAny: every message, as before. PROTOCOL.md ("Identity under CURVE") holds
-// the same table; change both together.
+// before roles) get kAny: every message, as before. Which types a role may send is written in
+// the table of message types (messages/messages.h, each row's sent_by); PROTOCOL.md ("Identity
+// under CURVE") lists the same; change both together.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,9 @@ namespace simpleci {
 
 enum class Role : uint8_t {
   kAny,       // key directly in DIR: roles are not in force for it
-  kRunner,    // REGISTER, HEARTBEAT, OUTPUT, RESULT, DRAIN
-  kObserver,  // COMMIT and the read-only requests
-  kClient,    // read-only: STATUS_REQUEST, RESULTS_REQUEST, WATCH_REQUEST
+  kRunner,    // REGISTER, HEARTBEAT, OUTPUT, RESULT, DRAIN (sent_by::kRunner)
+  kObserver,  // COMMIT and the read-only requests (sent_by::kObserver)
+  kClient,    // read-only: STATUS_REQUEST, RESULTS_REQUEST, WATCH_REQUEST (sent_by::kClient)
   kAdmin,     // read-only requests, COMMIT, CANCEL_REQUEST, RETRY_REQUEST, PRUNE_REQUEST
 };
 
@@ -29,8 +30,8 @@ std::string_view folder_of(Role r);
 // The role whose folder is named folder; nullopt for any other name.
 std::optional<Role> role_from_folder(std::string_view folder);
 
-// Message types (wire values) that some role may send the dispatcher: the runner messages and
-// the requests. Others (WELCOME, ERROR, ...) are no question of role; the dispatcher refuses
+// Message types (wire values) that some role may send the dispatcher (a sent_by other than
+// kNoPeer): the runner messages and the requests. Others (WELCOME, ERROR, ...) are no question of role; the dispatcher refuses
 // them as unexpected whoever sends them.
 bool peer_sendable(uint8_t type);
 

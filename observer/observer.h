@@ -43,7 +43,6 @@ class Observer {
   Millis next_wakeup() const;
 
   const std::map<std::string, std::string>& cursors() const { return cursors_; }
-  size_t queued() const { return items_.size(); }
 
  private:
   struct Item {

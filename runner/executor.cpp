@@ -120,10 +120,37 @@ void kill_everything_left(pid_t test, int* st, bool* reaped) {
   } while (now.tv_sec - start.tv_sec < 5);
 }
 
-// The supervisor, in the forked child. Only async-signal-safe calls from here on: the runner
-// has other threads (git work), so the child may not allocate.
-[[noreturn]] void supervise(char* const* argv, char* const* envp, const char* workdir, int out_fd,
-                            int grace_ms, pid_t runner) {
+// The test process, in the supervisor's forked child: its own process group, default signal
+// handling, stdin from /dev/null, stdout and stderr to the output pipe.
+[[noreturn]] void exec_test(char* const* argv, char* const* envp, const char* workdir, int out_fd) {
+  ::setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int s : {SIGTERM, SIGHUP, SIGINT, SIGPIPE}) ::sigaction(s, &dfl, nullptr);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  int devnull = ::open("/dev/null", O_RDONLY);
+  if (devnull >= 0) ::dup2(devnull, 0);
+  ::dup2(out_fd, 1);
+  ::dup2(out_fd, 2);
+  if (::chdir(workdir) != 0) {
+    const char m[] = "simpleci: cannot enter the checkout\n";
+    (void)!::write(2, m, sizeof m - 1);
+    _exit(126);
+  }
+  ::execve(argv[0], argv, envp);
+  const char m[] = "simpleci: cannot start the test command\n";
+  (void)!::write(2, m, sizeof m - 1);
+  _exit(127);
+}
+
+// The supervisor's own setup: a process group of its own, SIGHUP when the runner dies, the
+// orphans of the job, only stdio and the output pipe (moved to fd 3, which it returns) open,
+// and the signals it waits for (in *waitset) blocked.
+int become_supervisor(int out_fd, pid_t runner, sigset_t* waitset) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGHUP);
   // Orphans of the job (daemons, double forks) become children of the supervisor, not of init,
@@ -138,54 +165,44 @@ void kill_everything_left(pid_t test, int* st, bool* reaped) {
   ::close_range(4, ~0U, 0);
   // The supervisor waits for signals synchronously: the test's exit (SIGCHLD), a request to end
   // the job (SIGTERM) or the runner's death (SIGHUP).
-  sigset_t waitset;
-  sigemptyset(&waitset);
-  for (int s : {SIGCHLD, SIGTERM, SIGHUP, SIGINT}) sigaddset(&waitset, s);
-  ::sigprocmask(SIG_SETMASK, &waitset, nullptr);
+  sigemptyset(waitset);
+  for (int s : {SIGCHLD, SIGTERM, SIGHUP, SIGINT}) sigaddset(waitset, s);
+  ::sigprocmask(SIG_SETMASK, waitset, nullptr);
   if (::getppid() != runner) g_stop_signal = SIGHUP;  // the runner died before we got here
+  return out_fd;
+}
 
-  pid_t test = ::fork();
-  if (test == 0) {
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (int s : {SIGTERM, SIGHUP, SIGINT, SIGPIPE}) ::sigaction(s, &dfl, nullptr);
-    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(out_fd, 2);
-    if (::chdir(workdir) != 0) {
-      const char m[] = "simpleci: cannot enter the checkout\n";
-      (void)!::write(2, m, sizeof m - 1);
-      _exit(126);
-    }
-    ::execve(argv[0], argv, envp);
-    const char m[] = "simpleci: cannot start the test command\n";
-    (void)!::write(2, m, sizeof m - 1);
-    _exit(127);
-  }
-  ::close(out_fd);
-  if (test < 0) _exit(125);
-  ::setpgid(test, test);
-  int st = 0;
-  bool reaped = false;
+// Waits until the test ends, or a signal asks to end it (then ends its group, with a shorter
+// grace period when the runner died).
+void await_test(pid_t test, const sigset_t& waitset, int grace_ms, int* st, bool* reaped) {
   while (true) {
-    reap_ended(test, &st, &reaped);
-    if (reaped) break;
+    reap_ended(test, st, reaped);
+    if (*reaped) return;
     if (g_stop_signal) {
       int grace = g_stop_signal == SIGHUP ? (grace_ms < 1000 ? grace_ms : 1000) : grace_ms;
-      end_group(test, grace, &reaped, &st);
-      break;
+      end_group(test, grace, reaped, st);
+      return;
     }
     timespec tick{0, 200 * 1000000L};
     int sig = ::sigtimedwait(&waitset, nullptr, &tick);
     if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) g_stop_signal = sig;
   }
+}
+
+// The supervisor, in the forked child. Only async-signal-safe calls from here on: the runner
+// has other threads (git work), so the child may not allocate.
+[[noreturn]] void supervise(char* const* argv, char* const* envp, const char* workdir, int out_fd,
+                            int grace_ms, pid_t runner) {
+  sigset_t waitset;
+  out_fd = become_supervisor(out_fd, runner, &waitset);
+  pid_t test = ::fork();
+  if (test == 0) exec_test(argv, envp, workdir, out_fd);
+  ::close(out_fd);
+  if (test < 0) _exit(125);
+  ::setpgid(test, test);
+  int st = 0;
+  bool reaped = false;
+  await_test(test, waitset, grace_ms, &st, &reaped);
   kill_everything_left(test, &st, &reaped);
   _exit(encode_status(st));
 }

@@ -7,54 +7,17 @@
 #include <algorithm>
 
 #include <gtest/gtest.h>
-#include <zmq.hpp>
 
 #include "messages/codec.h"
-#include "net/transport.h"
 #include "tests/integration/harness.h"
+#include "tools/bench/fake_dispatcher.h"
 
 namespace simpleci::itest {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A fake dispatcher: binds a ROUTER on an OS-chosen loopback port and remembers the runner
-// that registered.
-class FakeDispatcher {
- public:
-  FakeDispatcher() : sock_(net::make_router(ctx_)) {
-    sock_.bind("tcp://127.0.0.1:*");
-    endpoint_ = sock_.get(zmq::sockopt::last_endpoint);
-  }
-  const std::string& endpoint() const { return endpoint_; }
-
-  // Waits for a message of type T from the runner; nullopt on timeout.
-  template <typename T>
-  std::optional<T> wait_for(milliseconds timeout) {
-    std::optional<T> got;
-    wait_until(
-        [&] {
-          while (auto r = net::recv(sock_, true)) {
-            if (r->frames.size() != 3) continue;
-            peer_ = std::string(net::view(r->frames[0]));
-            auto d = net::decode_frames(*r, 1);
-            if (d.ok() && std::holds_alternative<T>(d.message)) {
-              got = std::get<T>(d.message);
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    return got;
-  }
-  bool send(const msg::Message& m) { return net::send_to(sock_, peer_, m); }
-
- private:
-  zmq::context_t ctx_{1};
-  zmq::socket_t sock_;
-  std::string endpoint_, peer_;
-};
+using bench::FakeDispatcher;  // a ROUTER on a loopback port playing the dispatcher
 
 TEST(RunnerTrust, JobCommandFromAnUnauthenticatedPeerIsNeverRun) {
   TempDir tmp;

@@ -64,6 +64,44 @@ TEST(Codec, RoundTripsEveryMessageType) {
             (Error{1, ErrorCode::kQueueFull, "100 jobs queued"}));
 }
 
+// Every row of the table, and what is derived from it, agree.
+TEST(Codec, TheTableDrivesTypeOfNamesAndLookups) {
+  size_t rows = 0;
+  std::apply(
+      [&](const auto&... row) {
+        ([&] {
+          using T = typename std::decay_t<decltype(row)>::type;
+          ++rows;
+          const Message m = T{};
+          EXPECT_EQ(type_of(m), row.info.wire) << row.info.name;
+          EXPECT_EQ(to_string(type_of(m)), row.info.name);
+          EXPECT_EQ(&info_of(m), type_info(static_cast<uint8_t>(row.info.wire)));
+        }(), ...);
+      },
+      kMessageTypes);
+  EXPECT_EQ(rows, size_t{kMaxMessageType});
+  EXPECT_EQ(type_info(0), nullptr);
+  EXPECT_EQ(type_info(kMaxMessageType + 1), nullptr);
+  EXPECT_EQ(to_string(static_cast<MessageType>(kMaxMessageType + 1)), "?");
+}
+
+// A request's id is its first field, where peek() reads it; other types give 0.
+TEST(Codec, PeekReadsTheRequestIdOfEveryRequest) {
+  std::apply(
+      [&](const auto&... row) {
+        ([&] {
+          using T = typename std::decay_t<decltype(row)>::type;
+          T body{};
+          if constexpr (table::HasRequestId<T>) body.request_id = 0x1234567;
+          const Peeked p = peek(encode(Message(body)));
+          EXPECT_EQ(p.type, static_cast<uint8_t>(row.info.wire));
+          const bool asks = row.info.request_id == RequestId::kAsks;
+          EXPECT_EQ(p.request_id, asks ? 0x1234567u : 0u) << row.info.name;
+        }(), ...);
+      },
+      kMessageTypes);
+}
+
 TEST(Codec, TypeNamesAreStable) {
   EXPECT_EQ(to_string(MessageType::kCommit), "commit");
   EXPECT_EQ(to_string(MessageType::kDrain), "drain");

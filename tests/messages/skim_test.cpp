@@ -87,6 +87,62 @@ TEST(Skim, RefusesCountsAndLengthsPastTheEnd) {
   EXPECT_STREQ(skim_msgpack("\xc1", 10).error, "reserved byte 0xc1");
 }
 
+TEST(Skim, ReadsHeadsAndUnsignedIntegers) {
+  const std::string array32("\xdd\x00\x01\x00\x00", 5);
+  const Head a = read_head(array32, 0);
+  EXPECT_EQ(a.kind, Head::Kind::kArray);
+  EXPECT_EQ(a.size, 5u);
+  EXPECT_EQ(a.count, 65536u);
+  const Head m = read_head("\x82", 0);
+  EXPECT_EQ(m.kind, Head::Kind::kMap);
+  EXPECT_EQ(m.count, 2u);
+  const Head s8 = read_head(std::string("\xd9\x05hello", 7), 0);
+  EXPECT_EQ(s8.kind, Head::Kind::kOther);
+  EXPECT_EQ(s8.size, 2u);
+  EXPECT_EQ(s8.payload, 5u);
+  EXPECT_STREQ(read_head("\xdc\x00", 0).error, "truncated");
+  EXPECT_STREQ(read_head("\x90", 1).error, "truncated");
+
+  const std::string ints = pack_nested(0, 0) + std::string("\x7f\xcc\xff\xcd\x01\x00", 6) +
+                           std::string("\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xd0\x01", 11);
+  size_t at = 1;  // past the empty array
+  EXPECT_EQ(read_uint(ints, &at), 0x7fu);
+  EXPECT_EQ(read_uint(ints, &at), 0xffu);
+  EXPECT_EQ(read_uint(ints, &at), 0x100u);
+  EXPECT_EQ(read_uint(ints, &at), uint64_t{1} << 32);
+  EXPECT_EQ(read_uint(ints, &at), 1u) << "an int8 of 1: msgpack-c reads it as unsigned";
+  size_t neg = 0;
+  EXPECT_EQ(read_uint(std::string("\xd1\xff\xfe", 3), &neg), std::nullopt) << "int16 -2";
+  EXPECT_EQ(read_uint("\xff", &neg), std::nullopt) << "negative fixint";
+  EXPECT_EQ(neg, 0u);
+  size_t cut = 0;
+  EXPECT_EQ(read_uint(std::string("\xcf\x01\x02", 3), &cut), std::nullopt);
+  EXPECT_EQ(cut, 0u);
+}
+
+TEST(Skim, PeekNeverReadsPastTheBody) {
+  const std::string body = encode(Commit{300, std::string(40, 'a'), "main", false});
+  for (size_t n = 0; n < body.size(); ++n) {
+    const Peeked p = peek(body.substr(0, n));
+    EXPECT_EQ(p.request_id, n >= 5 ? 300u : 0u) << n;  // fixarray, 10, uint16 300: 5 bytes
+  }
+  EXPECT_EQ(peek(encode(Ok{5, 1, ""})).request_id, 0u) << "a reply is no request";
+  EXPECT_EQ(peek(std::string("\x92\xcd\x01\x00", 4)).type, 0) << "type past 255";
+}
+
+// The decoder takes a type or request id written as a signed integer (msgpack-c unpacks a
+// non-negative one as unsigned), so peek() must read it too: the role check under CURVE looks at
+// peek's type, and a type it could not read would pass that check as "no question of role".
+TEST(Skim, PeekReadsWhatTheDecoderReadsWhateverTheIntegerEncoding) {
+  const std::string cancel("\x93\xd0\x10\xd1\x01\x2c\x05", 7);  // [int8 16, int16 300, 5]
+  const Decoded d = decode_body(cancel);
+  ASSERT_TRUE(d.ok()) << d.detail;
+  ASSERT_TRUE(std::holds_alternative<CancelRequest>(d.message));
+  const Peeked p = peek(cancel);
+  EXPECT_EQ(p.type, static_cast<uint8_t>(MessageType::kCancelRequest));
+  EXPECT_EQ(p.request_id, 300u);
+}
+
 // The attack of issue 7: one 16 MiB frame of small nested arrays. It is refused by counting,
 // before msgpack builds ~16 million objects.
 TEST(Skim, DecodeRefusesAFrameOfManySmallValuesBeforeUnpacking) {

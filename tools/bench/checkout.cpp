@@ -7,7 +7,7 @@
 // commits in the same order: forward one by one (a runner following a branch), then jumps in a
 // scrambled order (a runner given old and new commits). Before every checkout both get the same
 // untracked files, as a test's build output would leave them.
-#include "tools/bench/checkout.h"
+#include "tools/bench/options.h"
 
 #include <algorithm>
 #include <chrono>
@@ -55,14 +55,9 @@ void litter(const fs::path& clone, int round) {
   }
 }
 
-}  // namespace
-
-int run_checkout(const CheckoutOptions& o) {
-  fs::path tmp = make_temp_dir(o.work_dir);
-  fs::path up = tmp / "upstream", a = tmp / "clone-libgit2", b = tmp / "clone-git";
-  std::mt19937_64 rng(4242);
-
-  // Generate the repository.
+// Generates the repository at up: its commits, oldest first (empty, after saying why, when git
+// failed).
+std::vector<std::string> make_history(const fs::path& up, const CheckoutOptions& o, std::mt19937_64& rng) {
   run(git_argv(up.parent_path(), {"init", "-q", "-b", "main", up.string()}));
   size_t next_file = 0;
   std::vector<size_t> live;
@@ -87,10 +82,70 @@ int run_checkout(const CheckoutOptions& o) {
     if (run(git_argv(up, {"add", "-A"})) != 0 ||
         run(git_argv(up, {"commit", "-q", "-m", "commit " + std::to_string(c)})) != 0) {
       std::fprintf(stderr, "simpleci-bench: cannot make the test repository in %s\n", up.c_str());
-      return 1;
+      return {};
     }
     commits.push_back(git_head(up));
   }
+  return commits;
+}
+
+// Checks out every commit of order in both clones (a with the runner's code, b with git), after
+// littering both; the times in ms. False, after saying why, when a checkout failed.
+bool time_checkouts(const fs::path& a, const fs::path& b, const std::string& first,
+                    const std::vector<std::string>& order, std::vector<double>* lib_ms,
+                    std::vector<double>* git_ms) {
+  runner::GitWorkspace ws(a.string());
+  std::string workdir, err;
+  if (ws.prepare(0, first, &workdir, &err) != runner::Prepared::kReady ||
+      run(git_argv(b, {"checkout", "-q", "-f", "--detach", first})) != 0) {
+    std::fprintf(stderr, "simpleci-bench: first checkout failed: %s\n", err.c_str());
+    return false;
+  }
+  int round = 0;
+  for (const std::string& c : order) {
+    ++round;
+    litter(a, round);
+    litter(b, round);
+    auto t0 = Clock::now();
+    if (ws.prepare(0, c, &workdir, &err) != runner::Prepared::kReady) {
+      std::fprintf(stderr, "simpleci-bench: libgit2 checkout of %s failed: %s\n", c.c_str(), err.c_str());
+      return false;
+    }
+    lib_ms->push_back(ms_since(t0));
+    t0 = Clock::now();
+    if (run(git_argv(b, {"checkout", "-q", "-f", "--detach", c})) != 0 || run(git_argv(b, {"clean", "-q", "-fd"})) != 0) {
+      std::fprintf(stderr, "simpleci-bench: git checkout of %s failed\n", c.c_str());
+      return false;
+    }
+    git_ms->push_back(ms_since(t0));
+  }
+  return true;
+}
+
+void print_figures(const CheckoutOptions& o, size_t checkouts, const std::vector<double>& lib_ms,
+                   const std::vector<double>& git_ms) {
+  const double lib50 = percentile(lib_ms, 50), git50 = percentile(git_ms, 50);
+  std::printf("libgit2 (runner's code): p50 %.2f ms, p99 %.2f ms per checkout\n", lib50, percentile(lib_ms, 99));
+  std::printf("git checkout + clean:    p50 %.2f ms, p99 %.2f ms per checkout\n", git50, percentile(git_ms, 99));
+  nlohmann::json j = {{"files", o.files},
+                      {"commits", o.commits},
+                      {"checkouts", checkouts},
+                      {"libgit2_p50_ms", std::round(lib50 * 100) / 100},
+                      {"libgit2_p99_ms", std::round(percentile(lib_ms, 99) * 100) / 100},
+                      {"git_p50_ms", std::round(git50 * 100) / 100},
+                      {"git_p99_ms", std::round(percentile(git_ms, 99) * 100) / 100},
+                      {"ratio_to_git", git50 > 0 ? std::round(lib50 / git50 * 1000) / 1000 : 0.0}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+}  // namespace
+
+int run_checkout(const CheckoutOptions& o) {
+  fs::path tmp = make_temp_dir(o.work_dir);
+  fs::path up = tmp / "upstream", a = tmp / "clone-libgit2", b = tmp / "clone-git";
+  std::mt19937_64 rng(4242);
+  const std::vector<std::string> commits = make_history(up, o, rng);
+  if (commits.empty()) return 1;
   if (run({"git", "clone", "-q", up.string(), a.string()}) != 0 ||
       run({"git", "clone", "-q", up.string(), b.string()}) != 0) {
     std::fprintf(stderr, "simpleci-bench: cannot clone %s\n", up.c_str());
@@ -106,32 +161,8 @@ int run_checkout(const CheckoutOptions& o) {
   order.insert(order.end(), jumps.begin(), jumps.end());
 
   git_libgit2_init();
-  runner::GitWorkspace ws(a.string());
-  std::string workdir, err;
   std::vector<double> lib_ms, git_ms;
-  if (ws.prepare(0, commits[0], &workdir, &err) != runner::Prepared::kReady ||
-      run(git_argv(b, {"checkout", "-q", "-f", "--detach", commits[0]})) != 0) {
-    std::fprintf(stderr, "simpleci-bench: first checkout failed: %s\n", err.c_str());
-    return 1;
-  }
-  int round = 0;
-  for (const std::string& c : order) {
-    ++round;
-    litter(a, round);
-    litter(b, round);
-    auto t0 = Clock::now();
-    if (ws.prepare(0, c, &workdir, &err) != runner::Prepared::kReady) {
-      std::fprintf(stderr, "simpleci-bench: libgit2 checkout of %s failed: %s\n", c.c_str(), err.c_str());
-      return 1;
-    }
-    lib_ms.push_back(ms_since(t0));
-    t0 = Clock::now();
-    if (run(git_argv(b, {"checkout", "-q", "-f", "--detach", c})) != 0 || run(git_argv(b, {"clean", "-q", "-fd"})) != 0) {
-      std::fprintf(stderr, "simpleci-bench: git checkout of %s failed\n", c.c_str());
-      return 1;
-    }
-    git_ms.push_back(ms_since(t0));
-  }
+  if (!time_checkouts(a, b, commits[0], order, &lib_ms, &git_ms)) return 1;
   // Both must have ended in the same, clean state: the figures compare equal work.
   std::string status_a, status_b;
   run(git_argv(a, {"status", "--porcelain"}), &status_a);
@@ -145,18 +176,7 @@ int run_checkout(const CheckoutOptions& o) {
                  status_a.c_str(), status_b.c_str());
     return 1;
   }
-  const double lib50 = percentile(lib_ms, 50), git50 = percentile(git_ms, 50);
-  std::printf("libgit2 (runner's code): p50 %.2f ms, p99 %.2f ms per checkout\n", lib50, percentile(lib_ms, 99));
-  std::printf("git checkout + clean:    p50 %.2f ms, p99 %.2f ms per checkout\n", git50, percentile(git_ms, 99));
-  nlohmann::json j = {{"files", o.files},
-                      {"commits", o.commits},
-                      {"checkouts", order.size()},
-                      {"libgit2_p50_ms", std::round(lib50 * 100) / 100},
-                      {"libgit2_p99_ms", std::round(percentile(lib_ms, 99) * 100) / 100},
-                      {"git_p50_ms", std::round(git50 * 100) / 100},
-                      {"git_p99_ms", std::round(percentile(git_ms, 99) * 100) / 100},
-                      {"ratio_to_git", git50 > 0 ? std::round(lib50 / git50 * 1000) / 1000 : 0.0}};
-  std::printf("%s\n", j.dump().c_str());
+  print_figures(o, order.size(), lib_ms, git_ms);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 // `simpleci-bench dispatch`: jobs through the real dispatcher (real store, real result files)
 // with N fake runners that answer every JOB at once, beside the same message pattern through a
 // bare in-process ROUTER/DEALER broker with no store (the ceiling).
-#include "tools/bench/dispatch.h"
+#include "tools/bench/options.h"
 
 #include <atomic>
 #include <cstdio>
@@ -72,8 +72,63 @@ std::string random_commit(std::mt19937_64& rng) {
   return s;
 }
 
-// The bare broker: accepts "commits", hands each to a free worker, acknowledges the worker's
-// answer. Frames are tiny raw strings: no codec, no store.
+// The bare broker's worker: says ready, answers every job at once, counts acknowledgements.
+void ceiling_worker(zmq::context_t& ctx, const std::string& ep, const std::atomic<bool>& stop,
+                    std::atomic<size_t>& done) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.connect(ep);
+  s.send(zmq::str_buffer("R"), zmq::send_flags::none);
+  while (!stop) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    zmq::message_t m;
+    while (s.recv(m, zmq::recv_flags::dontwait)) {
+      if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'J') {
+        std::string reply = "D" + m.to_string().substr(1);
+        s.send(zmq::buffer(reply), zmq::send_flags::none);
+      } else if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'A') {
+        ++done;
+      }
+    }
+  }
+}
+
+// The bare broker's loop: accepts "commits" (C), hands each to a free worker (J), acknowledges
+// the worker's answer (D -> A).
+void ceiling_broker(zmq::socket_t& router, const std::atomic<bool>& stop) {
+  std::deque<std::string> free_peers, queue;
+  while (!stop) {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    zmq::message_t id, body;
+    while (router.recv(id, zmq::recv_flags::dontwait)) {
+      (void)router.recv(body, zmq::recv_flags::none);
+      char kind = body.size() ? static_cast<const char*>(body.data())[0] : '?';
+      std::string peer = id.to_string();
+      if (kind == 'C') {
+        router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+        router.send(zmq::str_buffer("K"), zmq::send_flags::none);
+        queue.push_back(body.to_string().substr(1));
+      } else if (kind == 'R') {
+        free_peers.push_back(peer);
+      } else if (kind == 'D') {
+        router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+        router.send(zmq::str_buffer("A"), zmq::send_flags::none);
+        free_peers.push_back(peer);
+      }
+    }
+    while (!queue.empty() && !free_peers.empty()) {
+      std::string job = "J" + queue.front();
+      queue.pop_front();
+      router.send(zmq::buffer(free_peers.front()), zmq::send_flags::sndmore);
+      router.send(zmq::buffer(job), zmq::send_flags::none);
+      free_peers.pop_front();
+    }
+  }
+}
+
+// The bare broker: the same exchange as the dispatcher's, with tiny raw string frames (no
+// codec, no store); jobs per second.
 double ceiling(int runners, size_t jobs, size_t window) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
@@ -83,59 +138,11 @@ double ceiling(int runners, size_t jobs, size_t window) {
   std::atomic<size_t> done{0};
   std::vector<std::thread> workers;
   for (int i = 0; i < runners; ++i) {
-    workers.emplace_back([&] {
-      zmq::socket_t s(ctx, zmq::socket_type::dealer);
-      s.connect(ep);
-      s.send(zmq::str_buffer("R"), zmq::send_flags::none);
-      while (!stop) {
-        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, std::chrono::milliseconds(50));
-        zmq::message_t m;
-        while (s.recv(m, zmq::recv_flags::dontwait)) {
-          if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'J') {
-            std::string reply = "D" + m.to_string().substr(1);
-            s.send(zmq::buffer(reply), zmq::send_flags::none);
-          } else if (m.size() > 0 && static_cast<const char*>(m.data())[0] == 'A') {
-            ++done;
-          }
-        }
-      }
-    });
+    workers.emplace_back([&] { ceiling_worker(ctx, ep, stop, done); });
   }
   zmq::socket_t sub(ctx, zmq::socket_type::dealer);
   sub.connect(ep);
-  std::thread broker([&] {
-    std::deque<std::string> free_peers, queue;
-    std::string submitter;
-    while (!stop) {
-      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(50));
-      zmq::message_t id, body;
-      while (router.recv(id, zmq::recv_flags::dontwait)) {
-        (void)router.recv(body, zmq::recv_flags::none);
-        char kind = body.size() ? static_cast<const char*>(body.data())[0] : '?';
-        std::string peer = id.to_string();
-        if (kind == 'C') {
-          router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
-          router.send(zmq::str_buffer("K"), zmq::send_flags::none);
-          queue.push_back(body.to_string().substr(1));
-        } else if (kind == 'R') {
-          free_peers.push_back(peer);
-        } else if (kind == 'D') {
-          router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
-          router.send(zmq::str_buffer("A"), zmq::send_flags::none);
-          free_peers.push_back(peer);
-        }
-      }
-      while (!queue.empty() && !free_peers.empty()) {
-        std::string job = "J" + queue.front();
-        queue.pop_front();
-        router.send(zmq::buffer(free_peers.front()), zmq::send_flags::sndmore);
-        router.send(zmq::buffer(job), zmq::send_flags::none);
-        free_peers.pop_front();
-      }
-    }
-  });
+  std::thread broker([&] { ceiling_broker(router, stop); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the workers say ready
   auto t0 = Clock::now();
   size_t sent = 0;
@@ -173,6 +180,130 @@ double disk_ceiling(const fs::path& dir, size_t jobs) {
   return static_cast<double>(jobs) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The commits the submitter sends and what became of each.
+struct Submission {
+  explicit Submission(size_t jobs) : commits(jobs), sent_ns(jobs, 0), job_of(jobs, 0) {
+    std::mt19937_64 rng(12345);
+    for (auto& c : commits) c = random_commit(rng);
+  }
+  std::vector<std::string> commits;
+  std::vector<int64_t> sent_ns;  // when commit i was sent
+  std::vector<uint64_t> job_of;  // the job ACCEPTED named for commit i
+  bool timed_out = false;
+  double secs = 0;  // from the first commit until the last acknowledgement (or the timeout)
+};
+
+// Sends COMMITs, at most o.window unacknowledged at once, until every job is acknowledged to
+// its runner or o.timeout_s passed.
+void submit(zmq::socket_t& sub, const DispatchOptions& o, Shared& sh, Submission& run) {
+  size_t sent = 0;
+  auto t0 = Clock::now();
+  while (sh.done < o.jobs) {
+    while (sent < o.jobs && sent - std::min(sent, sh.done.load()) < o.window) {
+      run.sent_ns[sent] = now_ns();
+      if (!net::send(sub, msg::Commit{sent + 1, run.commits[sent], "bench", false})) break;
+      ++sent;
+    }
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(1));
+    while (auto r = net::recv(sub, true, 2)) {
+      msg::Decoded d = net::decode_frames(*r, 0);
+      if (auto* a = d.ok() ? std::get_if<msg::Accepted>(&d.message) : nullptr) {
+        if (a->request_id >= 1 && a->request_id <= o.jobs) run.job_of[a->request_id - 1] = a->job_id;
+      }
+    }
+    if (Clock::now() - t0 > std::chrono::seconds(o.timeout_s)) {
+      run.timed_out = true;
+      break;
+    }
+  }
+  run.secs = std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Commit -> acknowledgement latencies, in ms.
+std::vector<double> latencies(const Submission& run, const Shared& sh) {
+  std::vector<double> lat;
+  for (size_t i = 0; i < run.job_of.size(); ++i) {
+    uint64_t j = run.job_of[i];
+    if (j > 0 && j < sh.ack_ns.size() && sh.ack_ns[j] > 0) lat.push_back((sh.ack_ns[j] - run.sent_ns[i]) / 1e6);
+  }
+  return lat;
+}
+
+// What run_dispatch measured.
+struct Figures {
+  double rate = 0, files_rate = 0, ceil_rate = 0, disk_rate = 0;
+  std::vector<double> lat;
+  long rss = 0, hwm = 0;
+  size_t files = 0;
+};
+
+// Measures and prints the two ceilings (now, after the dispatcher stopped).
+void measure_ceilings(const DispatchOptions& o, const fs::path& tmp, Figures& f) {
+  f.ceil_rate = ceiling(o.runners, o.jobs, o.window);
+  std::printf("ceiling (bare ROUTER/DEALER, same pattern, no store): %.0f jobs/s\n", f.ceil_rate);
+  f.disk_rate = disk_ceiling(tmp / "disk-ceiling", o.jobs);
+  std::printf("disk ceiling (2 atomic result files per job, same folder): %.0f jobs/s\n", f.disk_rate);
+}
+
+void print_json(const DispatchOptions& o, const Figures& f) {
+  nlohmann::json j = {{"jobs_per_s", std::round(f.rate)},
+                      {"p50_ms", std::round(percentile(f.lat, 50) * 100) / 100},
+                      {"p99_ms", std::round(percentile(f.lat, 99) * 100) / 100},
+                      {"ceiling_jobs_per_s", std::round(f.ceil_rate)},
+                      {"ratio_to_ceiling", std::round(f.rate / f.ceil_rate * 1000) / 1000},
+                      {"disk_ceiling_jobs_per_s", std::round(f.disk_rate)},
+                      {"ratio_to_disk_ceiling", std::round(f.rate / f.disk_rate * 1000) / 1000},
+                      {"runners", o.runners},
+                      {"jobs", o.jobs},
+                      {"dispatcher_rss_kb", f.rss},
+                      {"dispatcher_peak_rss_kb", f.hwm},
+                      {"result_files", f.files},
+                      {"files_jobs_per_s", std::round(f.files_rate)}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+// The files are written behind the acknowledgements, on the dispatcher's writer thread: waits
+// for the last one (a noisy disk may be far behind); the number written.
+size_t wait_for_files(const fs::path& tmp, const Submission& run, const DispatchOptions& o) {
+  auto count_files = [&] {
+    size_t n = 0;
+    for (const auto& c : run.commits) n += fs::exists(tmp / "results" / (c + ".json"));
+    return n;
+  };
+  size_t files = 0;
+  wait_for([&] { return (files = count_files()) == o.jobs; }, std::chrono::seconds(o.timeout_s),
+           std::chrono::milliseconds(50));
+  return files;
+}
+
+// Runs the jobs through the dispatcher at ep (pid) with o.runners fake runners.
+Figures measure(const DispatchOptions& o, const fs::path& tmp, const std::string& ep, pid_t pid,
+                Shared& sh, Submission& run) {
+  zmq::context_t ctx(1);
+  std::vector<std::thread> runners;
+  for (int i = 0; i < o.runners; ++i) runners.emplace_back(fake_runner, std::ref(ctx), ep, i, std::ref(sh));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // registrations
+  zmq::socket_t sub = net::make_dealer(ctx, ep);
+  const auto t0 = Clock::now();
+  submit(sub, o, sh, run);
+  Figures f;
+  memory_kb(pid, &f.rss, &f.hwm);
+  sh.stop = true;
+  for (auto& t : runners) t.join();
+  f.files = wait_for_files(tmp, run, o);
+  const double files_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop(pid);
+  f.lat = latencies(run, sh);
+  f.rate = static_cast<double>(sh.done.load()) / run.secs;
+  f.files_rate = static_cast<double>(f.files) / files_secs;
+  std::printf("dispatcher: %zu jobs done in %.2f s = %.0f jobs/s, p50 %.2f ms, p99 %.2f ms, RSS %ld KiB (peak %ld KiB)\n",
+              sh.done.load(), run.secs, f.rate, percentile(f.lat, 50), percentile(f.lat, 99), f.rss, f.hwm);
+  std::printf("result files: %zu, the last written %.2f s after the first commit = %.0f jobs/s\n", f.files,
+              files_secs, f.files_rate);
+  return f;
+}
+
 }  // namespace
 
 int run_dispatch(const DispatchOptions& o) {
@@ -182,92 +313,16 @@ int run_dispatch(const DispatchOptions& o) {
   if (ep.empty()) return 1;
   std::printf("dispatch: %d fake runners, %zu jobs, window %zu, dispatcher at %s (pid %d)\n",
               o.runners, o.jobs, o.window, ep.c_str(), pid);
-  zmq::context_t ctx(1);
   Shared sh(o.jobs);
-  std::vector<std::thread> runners;
-  for (int i = 0; i < o.runners; ++i) runners.emplace_back(fake_runner, std::ref(ctx), ep, i, std::ref(sh));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // registrations
-
-  zmq::socket_t sub = net::make_dealer(ctx, ep);
-  std::mt19937_64 rng(12345);
-  std::vector<std::string> commits(o.jobs);
-  for (auto& c : commits) c = random_commit(rng);
-  std::vector<int64_t> sent_ns(o.jobs, 0);
-  std::vector<uint64_t> job_of(o.jobs, 0);
-  size_t sent = 0;
-  auto t0 = Clock::now();
-  bool timed_out = false;
-  while (sh.done < o.jobs) {
-    while (sent < o.jobs && sent - std::min(sent, sh.done.load()) < o.window) {
-      sent_ns[sent] = now_ns();
-      if (!net::send(sub, msg::Commit{sent + 1, commits[sent], "bench", false})) break;
-      ++sent;
-    }
-    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(1));
-    while (auto r = net::recv(sub, true, 2)) {
-      msg::Decoded d = net::decode_frames(*r, 0);
-      if (auto* a = d.ok() ? std::get_if<msg::Accepted>(&d.message) : nullptr) {
-        if (a->request_id >= 1 && a->request_id <= o.jobs) job_of[a->request_id - 1] = a->job_id;
-      }
-    }
-    if (Clock::now() - t0 > std::chrono::seconds(o.timeout_s)) {
-      timed_out = true;
-      break;
-    }
-  }
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  long rss = 0, hwm = 0;
-  memory_kb(pid, &rss, &hwm);
-  sh.stop = true;
-  for (auto& t : runners) t.join();
-  // The files are written behind the acknowledgements, on the dispatcher's writer thread: wait
-  // for the last one (a noisy disk may be far behind) and report that rate too.
-  auto count_files = [&] {
-    size_t n = 0;
-    for (const auto& c : commits) n += fs::exists(tmp / "results" / (c + ".json"));
-    return n;
-  };
-  size_t files = 0;
-  wait_for([&] { return (files = count_files()) == o.jobs; }, std::chrono::seconds(o.timeout_s),
-           std::chrono::milliseconds(50));
-  double files_secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  stop(pid);
-
-  std::vector<double> lat;
-  for (size_t i = 0; i < o.jobs; ++i) {
-    uint64_t j = job_of[i];
-    if (j > 0 && j < sh.ack_ns.size() && sh.ack_ns[j] > 0) lat.push_back((sh.ack_ns[j] - sent_ns[i]) / 1e6);
-  }
-  double rate = static_cast<double>(sh.done.load()) / secs;
-  double files_rate = static_cast<double>(files) / files_secs;
-  std::printf("dispatcher: %zu jobs done in %.2f s = %.0f jobs/s, p50 %.2f ms, p99 %.2f ms, RSS %ld KiB (peak %ld KiB)\n",
-              sh.done.load(), secs, rate, percentile(lat, 50), percentile(lat, 99), rss, hwm);
-  std::printf("result files: %zu, the last written %.2f s after the first commit = %.0f jobs/s\n", files,
-              files_secs, files_rate);
-  double ceil_rate = ceiling(o.runners, o.jobs, o.window);
-  std::printf("ceiling (bare ROUTER/DEALER, same pattern, no store): %.0f jobs/s\n", ceil_rate);
-  double disk_rate = disk_ceiling(tmp / "disk-ceiling", o.jobs);
-  std::printf("disk ceiling (2 atomic result files per job, same folder): %.0f jobs/s\n", disk_rate);
-  bool ok = !timed_out && sh.done == o.jobs && files == o.jobs && sh.duplicates == 0;
+  Submission run(o.jobs);
+  Figures f = measure(o, tmp, ep, pid, sh, run);
+  measure_ceilings(o, tmp, f);
+  bool ok = !run.timed_out && sh.done == o.jobs && f.files == o.jobs && sh.duplicates == 0;
   if (!ok) {
     std::fprintf(stderr, "simpleci-bench: FAILED: %zu/%zu acknowledged, %zu result files, %zu duplicate acks%s\n",
-                 sh.done.load(), o.jobs, files, sh.duplicates.load(), timed_out ? ", timed out" : "");
+                 sh.done.load(), o.jobs, f.files, sh.duplicates.load(), run.timed_out ? ", timed out" : "");
   }
-  nlohmann::json j = {{"jobs_per_s", std::round(rate)},
-                      {"p50_ms", std::round(percentile(lat, 50) * 100) / 100},
-                      {"p99_ms", std::round(percentile(lat, 99) * 100) / 100},
-                      {"ceiling_jobs_per_s", std::round(ceil_rate)},
-                      {"ratio_to_ceiling", std::round(rate / ceil_rate * 1000) / 1000},
-                      {"disk_ceiling_jobs_per_s", std::round(disk_rate)},
-                      {"ratio_to_disk_ceiling", std::round(rate / disk_rate * 1000) / 1000},
-                      {"runners", o.runners},
-                      {"jobs", o.jobs},
-                      {"dispatcher_rss_kb", rss},
-                      {"dispatcher_peak_rss_kb", hwm},
-                      {"result_files", files},
-                      {"files_jobs_per_s", std::round(files_rate)}};
-  std::printf("%s\n", j.dump().c_str());
+  print_json(o, f);
   std::error_code ec;
   if (!o.keep) fs::remove_all(tmp, ec);
   return ok ? 0 : 1;

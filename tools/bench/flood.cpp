@@ -13,7 +13,7 @@
 #include "messages/codec.h"
 #include "net/reply_budget.h"
 #include "net/transport.h"
-#include "tools/bench/dispatch.h"
+#include "tools/bench/options.h"
 #include "tools/bench/proc.h"
 
 namespace simpleci::bench {

@@ -16,104 +16,154 @@
 #include <CLI/CLI.hpp>
 
 #include "app/cli.h"
-#include "tools/bench/checkout.h"
-#include "tools/bench/dispatch.h"
-#include "tools/bench/soak.h"
+#include "tools/bench/options.h"
 
 using namespace simpleci;
 
 namespace {
+
+const std::string kProg = "simpleci-bench";
+
+// --keep and --work-dir, which every subcommand has.
+void add_run_dir(CLI::App* sub, bench::RunDir& r) {
+  sub->add_flag("--keep", r.keep, "keep the temporary folder");
+  sub->add_option("--work-dir", r.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+}
+
+// Each subcommand: add() declares its flags, run() checks their ranges and runs it.
+struct Dispatch {
+  bench::DispatchOptions o;
+  int64_t jobs = 20000, window = 256;
+  CLI::App* sub = nullptr;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("dispatch", "dispatcher throughput and latency");
+    sub->add_option("--runners", o.runners, "fake runners (1..256)");
+    sub->add_option("--jobs", jobs, "jobs to run (1..10000000)");
+    sub->add_option("--window", window, "jobs in flight at once (1..100000)");
+    sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
+    sub->add_option("--dispatcher-arg", o.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
+        ->allow_extra_args(false);
+    add_run_dir(sub, o);
+  }
+  int run() {
+    if (!cli::in_range(kProg, "--runners", o.runners, 1, 256) || !cli::in_range(kProg, "--jobs", jobs, 1, 10000000) ||
+        !cli::in_range(kProg, "--window", window, 1, 100000)) {
+      return cli::kUsageError;
+    }
+    o.jobs = static_cast<size_t>(jobs);
+    o.window = static_cast<size_t>(window);
+    return bench::run_dispatch(o);
+  }
+};
+
+struct E2e {
+  bench::E2eOptions o;
+  CLI::App* sub = nullptr;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("e2e", "commit -> result latency through the whole pipeline");
+    sub->add_option("--commits", o.commits, "commits to time (1..10000)");
+    sub->add_option("--poll-ms", o.poll_ms, "observer poll interval (10..60000)");
+    add_run_dir(sub, o);
+  }
+  int run() {
+    if (!cli::in_range(kProg, "--commits", o.commits, 1, 10000) || !cli::in_range(kProg, "--poll-ms", o.poll_ms, 10, 60000)) {
+      return cli::kUsageError;
+    }
+    return bench::run_e2e(o);
+  }
+};
+
+struct Checkout {
+  bench::CheckoutOptions o;
+  int64_t files = 2000, file_bytes = 2048;
+  CLI::App* sub = nullptr;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("checkout", "the runner's checkout cost beside git's");
+    sub->add_option("--files", files, "files in the generated repository (1..200000)");
+    sub->add_option("--file-bytes", file_bytes, "size of each file (1..1048576)");
+    sub->add_option("--commits", o.commits, "commits to check out (2..1000)");
+    add_run_dir(sub, o);
+  }
+  int run() {
+    if (!cli::in_range(kProg, "--files", files, 1, 200000) || !cli::in_range(kProg, "--file-bytes", file_bytes, 1, 1048576) ||
+        !cli::in_range(kProg, "--commits", o.commits, 2, 1000)) {
+      return cli::kUsageError;
+    }
+    o.files = static_cast<size_t>(files);
+    o.file_bytes = static_cast<size_t>(file_bytes);
+    return bench::run_checkout(o);
+  }
+};
+
+struct Flood {
+  bench::FloodOptions o;
+  int64_t queued = 50000, finished = 0, requests = 4000;
+  CLI::App* sub = nullptr;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("flood", "COMMIT latency while another socket floods requests");
+    sub->add_option("--queued", queued, "queued jobs stored before the start (0..1000000)");
+    sub->add_option("--finished", finished, "finished jobs stored before the start (0..1000000)");
+    sub->add_option("--requests", requests, "requests per flood (1..100000)");
+    sub->add_option("--samples", o.samples, "COMMITs timed (1..1000)");
+    sub->add_flag("--results", o.results, "flood with RESULTS requests (limit 1000) instead of STATUS");
+    sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
+    add_run_dir(sub, o);
+  }
+  int run() {
+    if (!cli::in_range(kProg, "--queued", queued, 0, 1000000) || !cli::in_range(kProg, "--finished", finished, 0, 1000000) ||
+        !cli::in_range(kProg, "--requests", requests, 1, 100000) || !cli::in_range(kProg, "--samples", o.samples, 1, 1000)) {
+      return cli::kUsageError;
+    }
+    o.queued = static_cast<size_t>(queued);
+    o.finished = static_cast<size_t>(finished);
+    o.requests = static_cast<size_t>(requests);
+    return bench::run_flood(o);
+  }
+};
+
+struct Soak {
+  bench::SoakOptions o;
+  CLI::App* sub = nullptr;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("soak", "memory of the observer and the runner over many polls / jobs");
+    sub->add_option("--component", o.component, "observer, runner or both");
+    sub->add_option("--count", o.count, "observer polls and runner jobs (10..1000000)");
+    sub->add_option("--poll-ms", o.poll_ms, "the observer's poll interval (10..60000)");
+    add_run_dir(sub, o);
+  }
+  int run() {
+    if (o.component != "observer" && o.component != "runner" && o.component != "both") {
+      return cli::fail(kProg, "--component must be observer, runner or both, got '" + o.component + "'", cli::kUsageError);
+    }
+    if (!cli::in_range(kProg, "--count", o.count, 10, 1000000) || !cli::in_range(kProg, "--poll-ms", o.poll_ms, 10, 60000)) {
+      return cli::kUsageError;
+    }
+    return bench::run_soak(o);
+  }
+};
+
 int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI benchmarks"};
   app.require_subcommand(1);
-  bench::DispatchOptions d;
-  int64_t jobs = 20000, window = 256;
-  auto* dispatch = app.add_subcommand("dispatch", "dispatcher throughput and latency");
-  dispatch->add_option("--runners", d.runners, "fake runners (1..256)");
-  dispatch->add_option("--jobs", jobs, "jobs to run (1..10000000)");
-  dispatch->add_option("--window", window, "jobs in flight at once (1..100000)");
-  dispatch->add_option("--dispatcher-bin", d.dispatcher_bin, "dispatcher executable to measure");
-  dispatch->add_option("--dispatcher-arg", d.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
-      ->allow_extra_args(false);
-  dispatch->add_flag("--keep", d.keep, "keep the temporary folder");
-  dispatch->add_option("--work-dir", d.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
-  bench::E2eOptions e;
-  auto* e2e = app.add_subcommand("e2e", "commit -> result latency through the whole pipeline");
-  e2e->add_option("--commits", e.commits, "commits to time (1..10000)");
-  e2e->add_option("--poll-ms", e.poll_ms, "observer poll interval (10..60000)");
-  e2e->add_flag("--keep", e.keep, "keep the temporary folder");
-  e2e->add_option("--work-dir", e.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
-  bench::CheckoutOptions k;
-  int64_t files = 2000, file_bytes = 2048;
-  auto* checkout = app.add_subcommand("checkout", "the runner's checkout cost beside git's");
-  checkout->add_option("--files", files, "files in the generated repository (1..200000)");
-  checkout->add_option("--file-bytes", file_bytes, "size of each file (1..1048576)");
-  checkout->add_option("--commits", k.commits, "commits to check out (2..1000)");
-  checkout->add_flag("--keep", k.keep, "keep the temporary folder");
-  checkout->add_option("--work-dir", k.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
-  bench::FloodOptions f;
-  int64_t queued = 50000, finished = 0, requests = 4000;
-  auto* flood = app.add_subcommand("flood", "COMMIT latency while another socket floods requests");
-  flood->add_option("--queued", queued, "queued jobs stored before the start (0..1000000)");
-  flood->add_option("--finished", finished, "finished jobs stored before the start (0..1000000)");
-  flood->add_option("--requests", requests, "requests per flood (1..100000)");
-  flood->add_option("--samples", f.samples, "COMMITs timed (1..1000)");
-  flood->add_flag("--results", f.results, "flood with RESULTS requests (limit 1000) instead of STATUS");
-  flood->add_option("--dispatcher-bin", f.dispatcher_bin, "dispatcher executable to measure");
-  flood->add_flag("--keep", f.keep, "keep the temporary folder");
-  flood->add_option("--work-dir", f.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
-  bench::SoakOptions so;
-  auto* soak = app.add_subcommand("soak", "memory of the observer and the runner over many polls / jobs");
-  soak->add_option("--component", so.component, "observer, runner or both");
-  soak->add_option("--count", so.count, "observer polls and runner jobs (10..1000000)");
-  soak->add_option("--poll-ms", so.poll_ms, "the observer's poll interval (10..60000)");
-  soak->add_flag("--keep", so.keep, "keep the temporary folder");
-  soak->add_option("--work-dir", so.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
+  Dispatch dispatch;
+  E2e e2e;
+  Checkout checkout;
+  Flood flood;
+  Soak soak;
+  dispatch.add(app);
+  e2e.add(app);
+  checkout.add(app);
+  flood.add(app);
+  soak.add(app);
   int code = 0;
-  const std::string prog = "simpleci-bench";
-  if (!cli::parse(app, argc, argv, prog, &code)) return code;
-  if (dispatch->parsed()) {
-    if (!cli::in_range(prog, "--runners", d.runners, 1, 256) || !cli::in_range(prog, "--jobs", jobs, 1, 10000000) ||
-        !cli::in_range(prog, "--window", window, 1, 100000)) {
-      return cli::kUsageError;
-    }
-    d.jobs = static_cast<size_t>(jobs);
-    d.window = static_cast<size_t>(window);
-    return bench::run_dispatch(d);
-  }
-  if (flood->parsed()) {
-    if (!cli::in_range(prog, "--queued", queued, 0, 1000000) || !cli::in_range(prog, "--finished", finished, 0, 1000000) ||
-        !cli::in_range(prog, "--requests", requests, 1, 100000) || !cli::in_range(prog, "--samples", f.samples, 1, 1000)) {
-      return cli::kUsageError;
-    }
-    f.queued = static_cast<size_t>(queued);
-    f.finished = static_cast<size_t>(finished);
-    f.requests = static_cast<size_t>(requests);
-    return bench::run_flood(f);
-  }
-  if (soak->parsed()) {
-    if (so.component != "observer" && so.component != "runner" && so.component != "both") {
-      return cli::fail(prog, "--component must be observer, runner or both, got '" + so.component + "'", cli::kUsageError);
-    }
-    if (!cli::in_range(prog, "--count", so.count, 10, 1000000) || !cli::in_range(prog, "--poll-ms", so.poll_ms, 10, 60000)) {
-      return cli::kUsageError;
-    }
-    return bench::run_soak(so);
-  }
-  if (checkout->parsed()) {
-    if (!cli::in_range(prog, "--files", files, 1, 200000) || !cli::in_range(prog, "--file-bytes", file_bytes, 1, 1048576) ||
-        !cli::in_range(prog, "--commits", k.commits, 2, 1000)) {
-      return cli::kUsageError;
-    }
-    k.files = static_cast<size_t>(files);
-    k.file_bytes = static_cast<size_t>(file_bytes);
-    return bench::run_checkout(k);
-  }
-  if (!cli::in_range(prog, "--commits", e.commits, 1, 10000) || !cli::in_range(prog, "--poll-ms", e.poll_ms, 10, 60000)) {
-    return cli::kUsageError;
-  }
-  return bench::run_e2e(e);
+  if (!cli::parse(app, argc, argv, kProg, &code)) return code;
+  if (dispatch.sub->parsed()) return dispatch.run();
+  if (flood.sub->parsed()) return flood.run();
+  if (soak.sub->parsed()) return soak.run();
+  if (checkout.sub->parsed()) return checkout.run();
+  return e2e.run();
 }
+
 }  // namespace
 
 int main(int argc, char** argv) { return simpleci::cli::guarded_main("simpleci-bench", run_main, argc, argv); }

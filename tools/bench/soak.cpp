@@ -1,4 +1,4 @@
-#include "tools/bench/soak.h"
+#include "tools/bench/options.h"
 
 #include <git2.h>
 #include <unistd.h>
@@ -14,6 +14,7 @@
 
 #include "messages/codec.h"
 #include "net/transport.h"
+#include "tools/bench/fake_dispatcher.h"
 #include "tools/bench/proc.h"
 
 namespace simpleci::bench {
@@ -22,37 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// The benchmark's stand-in for the dispatcher: a ROUTER on an OS-chosen loopback port.
-class FakeDispatcher {
- public:
-  FakeDispatcher() : sock_(net::make_router(ctx_)) {
-    sock_.bind("tcp://127.0.0.1:*");
-    endpoint_ = sock_.get(zmq::sockopt::last_endpoint);
-  }
-  const std::string& endpoint() const { return endpoint_; }
-  // The next valid message within timeout (remembering who sent it); nullopt otherwise.
-  std::optional<msg::Message> next(milliseconds timeout) {
-    zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
-    auto deadline = Clock::now() + timeout;
-    do {
-      while (auto r = net::recv(sock_, true)) {
-        if (r->frames.size() != 3) continue;
-        peer_ = std::string(net::view(r->frames[0]));
-        auto d = net::decode_frames(*r, 1);
-        if (d.ok()) return d.message;
-      }
-      zmq::poll(&item, 1, milliseconds(10));
-    } while (Clock::now() < deadline);
-    return std::nullopt;
-  }
-  void send(const msg::Message& m) { net::send_to(sock_, peer_, m); }
-
- private:
-  zmq::context_t ctx_{1};
-  zmq::socket_t sock_;
-  std::string endpoint_, peer_;
-};
 
 // Adds an empty commit (same tree) on top of HEAD of the repository at dir; returns its id.
 std::string add_commit(git_repository* repo, int n) {

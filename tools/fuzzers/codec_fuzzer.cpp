@@ -1,11 +1,14 @@
 // Fuzzes the message decoder with arbitrary bytes. The first byte picks how the input is split
 // into header and body so both frames get explored. Anything decode() accepts must re-encode
 // and decode to the same message, and must pass the sender-side validate(). The msgpack skimmer
-// (object budget) is checked against the decoder on the same bytes.
+// (object budget) and peek() (type and request id without decoding) are checked against the
+// decoder on the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 
 #include "messages/codec.h"
 #include "messages/skim.h"
@@ -36,6 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (!validate(d.message).empty()) std::abort();
+  // peek() reads the type and, for a request, the request id that the decoder reads.
+  const Peeked p = peek(body);
+  if (p.type != static_cast<uint8_t>(type_of(d.message))) std::abort();
+  const uint64_t id = std::visit(
+      [](const auto& m) -> uint64_t {
+        if constexpr (table::HasRequestId<std::decay_t<decltype(m)>>) return m.request_id;
+        return 0;
+      },
+      d.message);
+  if (p.request_id != (info_of(d.message).request_id == RequestId::kAsks ? id : 0)) std::abort();
   const Decoded again = decode_body(encode(d.message));
   if (!again.ok() || !(again.message == d.message)) std::abort();
   return 0;

@@ -1,0 +1,69 @@
+// The options of every `simpleci-bench` subcommand (parsed in main.cpp), and the function that
+// runs each. Every run works in a temporary folder (RunDir) it removes unless told --keep; each
+// prints human lines, then one JSON line with its figures.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace simpleci::bench {
+
+// Where a run's temporary folder goes, and whether it stays afterwards.
+struct RunDir {
+  std::string work_dir;  // "" = $TMPDIR or /tmp
+  bool keep = false;
+};
+
+// `dispatch`: jobs through the real dispatcher with fake runners, beside a bare broker.
+struct DispatchOptions : RunDir {
+  int runners = 8;
+  size_t jobs = 20000;
+  size_t window = 256;
+  int timeout_s = 300;
+  std::string dispatcher_bin;
+  std::vector<std::string> dispatcher_args;  // added to the dispatcher's command line
+};
+int run_dispatch(const DispatchOptions& o);
+
+// `e2e`: commit -> result latency through the real observer, dispatcher and runner.
+struct E2eOptions : RunDir {
+  int commits = 20;
+  int poll_ms = 200;
+};
+int run_e2e(const E2eOptions& o);
+
+// `flood`: COMMIT latency from one socket while another floods requests.
+struct FloodOptions : RunDir {
+  size_t queued = 50000;    // queued jobs in the store before the dispatcher starts
+  size_t finished = 0;      // finished jobs in the store
+  size_t requests = 4000;   // requests in each flood
+  int samples = 20;         // COMMITs timed, one per flood
+  bool results = false;     // flood with RESULTS (limit 1000) instead of STATUS
+  std::string dispatcher_bin;
+};
+int run_flood(const FloodOptions& o);
+
+// `checkout`: the runner's checkout (libgit2) beside git itself.
+struct CheckoutOptions : RunDir {
+  size_t files = 2000;
+  size_t file_bytes = 2048;
+  int commits = 20;
+};
+int run_checkout(const CheckoutOptions& o);
+
+// `soak`: does the memory of a long-running component stay flat?
+struct SoakOptions : RunDir {
+  std::string component = "both";  // observer, runner or both
+  int count = 10000;               // observer polls / runner jobs
+  int poll_ms = 10;                // the observer's --poll-ms
+};
+// Drives the real observer through `count` polls of its origin and the real runner through
+// `count` jobs (each for a commit its clone has to fetch), with the benchmark itself playing
+// the dispatcher (a ROUTER on loopback). Samples VmRSS from /proc/PID/status and prints, per
+// component, RSS after the first tenth (the start: allocators and caches warmed up), at the
+// end and at its peak, and the growth per 1,000 iterations; the last line is JSON with
+// <component>_rss_start_kb, _rss_end_kb, _rss_peak_kb, _growth_kb_per_1000 and _iterations.
+int run_soak(const SoakOptions& o);
+
+}  // namespace simpleci::bench
