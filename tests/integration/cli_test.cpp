@@ -22,6 +22,17 @@ int lines(const std::string& s) {
   return n + (!s.empty() && s.back() != '\n');
 }
 
+// Runs every case from cwd: each must exit with its code and say so in one line naming its value.
+void expect_one_line_each(std::vector<BadCase> cases, const fs::path& cwd) {
+  for (auto& c : cases) {
+    c.argv[0] = bin(c.argv[0]);
+    RunResult r = run(c.argv, cwd, std::chrono::milliseconds(10000));
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
+    EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;
+    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.what << ": " << r.output;
+  }
+}
+
 TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
   TempDir tmp;
   fs::path not_repo = tmp.path() / "plain";
@@ -59,15 +70,11 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
       {"watch job 0", {"simpleci", "watch", "0"}, 2, "job number"},
       {"watch interval", {"simpleci", "watch", "5", "--interval-ms", "1"}, 2, "interval-ms"},
   };
-  for (auto c : cases) {
-    c.argv[0] = bin(c.argv[0]);
-    c.argv.insert(c.argv.end(), {"--log-dir", logs});
-    if (c.argv[0].ends_with("/simpleci")) c.argv.resize(c.argv.size() - 2);
-    RunResult r = run(c.argv, tmp.path(), std::chrono::milliseconds(10000));
-    EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
-    EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;
-    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.what << ": " << r.output;
+  for (auto& c : cases) {
+    // The components get a log folder of their own; the client has no --log-dir.
+    if (c.argv[0] != "simpleci") c.argv.insert(c.argv.end(), {"--log-dir", logs});
   }
+  expect_one_line_each(cases, tmp.path());
 }
 
 // A folder that cannot be created or written is a runtime failure (1), whichever flag names it;
@@ -91,13 +98,7 @@ TEST(CommandLine, AFolderThatCannotBeMadeIsExitOneAndABadLogLevelIsExitTwo) {
       {"dispatcher log level", {"simpleci-dispatcher", "--log-level", "loud", "--log-dir", logs}, 2, "--log-level"},
       {"runner log level", {"simpleci-runner", "--log-level", "loud", clone}, 2, "--log-level"},
   };
-  for (auto c : cases) {
-    c.argv[0] = bin(c.argv[0]);
-    RunResult r = run(c.argv, tmp.path(), std::chrono::milliseconds(10000));
-    EXPECT_EQ(r.exit_code, c.exit_code) << c.what << ": " << r.output;
-    EXPECT_EQ(lines(r.output), 1) << c.what << ": " << r.output;
-    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.what << ": " << r.output;
-  }
+  expect_one_line_each(cases, tmp.path());
 }
 
 TEST(CommandLine, AddressInUseIsOneLineAndExitOne) {

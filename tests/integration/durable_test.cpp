@@ -170,6 +170,14 @@ TEST(Durability, KilledRightAfterTheFirstAckTheDispatcherLosesNoResultFile) {
     again.collect(30s, [&](const msg::Message& m) { return std::holds_alternative<msg::ResultAck>(m) && ++acks == held.size(); });
   }
   EXPECT_EQ(acks, held.size()) << c.logs();
+  // The files follow the acknowledgement (the writer thread makes them after the flush): wait for
+  // the last summary before comparing everything with the store.
+  EXPECT_TRUE(wait_until([&] {
+    for (int n = 0; n < kJobs; ++n) {
+      if (!read_result(c.results_dir(), commit_no(n))) return false;
+    }
+    return true;
+  }, 30s)) << c.logs();
   final_commits.clear();
   expect_files_match_store(c, client, kJobs, &final_commits);
   EXPECT_EQ(final_commits.size(), static_cast<size_t>(kJobs));

@@ -126,7 +126,9 @@ TEST(Faults, SigtermedRunnerFinishesItsJobReportsAndExits) {
   ASSERT_FALSE(first_runner(marks).empty()) << c.logs();
   int code = c.runner("r1").stop(SIGTERM, 30s);
   EXPECT_EQ(code, 0) << c.logs();
-  auto r = read_result(c.results_dir(), id);
+  // The runner leaves once the result is durable in the store; the file follows it.
+  std::optional<nlohmann::json> r;
+  wait_until([&] { return (r = read_result(c.results_dir(), id)).has_value(); }, 10s);
   ASSERT_TRUE(r) << "the runner exited before its result was stored\n" << c.logs();
   EXPECT_EQ((*r)["status"], "passed");
   EXPECT_EQ((*r)["attempt"], 1);

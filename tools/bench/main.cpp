@@ -13,6 +13,10 @@
 //                                                      of the runner over 10,000 jobs (flat?)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
+#include <functional>
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 #include "app/cli.h"
@@ -30,115 +34,93 @@ void add_run_dir(CLI::App* sub, bench::RunDir& r) {
   sub->add_option("--work-dir", r.work_dir, "where the temporary folder goes (default $TMPDIR or /tmp)");
 }
 
-// Each subcommand: add() declares its flags, run() checks their ranges and runs it.
-struct Dispatch {
-  bench::DispatchOptions o;
-  int64_t jobs = 20000, window = 256;
+// What every subcommand shares: its CLI11 subcommand, and numeric flags whose range is stated
+// once, in the help text and in the check that run() makes before measuring anything.
+struct Subcommand {
   CLI::App* sub = nullptr;
+  std::vector<std::function<bool()>> checks;
+
+  template <class T>
+  void ranged(const std::string& flag, T& value, const std::string& help, int64_t lo, int64_t hi) {
+    sub->add_option(flag, value, cli::with_range(help, lo, hi));
+    checks.push_back([&value, flag, lo, hi] { return cli::in_range(kProg, flag, static_cast<int64_t>(value), lo, hi); });
+  }
+  bool in_range() const {
+    for (const auto& check : checks) {
+      if (!check()) return false;
+    }
+    return true;
+  }
+};
+
+// Each subcommand: add() declares its flags, run() checks them and runs it.
+struct Dispatch : Subcommand {
+  bench::DispatchOptions o;
   void add(CLI::App& app) {
     sub = app.add_subcommand("dispatch", "dispatcher throughput and latency");
-    sub->add_option("--runners", o.runners, "fake runners (1..256)");
-    sub->add_option("--jobs", jobs, "jobs to run (1..10000000)");
-    sub->add_option("--window", window, "jobs in flight at once (1..100000)");
+    ranged("--runners", o.runners, "fake runners", 1, 256);
+    ranged("--jobs", o.jobs, "jobs to run", 1, 10000000);
+    ranged("--window", o.window, "jobs in flight at once", 1, 100000);
     sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
     sub->add_option("--dispatcher-arg", o.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
         ->allow_extra_args(false);
     add_run_dir(sub, o);
   }
-  int run() {
-    if (!cli::in_range(kProg, "--runners", o.runners, 1, 256) || !cli::in_range(kProg, "--jobs", jobs, 1, 10000000) ||
-        !cli::in_range(kProg, "--window", window, 1, 100000)) {
-      return cli::kUsageError;
-    }
-    o.jobs = static_cast<size_t>(jobs);
-    o.window = static_cast<size_t>(window);
-    return bench::run_dispatch(o);
-  }
+  int run() { return in_range() ? bench::run_dispatch(o) : cli::kUsageError; }
 };
 
-struct E2e {
+struct E2e : Subcommand {
   bench::E2eOptions o;
-  CLI::App* sub = nullptr;
   void add(CLI::App& app) {
     sub = app.add_subcommand("e2e", "commit -> result latency through the whole pipeline");
-    sub->add_option("--commits", o.commits, "commits to time (1..10000)");
-    sub->add_option("--poll-ms", o.poll_ms, "observer poll interval (10..60000)");
+    ranged("--commits", o.commits, "commits to time", 1, 10000);
+    ranged("--poll-ms", o.poll_ms, "observer poll interval", 10, 60000);
     add_run_dir(sub, o);
   }
-  int run() {
-    if (!cli::in_range(kProg, "--commits", o.commits, 1, 10000) || !cli::in_range(kProg, "--poll-ms", o.poll_ms, 10, 60000)) {
-      return cli::kUsageError;
-    }
-    return bench::run_e2e(o);
-  }
+  int run() { return in_range() ? bench::run_e2e(o) : cli::kUsageError; }
 };
 
-struct Checkout {
+struct Checkout : Subcommand {
   bench::CheckoutOptions o;
-  int64_t files = 2000, file_bytes = 2048;
-  CLI::App* sub = nullptr;
   void add(CLI::App& app) {
     sub = app.add_subcommand("checkout", "the runner's checkout cost beside git's");
-    sub->add_option("--files", files, "files in the generated repository (1..200000)");
-    sub->add_option("--file-bytes", file_bytes, "size of each file (1..1048576)");
-    sub->add_option("--commits", o.commits, "commits to check out (2..1000)");
+    ranged("--files", o.files, "files in the generated repository", 1, 200000);
+    ranged("--file-bytes", o.file_bytes, "size of each file", 1, 1048576);
+    ranged("--commits", o.commits, "commits to check out", 2, 1000);
     add_run_dir(sub, o);
   }
-  int run() {
-    if (!cli::in_range(kProg, "--files", files, 1, 200000) || !cli::in_range(kProg, "--file-bytes", file_bytes, 1, 1048576) ||
-        !cli::in_range(kProg, "--commits", o.commits, 2, 1000)) {
-      return cli::kUsageError;
-    }
-    o.files = static_cast<size_t>(files);
-    o.file_bytes = static_cast<size_t>(file_bytes);
-    return bench::run_checkout(o);
-  }
+  int run() { return in_range() ? bench::run_checkout(o) : cli::kUsageError; }
 };
 
-struct Flood {
+struct Flood : Subcommand {
   bench::FloodOptions o;
-  int64_t queued = 50000, finished = 0, requests = 4000;
-  CLI::App* sub = nullptr;
   void add(CLI::App& app) {
     sub = app.add_subcommand("flood", "COMMIT latency while another socket floods requests");
-    sub->add_option("--queued", queued, "queued jobs stored before the start (0..1000000)");
-    sub->add_option("--finished", finished, "finished jobs stored before the start (0..1000000)");
-    sub->add_option("--requests", requests, "requests per flood (1..100000)");
-    sub->add_option("--samples", o.samples, "COMMITs timed (1..1000)");
+    ranged("--queued", o.queued, "queued jobs stored before the start", 0, 1000000);
+    ranged("--finished", o.finished, "finished jobs stored before the start", 0, 1000000);
+    ranged("--requests", o.requests, "requests per flood", 1, 100000);
+    ranged("--samples", o.samples, "COMMITs timed", 1, 1000);
     sub->add_flag("--results", o.results, "flood with RESULTS requests (limit 1000) instead of STATUS");
     sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
     add_run_dir(sub, o);
   }
-  int run() {
-    if (!cli::in_range(kProg, "--queued", queued, 0, 1000000) || !cli::in_range(kProg, "--finished", finished, 0, 1000000) ||
-        !cli::in_range(kProg, "--requests", requests, 1, 100000) || !cli::in_range(kProg, "--samples", o.samples, 1, 1000)) {
-      return cli::kUsageError;
-    }
-    o.queued = static_cast<size_t>(queued);
-    o.finished = static_cast<size_t>(finished);
-    o.requests = static_cast<size_t>(requests);
-    return bench::run_flood(o);
-  }
+  int run() { return in_range() ? bench::run_flood(o) : cli::kUsageError; }
 };
 
-struct Soak {
+struct Soak : Subcommand {
   bench::SoakOptions o;
-  CLI::App* sub = nullptr;
   void add(CLI::App& app) {
     sub = app.add_subcommand("soak", "memory of the observer and the runner over many polls / jobs");
     sub->add_option("--component", o.component, "observer, runner or both");
-    sub->add_option("--count", o.count, "observer polls and runner jobs (10..1000000)");
-    sub->add_option("--poll-ms", o.poll_ms, "the observer's poll interval (10..60000)");
+    ranged("--count", o.count, "observer polls and runner jobs", 10, 1000000);
+    ranged("--poll-ms", o.poll_ms, "the observer's poll interval", 10, 60000);
     add_run_dir(sub, o);
   }
   int run() {
     if (o.component != "observer" && o.component != "runner" && o.component != "both") {
       return cli::fail(kProg, "--component must be observer, runner or both, got '" + o.component + "'", cli::kUsageError);
     }
-    if (!cli::in_range(kProg, "--count", o.count, 10, 1000000) || !cli::in_range(kProg, "--poll-ms", o.poll_ms, 10, 60000)) {
-      return cli::kUsageError;
-    }
-    return bench::run_soak(o);
+    return in_range() ? bench::run_soak(o) : cli::kUsageError;
   }
 };
 
