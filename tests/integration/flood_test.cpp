@@ -4,6 +4,7 @@
 // requests. Memory is the dispatcher's VmHWM (peak RSS) from /proc, so a short peak is caught.
 #include <chrono>
 #include <fstream>
+#include <functional>
 
 #include <msgpack.hpp>
 
@@ -137,31 +138,31 @@ void hold_out(Cluster& c, const std::function<bool(const msg::StatusReply&)>& do
   EXPECT_LT(m.peak_kb, kMaxRssKb);
 }
 
+// A peer that never reads sends n requests (make(i) for i = 1..n); the dispatcher must stay
+// within its memory bound and answer others while at least `refused` replies are refused for the
+// peer's budget, and after the peer leaves.
+void flood_unread(Cluster& c, uint64_t n, const std::function<msg::ResultsRequest(uint64_t)>& make,
+                  uint64_t refused) {
+  zmq::context_t ctx(1);
+  auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
+  for (uint64_t i = 1; i <= n; ++i) send_raw(*attacker, msg::encode(make(i)));
+  hold_out(c, [refused](const msg::StatusReply& s) { return counter(s, "send.over_budget") >= refused; },
+           [&] { attacker.reset(); });
+}
+
 TEST(Flood, ResultsRequestsWithUnreadRepliesKeepMemoryBounded) {
   Cluster c;
   populate(c, 50000, 0);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
-  zmq::context_t ctx(1);
-  auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
-  for (uint64_t i = 1; i <= 3000; ++i) {
-    send_raw(*attacker, msg::encode(msg::ResultsRequest{i, "", 1000, false}));
-  }
   // ~130 KB per reply: the budget (32 MiB) holds a few hundred; the rest are refused.
-  hold_out(c, [](const msg::StatusReply& s) { return counter(s, "send.over_budget") >= 2500; },
-           [&] { attacker.reset(); });
+  flood_unread(c, 3000, [](uint64_t i) { return msg::ResultsRequest{i, "", 1000, false}; }, 2500);
 }
 
 TEST(Flood, ResultsRequestsForOneBigOutputKeepMemoryBounded) {
   Cluster c;
   populate(c, 1000, 0, msg::kMaxOutputCap);
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
-  zmq::context_t ctx(1);
-  auto attacker = std::make_unique<zmq::socket_t>(deaf_peer(ctx, c.endpoint()));
-  for (uint64_t i = 1; i <= 30; ++i) {
-    send_raw(*attacker, msg::encode(msg::ResultsRequest{i, commit_id(0), 1, true}));
-  }
-  hold_out(c, [](const msg::StatusReply& s) { return counter(s, "send.over_budget") >= 29; },
-           [&] { attacker.reset(); });
+  flood_unread(c, 30, [](uint64_t i) { return msg::ResultsRequest{i, commit_id(0), 1, true}; }, 29);
   // The output is still served to a client that reads.
   auto r = query_results(c.endpoint(), commit_id(0), 10s);
   ASSERT_TRUE(r);
