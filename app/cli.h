@@ -22,20 +22,6 @@ inline constexpr int kRuntimeError = 1;
 // An exit code when the program must stop now (its one line already printed); nullopt: go on.
 using Stop = std::optional<int>;
 
-// Ranges and defaults of flags that never reach the wire. They belong in messages/limits.h, the
-// one table of limits and defaults; they wait here until that file's owner takes them.
-inline constexpr int64_t kDefaultKillGraceMs = 10000;        // simpleci-runner --kill-grace-ms
-inline constexpr int64_t kMaxKillGraceMs = 600000;
-inline constexpr int64_t kDefaultPollMs = 1000;              // simpleci-observer --poll-ms
-inline constexpr int64_t kMinPollMs = 10;
-inline constexpr int64_t kMaxPollMs = 3600000;
-inline constexpr int64_t kDefaultClientTimeoutMs = 5000;     // simpleci --timeout-ms
-inline constexpr int64_t kMaxClientTimeoutMs = 3600000;
-inline constexpr int64_t kDefaultWatchIntervalMs = 200;      // simpleci watch --interval-ms
-inline constexpr int64_t kMinWatchIntervalMs = 10;
-inline constexpr int64_t kMaxWatchIntervalMs = 60000;
-inline constexpr int64_t kDefaultResultsLimit = 20;          // simpleci results --limit
-
 // Prints "<program>: <problem>" on stderr and returns code.
 int fail(const std::string& program, const std::string& problem, int code);
 

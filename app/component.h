@@ -3,7 +3,7 @@
 // dispatcher's peers, the poll loop.
 //
 //   app::Component c("simpleci-observer", "simpleCI observer: ...", "observer.log");
-//   c.add_ranged("--poll-ms", poll_ms, "how often to fetch origin", kMinPollMs, kMaxPollMs);
+//   c.add_ranged("--poll-ms", poll_ms, "how often to fetch origin", msg::kMinPollMs, msg::kMaxPollMs);
 //   if (auto stop = c.parse(argc, argv, check)) return *stop;  // usage errors: 2
 //   ...                                                     // runtime checks: c.fail(..., 1)
 //   if (auto stop = c.start("observer")) return *stop;      // log folder, signals: 1

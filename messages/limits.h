@@ -56,4 +56,17 @@ inline constexpr uint64_t kDefaultMaxQueued = 100000;
 inline constexpr uint64_t kMaxMaxQueued = 10000000;
 inline constexpr size_t kDefaultLiveWindow = 512 * 1024;  // newest output bytes kept per running job
 
+// --- Defaults and ranges of flags that never reach the wire (runner, observer, client). ---
+inline constexpr int64_t kDefaultKillGraceMs = 10000;        // simpleci-runner --kill-grace-ms
+inline constexpr int64_t kMaxKillGraceMs = 600000;
+inline constexpr int64_t kDefaultPollMs = 1000;              // simpleci-observer --poll-ms
+inline constexpr int64_t kMinPollMs = 10;
+inline constexpr int64_t kMaxPollMs = 3600000;
+inline constexpr int64_t kDefaultClientTimeoutMs = 5000;     // simpleci --timeout-ms
+inline constexpr int64_t kMaxClientTimeoutMs = 3600000;
+inline constexpr int64_t kDefaultWatchIntervalMs = 200;      // simpleci watch --interval-ms
+inline constexpr int64_t kMinWatchIntervalMs = 10;
+inline constexpr int64_t kMaxWatchIntervalMs = 60000;
+inline constexpr int64_t kDefaultResultsLimit = 20;          // simpleci results --limit
+
 }  // namespace simpleci::msg

@@ -9,6 +9,7 @@
 #include "app/component.h"
 #include "common/fsutil.h"
 #include "git/git.h"
+#include "messages/limits.h"
 #include "messages/validate.h"
 #include "observer/git_watch.h"
 #include "observer/observer.h"
@@ -22,14 +23,14 @@ struct Flags {
   std::string clone_dir, state_file;
   cli::ConnectFlags conn;
   std::vector<std::string> branches;
-  int64_t poll_ms = cli::kDefaultPollMs;
+  int64_t poll_ms = msg::kDefaultPollMs;
   cli::Dispatcher dispatcher;  // from conn, checked
 };
 
 void add_flags(app::Component& c, Flags& f) {
   CLI::App& app = c.flags();
   f.conn.add(app, "this observer");
-  c.add_ranged("--poll-ms", f.poll_ms, "how often to fetch origin", cli::kMinPollMs, cli::kMaxPollMs);
+  c.add_ranged("--poll-ms", f.poll_ms, "how often to fetch origin", msg::kMinPollMs, msg::kMaxPollMs);
   app.add_option("--branch", f.branches, "branch to watch (repeatable; default: the clone's branch)");
   app.add_option("--state-file", f.state_file, "cursor file (default CLONE_DIR/.git/simpleci/observer-state)");
   app.add_option("CLONE_DIR", f.clone_dir, "the observer's clone of the repository")->required();

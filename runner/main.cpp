@@ -22,7 +22,7 @@ struct Flags {
   std::string name, repo_url, clone_dir;
   cli::ConnectFlags conn;
   std::string test_command{msg::kDefaultTestCommand};
-  int64_t jobs = 1, grace_ms = cli::kDefaultKillGraceMs;
+  int64_t jobs = 1, grace_ms = msg::kDefaultKillGraceMs;
   bool insecure = false;
   cli::Dispatcher dispatcher;  // from conn, checked
 };
@@ -34,7 +34,7 @@ void add_flags(app::Component& c, Flags& f) {
   c.add_ranged("--jobs", f.jobs, "jobs run at once, each in its own checkout", 1, msg::kMaxCapacity);
   app.add_option("--repo", f.repo_url, "clone this URL into CLONE_DIR when it does not exist");
   c.add_ranged("--kill-grace-ms", f.grace_ms, "SIGTERM to SIGKILL delay for timeouts and cancels", 0,
-               cli::kMaxKillGraceMs);
+               msg::kMaxKillGraceMs);
   app.add_option("--test-command", f.test_command,
                  "command for commits without .simpleci/test when the dispatcher is not authenticated");
   app.add_flag("--insecure", f.insecure, "allow plain text to a non-loopback dispatcher");

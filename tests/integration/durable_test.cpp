@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "messages/codec.h"
+#include "net/request.h"
 #include "net/transport.h"
 #include "tests/integration/cluster.h"
 
@@ -47,14 +48,10 @@ class Peer {
         timeout);
     return got;
   }
-  std::optional<msg::Message> ask(const msg::Message& req, uint64_t request_id) {
+  std::optional<msg::Message> ask(const msg::Message& req) {
     send(req);
-    auto got = collect(5s, [&](const msg::Message& m) {
-      return std::visit([&](const auto& v) {
-        if constexpr (requires { v.request_id; }) return v.request_id == request_id;
-        return false;
-      }, m);
-    });
+    const uint64_t id = net::request_id_of(req);
+    auto got = collect(5s, [&](const msg::Message& m) { return net::request_id_of(m) == id; });
     if (got.empty()) return std::nullopt;
     return got.back();
   }
@@ -66,7 +63,7 @@ class Peer {
 
 // The newest job of a commit with its stored output, as the dispatcher's store holds it.
 std::optional<msg::ResultsReply> stored(Peer& p, const std::string& commit, uint64_t id) {
-  auto m = p.ask(msg::ResultsRequest{id, commit, 1, true}, id);
+  auto m = p.ask(msg::ResultsRequest{id, commit, 1, true});
   if (!m || !std::holds_alternative<msg::ResultsReply>(*m)) return std::nullopt;
   return std::get<msg::ResultsReply>(*m);
 }
@@ -218,7 +215,7 @@ TEST(Prune, OldJobsLoseTheirOutputAndFilesThroughTheClient) {
   ASSERT_TRUE(c.start_dispatcher()) << c.logs();
   Peer observer(c.endpoint());
   for (int n = 0; n < 3; ++n) {
-    auto m = observer.ask(msg::Commit{static_cast<uint64_t>(n + 1), commit_no(n), "main", false}, n + 1);
+    auto m = observer.ask(msg::Commit{static_cast<uint64_t>(n + 1), commit_no(n), "main", false});
     ASSERT_TRUE(m && std::holds_alternative<msg::Accepted>(*m)) << c.logs();
   }
   // A runner whose results carry timestamps 40 days old (jobs 1, 2) and fresh (job 3).

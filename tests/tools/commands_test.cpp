@@ -140,7 +140,7 @@ TEST(ClientCommands, WatchOfACommitFollowsItsNewestJobToTheEnd) {
   msg::WatchReply running{3, 9, 1, msg::JobStatus::kRunning, 0, 0, "r1", 0, "one\n", false};
   msg::WatchReply ended{4, 9, 1, msg::JobStatus::kPassed, 0, 1500, "r1", 4, "two\n", true};
   d.replies = {r, running, ended};
-  EXPECT_EQ(watch(d, kCommit, cli::kMinWatchIntervalMs, out.file(), err.file()), 0);
+  EXPECT_EQ(watch(d, kCommit, msg::kMinWatchIntervalMs, out.file(), err.file()), 0);
   EXPECT_EQ(out.text(), "one\ntwo\n");
   EXPECT_EQ(err.text(), "simpleci: job 9 running on r1 (attempt 1)\n"
                         "simpleci: job 9 passed (exit 0, 1.5 s, runner r1, attempt 1)\n");

@@ -119,7 +119,7 @@ int prune(Asker& d, int64_t days, std::FILE* out) {
 }
 
 int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err) {
-  if (!cli::in_range(kProgram, "--interval-ms", interval_ms, cli::kMinWatchIntervalMs, cli::kMaxWatchIntervalMs)) {
+  if (!cli::in_range(kProgram, "--interval-ms", interval_ms, msg::kMinWatchIntervalMs, msg::kMaxWatchIntervalMs)) {
     return cli::kUsageError;
   }
   uint64_t job = 0;

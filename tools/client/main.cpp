@@ -21,7 +21,7 @@ struct Args {
   bool json = false, force = false, follow = false;
   std::string commit, branch, target, component, log_dir = kDefaultLogDir;
   std::string key_dir = ".", name, authorize_dir, role;
-  int64_t limit = cli::kDefaultResultsLimit, job = 0, interval_ms = cli::kDefaultWatchIntervalMs, older_than = 0;
+  int64_t limit = msg::kDefaultResultsLimit, job = 0, interval_ms = msg::kDefaultWatchIntervalMs, older_than = 0;
 };
 
 // A subcommand and what running it does.
@@ -48,7 +48,7 @@ std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d
   s = app.add_subcommand("watch", "print a job's output as it runs; exit 0 if it passes, 3 if not");
   s->add_option("JOB_OR_COMMIT", a.target, "job number, or commit id (its newest job)")->required();
   s->add_option("--interval-ms", a.interval_ms,
-                cli::with_range("how often to ask for new output", cli::kMinWatchIntervalMs, cli::kMaxWatchIntervalMs));
+                cli::with_range("how often to ask for new output", msg::kMinWatchIntervalMs, msg::kMaxWatchIntervalMs));
   c.push_back({s, [&] { return client::watch(d, a.target, a.interval_ms, stdout, stderr); }});
   s = app.add_subcommand("cancel", "cancel a queued or running job");
   s->add_option("JOB", a.job, "job number")->required();
@@ -100,7 +100,7 @@ int run_main(int argc, char** argv) {
   a.connect.conn.add(app, "this client");
   app.add_option("--timeout-ms", a.connect.timeout_ms,
                  cli::with_range("how long to wait for an answer, default " +
-                                     std::to_string(cli::kDefaultClientTimeoutMs), 1, cli::kMaxClientTimeoutMs));
+                                     std::to_string(msg::kDefaultClientTimeoutMs), 1, msg::kMaxClientTimeoutMs));
   client::Session dispatcher(a.connect);
   std::vector<Command> commands = talking_commands(app, a, dispatcher);
   for (auto& c : local_commands(app, a)) commands.push_back(std::move(c));

@@ -18,7 +18,7 @@ int unexpected_reply() {
 int Session::open() {
   cli::Dispatcher d;
   if (auto stop = o_.conn.resolve(kProgram, &d)) return *stop;
-  if (!cli::in_range(kProgram, "--timeout-ms", o_.timeout_ms, 1, cli::kMaxClientTimeoutMs)) {
+  if (!cli::in_range(kProgram, "--timeout-ms", o_.timeout_ms, 1, msg::kMaxClientTimeoutMs)) {
     return cli::kUsageError;
   }
   conn_.emplace(ctx_, d.endpoint, d.server_key, d.secret_key);

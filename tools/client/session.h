@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "app/cli.h"
+#include "messages/limits.h"
 #include "messages/messages.h"
 #include "net/dealer.h"
 
@@ -21,7 +22,7 @@ inline constexpr int kJobNotPassed = 3;
 // The flags every subcommand that talks to the dispatcher takes.
 struct ConnectOptions {
   cli::ConnectFlags conn;
-  int64_t timeout_ms = cli::kDefaultClientTimeoutMs;
+  int64_t timeout_ms = msg::kDefaultClientTimeoutMs;
 };
 
 // The client's way to the dispatcher (a Session; tests script one).
