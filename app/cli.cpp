@@ -58,6 +58,13 @@ bool in_range(const std::string& program, const std::string& flag, int64_t v, in
   return false;
 }
 
+bool RangedFlags::check(const std::string& program) const {
+  for (const auto& in_its_range : checks_) {
+    if (!in_its_range(program)) return false;
+  }
+  return true;
+}
+
 std::string with_range(const std::string& help, int64_t lo, int64_t hi) {
   return help + " (" + std::to_string(lo) + ".." + std::to_string(hi) + ")";
 }

@@ -10,7 +10,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -41,6 +43,26 @@ bool in_range(const std::string& program, const std::string& flag, int64_t v, in
 
 // help + " (lo..hi)": the range a help line shows, from the same constants the check uses.
 std::string with_range(const std::string& help, int64_t lo, int64_t hi);
+
+// Numeric flags whose range is stated once, in the help line and in the check made after parsing
+// (Component's and every simpleci-bench subcommand's). Keeps references: value must outlive it.
+class RangedFlags {
+ public:
+  template <class T>
+  CLI::Option* add(CLI::App& app, const std::string& flag, T& value, const std::string& help,
+                   int64_t lo, int64_t hi) {
+    checks_.push_back([&value, flag, lo, hi](const std::string& program) {
+      return in_range(program, flag, static_cast<int64_t>(value), lo, hi);
+    });
+    return app.add_option(flag, value, with_range(help, lo, hi));
+  }
+  // True when every flag is within its range; else one line for the first that is not (in the
+  // order they were added).
+  bool check(const std::string& program) const;
+
+ private:
+  std::vector<std::function<bool(const std::string&)>> checks_;
+};
 
 // A test command (--test-command of the dispatcher and the runner): 1..kMaxCommandLen bytes
 // without NUL, else one line and 2.

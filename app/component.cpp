@@ -23,15 +23,12 @@ Component::~Component() {
 
 CLI::Option* Component::add_ranged(const std::string& flag, int64_t& value, const std::string& help,
                                    int64_t lo, int64_t hi) {
-  ranges_.push_back({flag, &value, lo, hi});
-  return app_.add_option(flag, value, cli::with_range(help, lo, hi));
+  return ranged_.add(app_, flag, value, help, lo, hi);
 }
 
 Stop Component::parse(int argc, char** argv, const std::function<Stop()>& check) {
   if (auto stop = cli::parse(app_, argc, argv, program_)) return stop;
-  for (const Range& r : ranges_) {
-    if (!cli::in_range(program_, r.flag, *r.value, r.lo, r.hi)) return cli::kUsageError;
-  }
+  if (!ranged_.check(program_)) return cli::kUsageError;
   if (spdlog::level::from_str(log_level_) == spdlog::level::off && log_level_ != "off") {
     return fail("--log-level must be trace, debug, info, warn, error or off, got '" + log_level_ + "'",
                 cli::kUsageError);

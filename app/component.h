@@ -59,15 +59,10 @@ class Component {
   int signal_fd() const { return signal_fd_; }
 
  private:
-  struct Range {
-    std::string flag;
-    const int64_t* value;
-    int64_t lo, hi;
-  };
   std::string program_;
   CLI::App app_;
   std::string log_dir_, log_level_ = "info";
-  std::vector<Range> ranges_;
+  cli::RangedFlags ranged_;
   int signal_fd_ = -1;
 };
 

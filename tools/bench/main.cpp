@@ -13,9 +13,7 @@
 //                                                      of the runner over 10,000 jobs (flat?)
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
-#include <functional>
 #include <string>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -38,19 +36,13 @@ void add_run_dir(CLI::App* sub, bench::RunDir& r) {
 // once, in the help text and in the check that run() makes before measuring anything.
 struct Subcommand {
   CLI::App* sub = nullptr;
-  std::vector<std::function<bool()>> checks;
+  cli::RangedFlags ranges;
 
   template <class T>
   void ranged(const std::string& flag, T& value, const std::string& help, int64_t lo, int64_t hi) {
-    sub->add_option(flag, value, cli::with_range(help, lo, hi));
-    checks.push_back([&value, flag, lo, hi] { return cli::in_range(kProg, flag, static_cast<int64_t>(value), lo, hi); });
+    ranges.add(*sub, flag, value, help, lo, hi);
   }
-  bool in_range() const {
-    for (const auto& check : checks) {
-      if (!check()) return false;
-    }
-    return true;
-  }
+  bool in_range() const { return ranges.check(kProg); }
 };
 
 // Each subcommand: add() declares its flags, run() checks them and runs it.
