@@ -101,11 +101,12 @@ std::string with_instead_of(const std::string& url) {
   return out;
 }
 
-bool fetch_origin(git_repository* repo, std::string* err) {
-  Config cfg = snapshot(repo, err);
+namespace {
+
+// Fetches refspecs from origin through an in-memory remote (nothing written to the config).
+bool fetch_refspecs(git_repository* repo, git_config* cfg, std::vector<std::string> specs, std::string* err) {
   std::string url;
-  if (!cfg || !origin_url(cfg.get(), &url, err)) return false;
-  std::vector<std::string> specs = origin_refspecs(cfg.get());
+  if (!origin_url(cfg, &url, err)) return false;
   std::vector<char*> spec_ptrs;
   for (auto& s : specs) spec_ptrs.push_back(s.data());
   git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
@@ -124,6 +125,18 @@ bool fetch_origin(git_repository* repo, std::string* err) {
   if (rc != 0) *err = error("fetch from origin failed");
   git_remote_free(remote);
   return rc == 0;
+}
+
+}  // namespace
+
+bool fetch_origin(git_repository* repo, std::string* err) {
+  Config cfg = snapshot(repo, err);
+  return cfg && fetch_refspecs(repo, cfg.get(), origin_refspecs(cfg.get()), err);
+}
+
+bool fetch_branch(git_repository* repo, const std::string& branch, std::string* err) {
+  Config cfg = snapshot(repo, err);
+  return cfg && fetch_refspecs(repo, cfg.get(), {"+refs/heads/" + branch + ":refs/remotes/origin/" + branch}, err);
 }
 
 namespace {

@@ -38,6 +38,10 @@ std::string with_instead_of(const std::string& url);
 // looks up the branch's upstream remote, another leaking lookup); nothing here reads it.
 bool fetch_origin(git_repository* repo, std::string* err);
 
+// Fetches only origin's branch (into refs/remotes/origin/<branch>): the objects of one branch,
+// not every ref's. branch must be a valid branch name (messages/validate.h).
+bool fetch_branch(git_repository* repo, const std::string& branch, std::string* err);
+
 // Packs a repository may hold before merge_small_packs() merges them (git's gc.autoPackLimit).
 inline constexpr size_t kPackLimit = 50;
 

@@ -1,15 +1,16 @@
 #include "runner/executor.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 extern char** environ;
 
@@ -17,194 +18,81 @@ namespace simpleci::runner {
 
 namespace {
 
-int g_stop_signal = 0;  // supervisor only: which signal asked it to end the job
-
-void nap_ms(int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, nullptr);
-}
-
 int encode_status(int st) {
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return 255;
 }
 
-// Reaps every child that has ended (the test, or an orphan handed to the supervisor), keeping
-// the test's status. Returns waitpid's last answer: 0 while children run, -1 (ECHILD) if none.
-pid_t reap_ended(pid_t test, int* st, bool* reaped) {
-  int s = 0;
-  pid_t w;
-  while ((w = ::waitpid(-1, &s, WNOHANG)) > 0) {
-    if (w == test && !*reaped) {
-      *st = s;
-      *reaped = true;
+// A file descriptor that becomes readable when the process ends (Linux 5.3+); -1 where the
+// kernel has none, and the runner then polls on a short timer instead.
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+// The test's environment: the runner's own, with the job's NAME=VALUE entries replacing any
+// of the same name.
+std::vector<std::string> job_environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    const std::string_view name = kv.substr(0, kv.find('=') + 1);
+    bool overridden = false;
+    for (const auto& x : extra) {
+      if (name == std::string_view(x).substr(0, x.find('=') + 1)) overridden = true;
     }
+    if (!overridden) env.emplace_back(kv);
   }
-  return w;
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
 }
 
-// Ends the test's process group: SIGTERM, up to grace_ms for it to go, then SIGKILL. Orphans
-// in the group are reaped as they end (a zombie would still count as a member).
-void end_group(pid_t test, int grace_ms, bool* reaped, int* st) {
-  ::kill(-test, SIGTERM);
-  for (int waited = 0; waited < grace_ms; waited += 10) {
-    reap_ended(test, st, reaped);
-    if (*reaped && ::kill(-test, 0) != 0) return;  // the whole group is gone
-    nap_ms(10);
+// How the supervisor starts: its own process group, the signals it waits for already blocked
+// (a SIGTERM sent at once is kept for it, not lost), every other signal at its default (the
+// runner ignores SIGPIPE; the test must not inherit that), stdin from /dev/null, stdout and
+// stderr on the output pipe.
+class SpawnSetup {
+ public:
+  explicit SpawnSetup(int out_fd) {
+    posix_spawnattr_init(&attr_);
+    posix_spawn_file_actions_init(&actions_);
+    sigset_t blocked, defaults;
+    sigemptyset(&blocked);
+    for (int s : {SIGCHLD, SIGTERM, SIGHUP, SIGINT}) sigaddset(&blocked, s);
+    sigemptyset(&defaults);
+    for (int s : {SIGTERM, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, s);
+    posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr_, 0);
+    posix_spawnattr_setsigmask(&attr_, &blocked);
+    posix_spawnattr_setsigdefault(&attr_, &defaults);
+    posix_spawn_file_actions_addopen(&actions_, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions_, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions_, out_fd, 2);
   }
-  ::kill(-test, SIGKILL);
-  if (!*reaped && ::waitpid(test, st, 0) == test) *reaped = true;
-}
-
-// The parent pid in the text of /proc/<pid>/stat ("pid (comm) state ppid ..."); the command
-// name may hold spaces and parentheses, so parsing starts after the last ')'. -1 if unreadable.
-pid_t parent_in_stat(const char* text, ssize_t len) {
-  ssize_t i = len - 1;
-  while (i >= 0 && text[i] != ')') --i;
-  i += 4;  // ") S "
-  if (i <= 3 || i >= len) return -1;
-  pid_t ppid = 0;
-  for (; i < len && text[i] >= '0' && text[i] <= '9'; ++i) ppid = ppid * 10 + (text[i] - '0');
-  return ppid;
-}
-
-// SIGKILLs every process whose parent is `parent`, found by walking /proc (raw getdents64,
-// open and read: nothing that allocates). Returns how many were signalled.
-int kill_children_of(pid_t parent) {
-  int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return 0;
-  int killed = 0;
-  alignas(8) char entries[8192];
-  ssize_t n;
-  while ((n = ::getdents64(dir, entries, sizeof entries)) > 0) {
-    for (ssize_t off = 0; off < n;) {
-      const auto* d = reinterpret_cast<const struct dirent64*>(entries + off);
-      off += d->d_reclen;
-      const char* name = d->d_name;
-      if (name[0] < '1' || name[0] > '9') continue;
-      char path[64] = "/proc/";
-      size_t k = 6;
-      for (const char* c = name; *c && k < sizeof path - 6; ++c) path[k++] = *c;
-      for (const char* c = "/stat"; *c; ++c) path[k++] = *c;
-      path[k] = '\0';
-      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;  // gone meanwhile
-      char stat[1024];
-      ssize_t len = ::read(fd, stat, sizeof stat);
-      ::close(fd);
-      if (len <= 0 || parent_in_stat(stat, len) != parent) continue;
-      pid_t pid = 0;
-      for (const char* c = name; *c >= '0' && *c <= '9'; ++c) pid = pid * 10 + (*c - '0');
-      if (::kill(pid, SIGKILL) == 0) ++killed;
-    }
+  ~SpawnSetup() {
+    posix_spawnattr_destroy(&attr_);
+    posix_spawn_file_actions_destroy(&actions_);
   }
-  ::close(dir);
-  return killed;
-}
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+  const posix_spawnattr_t* attr() const { return &attr_; }
+  const posix_spawn_file_actions_t* actions() const { return &actions_; }
 
-// After the job ended for whatever reason: kills everything started under the supervisor. As
-// a child subreaper it inherits every orphan of the job (daemons that called setsid, double
-// forks, nohup), so killing its children until none is left reaches all of them; a killed
-// parent hands its own children to the supervisor for the next round. Gives up after 5 s (a
-// process stuck in the kernel cannot be killed) so that the job still reports.
-void kill_everything_left(pid_t test, int* st, bool* reaped) {
-  ::kill(-test, SIGKILL);
-  const pid_t self = ::getpid();
-  timespec start{}, now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &start);
-  do {
-    if (reap_ended(test, st, reaped) < 0 && errno == ECHILD) return;
-    if (kill_children_of(self) == 0) nap_ms(2);  // a child is exiting or being handed to us
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-  } while (now.tv_sec - start.tv_sec < 5);
-}
+ private:
+  posix_spawnattr_t attr_;
+  posix_spawn_file_actions_t actions_;
+};
 
-// The test process, in the supervisor's forked child: its own process group, default signal
-// handling, stdin from /dev/null, stdout and stderr to the output pipe.
-[[noreturn]] void exec_test(char* const* argv, char* const* envp, const char* workdir, int out_fd) {
-  ::setpgid(0, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  for (int s : {SIGTERM, SIGHUP, SIGINT, SIGPIPE}) ::sigaction(s, &dfl, nullptr);
-  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
-  int devnull = ::open("/dev/null", O_RDONLY);
-  if (devnull >= 0) ::dup2(devnull, 0);
-  ::dup2(out_fd, 1);
-  ::dup2(out_fd, 2);
-  if (::chdir(workdir) != 0) {
-    const char m[] = "simpleci: cannot enter the checkout\n";
-    (void)!::write(2, m, sizeof m - 1);
-    _exit(126);
-  }
-  ::execve(argv[0], argv, envp);
-  const char m[] = "simpleci: cannot start the test command\n";
-  (void)!::write(2, m, sizeof m - 1);
-  _exit(127);
-}
-
-// The supervisor's own setup: a process group of its own, SIGHUP when the runner dies, the
-// orphans of the job, only stdio and the output pipe (moved to fd 3, which it returns) open,
-// and the signals it waits for (in *waitset) blocked.
-int become_supervisor(int out_fd, pid_t runner, sigset_t* waitset) {
-  ::setpgid(0, 0);
-  ::prctl(PR_SET_PDEATHSIG, SIGHUP);
-  // Orphans of the job (daemons, double forks) become children of the supervisor, not of init,
-  // so that kill_everything_left() can find and end them.
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  // Keep only stdio and the output pipe: an inherited copy of the runner's dispatcher socket
-  // would keep that connection open after the runner died and hide its death.
-  if (out_fd != 3) {
-    ::dup2(out_fd, 3);
-    out_fd = 3;
-  }
-  ::close_range(4, ~0U, 0);
-  // The supervisor waits for signals synchronously: the test's exit (SIGCHLD), a request to end
-  // the job (SIGTERM) or the runner's death (SIGHUP).
-  sigemptyset(waitset);
-  for (int s : {SIGCHLD, SIGTERM, SIGHUP, SIGINT}) sigaddset(waitset, s);
-  ::sigprocmask(SIG_SETMASK, waitset, nullptr);
-  if (::getppid() != runner) g_stop_signal = SIGHUP;  // the runner died before we got here
-  return out_fd;
-}
-
-// Waits until the test ends, or a signal asks to end it (then ends its group, with a shorter
-// grace period when the runner died).
-void await_test(pid_t test, const sigset_t& waitset, int grace_ms, int* st, bool* reaped) {
-  while (true) {
-    reap_ended(test, st, reaped);
-    if (*reaped) return;
-    if (g_stop_signal) {
-      int grace = g_stop_signal == SIGHUP ? (grace_ms < 1000 ? grace_ms : 1000) : grace_ms;
-      end_group(test, grace, reaped, st);
-      return;
-    }
-    timespec tick{0, 200 * 1000000L};
-    int sig = ::sigtimedwait(&waitset, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) g_stop_signal = sig;
-  }
-}
-
-// The supervisor, in the forked child. Only async-signal-safe calls from here on: the runner
-// has other threads (git work), so the child may not allocate.
-[[noreturn]] void supervise(char* const* argv, char* const* envp, const char* workdir, int out_fd,
-                            int grace_ms, pid_t runner) {
-  sigset_t waitset;
-  out_fd = become_supervisor(out_fd, runner, &waitset);
-  pid_t test = ::fork();
-  if (test == 0) exec_test(argv, envp, workdir, out_fd);
-  ::close(out_fd);
-  if (test < 0) _exit(125);
-  ::setpgid(test, test);
-  int st = 0;
-  bool reaped = false;
-  await_test(test, waitset, grace_ms, &st, &reaped);
-  kill_everything_left(test, &st, &reaped);
-  _exit(encode_status(st));
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
 }
 
 }  // namespace
@@ -212,50 +100,45 @@ void await_test(pid_t test, const sigset_t& waitset, int grace_ms, int* st, bool
 ProcessExecutor::~ProcessExecutor() {
   for (auto& [id, p] : jobs_) {
     ::kill(p.supervisor, SIGHUP);
-    if (p.out_fd >= 0) ::close(p.out_fd);
+    close_fd(p.out_fd);
+    close_fd(p.pid_fd);
   }
 }
 
+void ProcessExecutor::close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
 bool ProcessExecutor::start(const RunSpec& spec, std::string* err) {
-  // Everything the child needs is built before fork.
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv(*e);
-    bool overridden = false;
-    for (const auto& x : spec.env) {
-      if (kv.substr(0, kv.find('=') + 1) == std::string_view(x).substr(0, x.find('=') + 1)) overridden = true;
-    }
-    if (!overridden) env.emplace_back(kv);
-  }
-  env.insert(env.end(), spec.env.begin(), spec.env.end());
-  std::vector<char*> argv, envp;
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> args = {supervisor_, std::to_string(grace_ms_), std::to_string(::getpid()),
+                                   spec.workdir};
+  args.insert(args.end(), spec.argv.begin(), spec.argv.end());
+  std::vector<std::string> env = job_environment(spec.env);
+  std::vector<char*> argv = pointers(args), envp = pointers(env);
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     *err = std::string("cannot create a pipe: ") + std::strerror(errno);
     return false;
   }
-  pid_t me = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *err = std::string("cannot fork: ") + std::strerror(errno);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return false;
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    supervise(argv.data(), envp.data(), spec.workdir.c_str(), fds[1], grace_ms_, me);
+  pid_t pid = -1;
+  int rc;
+  {
+    SpawnSetup setup(fds[1]);
+    rc = ::posix_spawn(&pid, supervisor_.c_str(), setup.actions(), setup.attr(), argv.data(), envp.data());
   }
   ::close(fds[1]);
+  if (rc != 0) {
+    *err = "cannot start " + supervisor_ + ": " + std::strerror(rc);
+    ::close(fds[0]);
+    return false;
+  }
   ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
   Proc p;
   p.supervisor = pid;
   p.out_fd = fds[0];
+  p.pid_fd = open_pidfd(pid);
   p.deadline = clock_.now() + std::chrono::seconds(spec.timeout_s);
   p.capture = std::make_unique<OutputCapture>(spec.output_cap);
   jobs_[spec.job_id] = std::move(p);
@@ -279,8 +162,7 @@ void ProcessExecutor::drain(Proc& p) {
     }
     if (n == 0) {
       p.eof = true;
-      ::close(p.out_fd);
-      p.out_fd = -1;
+      close_fd(p.out_fd);
     }
     break;  // EAGAIN or error
   }
@@ -304,7 +186,8 @@ std::vector<Finished> ProcessExecutor::poll() {
       ++it;
       continue;
     }
-    if (p.out_fd >= 0) ::close(p.out_fd);  // a process that left the group may hold the pipe
+    close_fd(p.out_fd);  // a process that left the group may hold the pipe
+    close_fd(p.pid_fd);
     if (!p.cancelled) {
       Finished f;
       f.job_id = it->first;
@@ -330,13 +213,39 @@ std::vector<int> ProcessExecutor::fds() const {
   std::vector<int> out;
   for (const auto& [id, p] : jobs_) {
     if (p.out_fd >= 0) out.push_back(p.out_fd);
+    if (p.pid_fd >= 0 && !p.exited) out.push_back(p.pid_fd);
   }
   return out;
+}
+
+Millis ProcessExecutor::max_sleep() const {
+  constexpr Millis kPollWithoutPidfd(20), kIdle(1000);
+  Millis sleep = kIdle;
+  const SteadyTime now = clock_.now();
+  for (const auto& [id, p] : jobs_) {
+    if (p.pid_fd < 0) return kPollWithoutPidfd;
+    if (p.timed_out || p.cancelled) continue;
+    sleep = std::min(sleep, std::max(Millis(0), std::chrono::ceil<Millis>(p.deadline - now)));
+  }
+  return sleep;
 }
 
 const std::string* ProcessExecutor::head(uint64_t job_id) const {
   auto it = jobs_.find(job_id);
   return it == jobs_.end() ? nullptr : &it->second.capture->head();
+}
+
+std::string supervisor_beside(const std::string& self, std::string* err) {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink(self, ec);
+  if (ec) exe = self;
+  const std::string path = (exe.parent_path() / "simpleci-supervise").string();
+  if (::access(path.c_str(), X_OK) != 0) {
+    *err = "cannot find the job supervisor " + path + " (" + std::strerror(errno) +
+           "): simpleci-supervise must be installed beside simpleci-runner";
+    return "";
+  }
+  return path;
 }
 
 }  // namespace simpleci::runner

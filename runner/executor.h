@@ -40,29 +40,33 @@ class Executor {
   virtual void cancel(uint64_t job_id) = 0;
   // Non-blocking: reads output, enforces timeouts, reaps. Returns jobs that ended.
   virtual std::vector<Finished> poll() = 0;
-  // File descriptors worth waking up for (output pipes).
+  // File descriptors worth waking up for (output pipes, and what signals a job's end).
   virtual std::vector<int> fds() const = 0;
+  // How long the caller may sleep (on fds()) before poll() is due: until the next timeout, or
+  // a short tick when the end of a job cannot be waited for on a descriptor.
+  virtual Millis max_sleep() const = 0;
   virtual size_t running() const = 0;
   // Output captured so far from the start of the stream (for live OUTPUT chunks).
   virtual const std::string* head(uint64_t job_id) const = 0;
 };
 
-// Real processes. Each job runs under a small supervisor process (a child of the runner) that
-// starts the test in a new process group, asks the kernel for SIGHUP when the runner dies
-// (PR_SET_PDEATHSIG), and on SIGTERM (timeout, cancel) or SIGHUP (runner died) ends the
-// group: SIGTERM, then SIGKILL after the grace period (at most 1 s when the runner died). The
-// supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): whatever the test left behind,
-// even in another session (setsid, double fork, nohup), ends up as its child, and however the
-// job ended it SIGKILLs every remaining descendant and reaps them before it exits itself.
+// Real processes. Each job runs under simpleci-supervise (runner/supervise_main.cpp, which
+// explains what it guarantees: process-group and subreaper kill, SIGHUP when the runner dies),
+// started with posix_spawn so the runner is never forked. The runner learns that a job ended
+// from a pidfd of the supervisor and the end of its output pipe, both in fds(), so it can
+// sleep until then instead of polling.
 class ProcessExecutor final : public Executor {
  public:
-  ProcessExecutor(Clock& clock, int kill_grace_ms) : clock_(clock), grace_ms_(kill_grace_ms) {}
+  // supervisor: the path of simpleci-supervise (see supervisor_beside()).
+  ProcessExecutor(Clock& clock, int kill_grace_ms, std::string supervisor)
+      : clock_(clock), grace_ms_(kill_grace_ms), supervisor_(std::move(supervisor)) {}
   ~ProcessExecutor() override;
 
   bool start(const RunSpec& spec, std::string* err) override;
   void cancel(uint64_t job_id) override;
   std::vector<Finished> poll() override;
   std::vector<int> fds() const override;
+  Millis max_sleep() const override;
   size_t running() const override { return jobs_.size(); }
   const std::string* head(uint64_t job_id) const override;
 
@@ -70,16 +74,23 @@ class ProcessExecutor final : public Executor {
   struct Proc {
     pid_t supervisor = -1;
     int out_fd = -1;
+    int pid_fd = -1;  // readable once the supervisor ended; -1 when the kernel has no pidfd
     SteadyTime deadline{};
     bool timed_out = false, cancelled = false, exited = false, eof = false;
     int status = 0;
     std::unique_ptr<OutputCapture> capture;
   };
   void drain(Proc& p);
+  static void close_fd(int& fd);
 
   Clock& clock_;
   int grace_ms_;
+  std::string supervisor_;
   std::map<uint64_t, Proc> jobs_;
 };
+
+// simpleci-supervise in the folder of the running executable (they are built and installed
+// together); "" with *err when it is missing or not executable.
+std::string supervisor_beside(const std::string& self, std::string* err);
 
 }  // namespace simpleci::runner

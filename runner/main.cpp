@@ -107,11 +107,11 @@ app::PeerLoop loop_of(runner::Runner& r, runner::ProcessExecutor& exec) {
   return loop;
 }
 
-int run(app::Component& c, const Flags& f, int stale_locks) {
+int run(app::Component& c, const Flags& f, const std::string& supervisor, int stale_locks) {
   zmq::context_t ctx(1);
   net::DealerConnection conn(ctx, f.dispatcher.endpoint, f.dispatcher.server_key, f.dispatcher.secret_key);
   SystemClock clock;
-  runner::ProcessExecutor exec(clock, static_cast<int>(f.grace_ms));
+  runner::ProcessExecutor exec(clock, static_cast<int>(f.grace_ms), supervisor);
   runner::GitWorkspace ws(f.clone_dir);
   runner::Options opt{f.name, static_cast<uint32_t>(f.jobs), std::filesystem::path(f.clone_dir) / ".git" / "simpleci"};
   opt.test_command = f.test_command;
@@ -134,14 +134,20 @@ int run_main(int argc, char** argv) {
   Flags f;
   add_flags(c, f);
   if (auto stop = c.parse(argc, argv, [&] { return check(c, f); })) return *stop;
-  git_libgit2_init();
   std::string err;
+  const std::string supervisor = runner::supervisor_beside("/proc/self/exe", &err);
+  if (supervisor.empty()) return c.fail(err, cli::kRuntimeError);
+  git_libgit2_init();
+  // Slot repositories stay open from job to job, and libgit2's object cache (256 MB by default,
+  // shared by all of them) would keep growing with every tree checked out: a few trees is all
+  // a checkout reuses.
+  git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(16) << 20);
   if (!runner::open_or_clone(f.clone_dir, f.repo_url, &err)) return c.fail(err, cli::kRuntimeError);
   f.clone_dir = std::filesystem::absolute(f.clone_dir).lexically_normal().string();
   // Slot clones live under CLONE_DIR/.git, so this covers them too.
   const int stale_locks = git::remove_stale_locks(f.clone_dir);
   if (auto stop = c.start("runner-" + f.name)) return *stop;
-  return run(c, f, stale_locks);
+  return run(c, f, supervisor, stale_locks);
 }
 
 }  // namespace

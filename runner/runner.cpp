@@ -17,6 +17,7 @@ using msg::JobStatus;
 namespace {
 constexpr Millis kRegisterRepeat(1000);
 constexpr Millis kMaxBackoff(32000);
+constexpr Millis kStreamEvery(20);
 }  // namespace
 
 Runner::Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options opt)
@@ -25,6 +26,11 @@ Runner::Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options 
 }
 
 Runner::~Runner() {
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
   for (auto& s : slots_) {
     if (s.worker.joinable()) s.worker.join();
   }
@@ -146,18 +152,35 @@ void Runner::start_checkout(int slot) {
   s.checking_out = true;
   s.started_ms = clock_.wall_ms();
   s.streamed = 0;
-  if (s.worker.joinable()) s.worker.join();
-  std::string commit = s.job->commit;
-  s.worker = std::thread([this, slot, commit] {
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    s.want = {s.job->commit, s.job->branch};
+    ++in_flight_;
+  }
+  if (!s.worker.joinable()) s.worker = std::thread([this, slot] { checkout_worker(slot); });
+  work_cv_.notify_all();
+}
+
+void Runner::checkout_worker(int slot) {
+  std::unique_lock<std::mutex> lock(work_mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return stopping_ || slots_[slot].want.has_value(); });
+    if (stopping_) return;
+    const auto [commit, branch] = std::move(*slots_[slot].want);
+    slots_[slot].want.reset();
+    lock.unlock();
     CheckoutDone d{slot, Prepared::kFailed, "", ""};
-    d.outcome = ws_.prepare(slot, commit, &d.workdir, &d.error);
+    d.outcome = ws_.prepare(slot, commit, branch, &d.workdir, &d.error);
     {
-      std::lock_guard<std::mutex> lock(done_mu_);
+      std::lock_guard<std::mutex> done_lock(done_mu_);
       done_.push_back(std::move(d));
     }
     uint64_t one = 1;
     (void)!::write(event_fd_, &one, sizeof one);
-  });
+    lock.lock();
+    --in_flight_;
+    idle_cv_.notify_all();
+  }
 }
 
 void Runner::collect_checkouts() {
@@ -170,7 +193,6 @@ void Runner::collect_checkouts() {
   }
   for (auto& d : done) {
     Slot& s = slots_[d.slot];
-    if (s.worker.joinable()) s.worker.join();
     s.checking_out = false;
     if (s.cancelled || !s.job) {
       s.job.reset();
@@ -190,8 +212,9 @@ void Runner::collect_checkouts() {
 }
 
 void Runner::wait_checkouts() {
-  for (auto& s : slots_) {
-    if (s.worker.joinable()) s.worker.join();
+  {
+    std::unique_lock<std::mutex> lock(work_mu_);
+    idle_cv_.wait(lock, [&] { return in_flight_ == 0; });
   }
   collect_checkouts();
 }
@@ -244,8 +267,11 @@ void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string out
                msg::to_string(st), exit_code, output.size());
   msg::Result r{s.job->job_id, s.job->attempt, st, exit_code, s.started_ms, clock_.wall_ms(),
                 truncated, std::move(output)};
+  // Not fsynced: in the page cache the file survives the runner's death, which is what it is
+  // for; power loss is survived without it (see PROTOCOL.md "Runners": the dispatcher requeues
+  // a job whose runner never delivered its result, and a torn file is ignored at start).
   std::string err;
-  if (!write_file_atomic(result_path(r.job_id, r.attempt), msg::encode(r), true, &err)) {
+  if (!write_file_atomic(result_path(r.job_id, r.attempt), msg::encode(r), false, &err)) {
     spdlog::error("cannot save the result of job {} (kept in memory only): {}", r.job_id, err);
   }
   Pending& p = pending_[{r.job_id, r.attempt}];
@@ -291,15 +317,26 @@ void Runner::on_ack(const msg::ResultAck& a) {
   fs::remove(result_path(a.job_id, a.attempt), ec);
 }
 
+bool Runner::output_to_stream(const Slot& s) const {
+  if (!s.running) return false;
+  const std::string* head = exec_.head(s.job->job_id);
+  return head && head->size() > s.streamed;
+}
+
+// Live output goes out at most every kStreamEvery per job (or as soon as a whole chunk is
+// there): the loop now wakes for every pipe read, and a test printing line by line must not
+// become a message per line.
 void Runner::stream_output() {
   if (!registered_) return;
+  const SteadyTime now = clock_.now();
   for (auto& s : slots_) {
-    if (!s.running) continue;
+    if (!output_to_stream(s)) continue;
     const std::string* head = exec_.head(s.job->job_id);
-    if (!head || head->size() <= s.streamed) continue;
     size_t n = std::min<size_t>(head->size() - s.streamed, msg::kMaxChunkBytes);
+    if (n < msg::kMaxChunkBytes && now - s.last_streamed < kStreamEvery) continue;
     send(msg::Output{s.job->job_id, s.job->attempt, s.streamed, head->substr(s.streamed, n)});
     s.streamed += n;
+    s.last_streamed = now;
   }
 }
 
@@ -368,8 +405,15 @@ size_t Runner::slots_used() const {
 }
 
 Millis Runner::next_wakeup() const {
-  if (slots_used() > 0) return Millis(20);
-  return std::clamp<Millis>(hb_ / 4, Millis(5), Millis(250));
+  Millis sleep = std::clamp<Millis>(hb_ / 4, Millis(5), Millis(250));
+  if (slots_used() == 0) return sleep;
+  // Running jobs wake the loop themselves (output pipes, pidfds); what is left is their
+  // timeouts and the live output held back by stream_output().
+  sleep = std::min(sleep, exec_.max_sleep());
+  for (const auto& s : slots_) {
+    if (output_to_stream(s)) sleep = std::min(sleep, kStreamEvery);
+  }
+  return sleep;
 }
 
 }  // namespace simpleci::runner

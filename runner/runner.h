@@ -1,10 +1,11 @@
 // The runner's protocol logic (PROTOCOL.md "Runners"), free of sockets and real time: register
 // until welcomed, heartbeat both ways, reconnect with backoff when the dispatcher goes silent,
-// run each JOB in a free slot (checkout on a worker thread, then the executor), keep every
+// run each JOB in a free slot (checkout on the slot's worker thread, then the executor), keep every
 // result on disk until it is acknowledged, and drain on request. Single-threaded apart from
-// the checkout workers it starts; tests drive it with a FakeClock and fakes.
+// the slots' checkout threads; tests drive it with a FakeClock and fakes.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -48,7 +49,7 @@ class Runner {
   void tick();
   // Collects finished checkouts (worker threads); the loop calls it when checkout_fd() fires.
   void collect_checkouts();
-  // Test helper: waits for every running checkout thread, then collects.
+  // Test helper: waits until every checkout asked for has reported, then collects.
   void wait_checkouts();
   // SIGTERM: send DRAIN, take no new jobs. done() once nothing runs and nothing is unacked (or
   // the wait for acks passed 3 heartbeat intervals).
@@ -67,7 +68,11 @@ class Runner {
     bool checking_out = false, running = false, cancelled = false;
     int64_t started_ms = 0;
     uint64_t streamed = 0;
+    SteadyTime last_streamed{};
+    // The slot's checkout thread, started on first use and kept: it waits for `want` (guarded
+    // by work_mu_), so a job costs no thread start and the slot's repository stays open.
     std::thread worker;
+    std::optional<std::pair<std::string, std::string>> want;  // commit, branch
   };
   struct Pending {
     msg::Result result;
@@ -84,6 +89,8 @@ class Runner {
   void accept_job(const msg::Job& job);
   void start_next();
   void start_checkout(int slot);
+  void checkout_worker(int slot);
+  bool output_to_stream(const Slot& s) const;
   void run_job(int slot, const std::string& workdir);
   // The shell command for a job whose commit has no .simpleci/test.
   const std::string& command_for(const msg::Job& job);
@@ -111,6 +118,10 @@ class Runner {
   int event_fd_ = -1;
   std::mutex done_mu_;
   std::vector<CheckoutDone> done_;
+  std::mutex work_mu_;
+  std::condition_variable work_cv_, idle_cv_;
+  bool stopping_ = false;  // guarded by work_mu_
+  int in_flight_ = 0;      // checkouts asked for and not yet reported; guarded by work_mu_
   LogLimiter bad_log_;
   std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
 };

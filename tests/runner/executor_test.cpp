@@ -18,6 +18,8 @@ namespace {
 
 using itest::processes_with;
 
+std::string supervisor() { return itest::bin("simpleci-supervise"); }
+
 std::vector<Finished> run_until_done(ProcessExecutor& ex, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   std::vector<Finished> done;
@@ -41,7 +43,7 @@ RunSpec shell(uint64_t id, const std::string& script, uint32_t timeout_s = 30) {
 
 TEST(ProcessExecutor, ReportsExitCodeAndInterleavedOutputAndEnvironment) {
   SystemClock clock;
-  ProcessExecutor ex(clock, 1000);
+  ProcessExecutor ex(clock, 1000, supervisor());
   std::string err;
   ASSERT_TRUE(ex.start(shell(7, "echo out $SIMPLECI_JOB $CI; echo err >&2; exit 3"), &err)) << err;
   auto done = run_until_done(ex, std::chrono::seconds(20));
@@ -54,7 +56,7 @@ TEST(ProcessExecutor, ReportsExitCodeAndInterleavedOutputAndEnvironment) {
 
 TEST(ProcessExecutor, PassesOnExitZero) {
   SystemClock clock;
-  ProcessExecutor ex(clock, 1000);
+  ProcessExecutor ex(clock, 1000, supervisor());
   std::string err;
   ASSERT_TRUE(ex.start(shell(1, "true"), &err));
   auto done = run_until_done(ex, std::chrono::seconds(20));
@@ -64,7 +66,7 @@ TEST(ProcessExecutor, PassesOnExitZero) {
 
 TEST(ProcessExecutor, TimeoutKillsTheWholeProcessGroup) {
   SystemClock clock;
-  ProcessExecutor ex(clock, 200);
+  ProcessExecutor ex(clock, 200, supervisor());
   char tmpl[] = "/tmp/simpleci-exec-XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
   std::string pidfile = dir + "/grandchild";
@@ -89,7 +91,7 @@ TEST(ProcessExecutor, TimeoutKillsTheWholeProcessGroup) {
 
 TEST(ProcessExecutor, CancelledJobEndsWithoutAResult) {
   SystemClock clock;
-  ProcessExecutor ex(clock, 200);
+  ProcessExecutor ex(clock, 200, supervisor());
   std::string err;
   ASSERT_TRUE(ex.start(shell(3, "sleep 60"), &err));
   ex.cancel(3);
@@ -103,7 +105,7 @@ TEST(ProcessExecutor, CancelledJobEndsWithoutAResult) {
 
 TEST(ProcessExecutor, FloodOfOutputIsCapped) {
   SystemClock clock;
-  ProcessExecutor ex(clock, 200);
+  ProcessExecutor ex(clock, 200, supervisor());
   std::string err;
   RunSpec s = shell(4, "head -c 50000000 /dev/zero | tr '\\0' y; echo; echo last-line");
   ASSERT_TRUE(ex.start(s, &err));
@@ -142,7 +144,7 @@ class Escapes : public ::testing::TestWithParam<const char*> {};
 TEST_P(Escapes, NothingTheTestStartedOutlivesTheJob) {
   const std::string how = GetParam();
   SystemClock clock;
-  ProcessExecutor ex(clock, 200);
+  ProcessExecutor ex(clock, 200, supervisor());
   char tmpl[] = "/tmp/simpleci-escape-XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
   const std::string unique = std::to_string(::getpid()) + std::to_string(std::hash<std::string>{}(dir) % 100000);

@@ -54,6 +54,7 @@ class FakeExecutor : public Executor {
     return out;
   }
   std::vector<int> fds() const override { return {}; }
+  Millis max_sleep() const override { return Millis(1000); }
   size_t running() const override { return live.size(); }
   const std::string* head(uint64_t) const override { return nullptr; }
   std::vector<RunSpec> started;
@@ -64,7 +65,8 @@ class FakeExecutor : public Executor {
 
 class FakeWorkspace : public Workspace {
  public:
-  Prepared prepare(int slot, const std::string& commit, std::string* workdir, std::string* err) override {
+  Prepared prepare(int slot, const std::string& commit, const std::string&, std::string* workdir,
+                   std::string* err) override {
     if (commit == std::string(40, 'f')) {
       *err = "commit is not in origin";
       return Prepared::kMissingCommit;

@@ -101,20 +101,63 @@ TEST_F(WorkspaceTest, RepoUrlHonoursTheUsersInsteadOf) {
 TEST_F(WorkspaceTest, FetchesNewCommitsAndChecksOutExactlyTheCommit) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  ASSERT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kReady) << err_;  // needs a fetch first
+  ASSERT_EQ(ws.prepare(0, second_, "", &workdir, &err_), Prepared::kReady) << err_;  // needs a fetch first
   EXPECT_EQ(workdir, clone_);
   EXPECT_EQ(read(fs::path(clone_) / "f"), "two");
   std::ofstream(fs::path(clone_) / "f") << "local edit";
   std::ofstream(fs::path(clone_) / "untracked") << "junk";
-  ASSERT_EQ(ws.prepare(0, first_, &workdir, &err_), Prepared::kReady) << err_;
+  ASSERT_EQ(ws.prepare(0, first_, "", &workdir, &err_), Prepared::kReady) << err_;
   EXPECT_EQ(read(fs::path(clone_) / "f"), "one");
   EXPECT_FALSE(fs::exists(fs::path(clone_) / "untracked"));
+}
+
+// A job names its branch: the fetch asks for that branch alone (origin's other branches are not
+// fetched), and falls back to every branch when the commit is not on the one named.
+TEST_F(WorkspaceTest, FetchesTheJobsBranchFirstAndEverythingWhenThatIsNotEnough) {
+  std::string g = "git -c user.name=t -c user.email=t@t -C " + (dir_ / "up").string() + " ";
+  sh(g + "checkout -q -b side && echo s > " + (dir_ / "up" / "s").string() + " && " + g + "add s && " + g +
+     "commit -q -m side");
+  const std::string side = sh(g + "rev-parse HEAD");
+  sh(g + "checkout -q main");
+  std::ofstream(dir_ / "up" / "f") << "three";
+  sh(g + "commit -q -am three");
+  const std::string third = sh(g + "rev-parse HEAD");
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  ASSERT_EQ(ws.prepare(0, side, "side", &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(sh("git -C " + clone_ + " rev-parse origin/side"), side);
+  EXPECT_EQ(sh("git -C " + clone_ + " rev-parse origin/main"), first_) << "main was fetched too";
+  // A branch origin does not have still gets the commit. (libgit2's local transport copies
+  // whatever origin has that the clone lacks, whatever the refspec: over a network transport
+  // only the branch's objects come, and the fallback fetches the rest.)
+  ASSERT_EQ(ws.prepare(0, third, "gone", &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(read(fs::path(clone_) / "f"), "three");
+}
+
+// The slot's repository stays open between jobs: commits pushed later are fetched through it,
+// and the packs piling up are merged (the handle closed for that, opened again after).
+TEST_F(WorkspaceTest, AKeptOpenRepositorySeesLaterPushes) {
+  std::string g = "git -c user.name=t -c user.email=t@t -C " + (dir_ / "up").string() + " ";
+  GitWorkspace ws(clone_);
+  std::string workdir;
+  for (int i = 0; i < static_cast<int>(git::kPackLimit) + 5; ++i) {
+    std::ofstream(dir_ / "up" / "f") << "v" << i;
+    sh(g + "commit -q -am v" + std::to_string(i));
+    const std::string commit = sh(g + "rev-parse HEAD");
+    ASSERT_EQ(ws.prepare(0, commit, "main", &workdir, &err_), Prepared::kReady) << err_ << " at " << i;
+    ASSERT_EQ(read(fs::path(clone_) / "f"), "v" + std::to_string(i));
+  }
+  size_t packs = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(clone_) / ".git" / "objects" / "pack")) {
+    packs += e.path().extension() == ".pack";
+  }
+  EXPECT_LE(packs, git::kPackLimit + 1);
 }
 
 TEST_F(WorkspaceTest, ExtraSlotsGetTheirOwnClone) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  ASSERT_EQ(ws.prepare(2, second_, &workdir, &err_), Prepared::kReady) << err_;
+  ASSERT_EQ(ws.prepare(2, second_, "", &workdir, &err_), Prepared::kReady) << err_;
   EXPECT_EQ(workdir, (fs::path(clone_) / ".git" / "simpleci" / "slots" / "2").string());
   EXPECT_EQ(read(fs::path(workdir) / "f"), "two");
 }
@@ -122,7 +165,7 @@ TEST_F(WorkspaceTest, ExtraSlotsGetTheirOwnClone) {
 TEST_F(WorkspaceTest, UnknownCommitIsAnError) {
   GitWorkspace ws(clone_);
   std::string workdir;
-  EXPECT_EQ(ws.prepare(0, std::string(40, 'e'), &workdir, &err_), Prepared::kMissingCommit);
+  EXPECT_EQ(ws.prepare(0, std::string(40, 'e'), "main", &workdir, &err_), Prepared::kMissingCommit);
   EXPECT_NE(err_.find("not in origin"), std::string::npos) << err_;
 }
 
@@ -133,9 +176,9 @@ TEST_F(WorkspaceTest, StaleLocksFromAKilledRunAreCleared) {
   std::ofstream(fs::path(clone_) / ".git" / "refs" / "remotes" / "origin" / "main.lock") << "";
   GitWorkspace ws(clone_);
   std::string workdir;
-  EXPECT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kFailed);
+  EXPECT_EQ(ws.prepare(0, second_, "", &workdir, &err_), Prepared::kFailed);
   EXPECT_EQ(git::remove_stale_locks(clone_), 2);
-  EXPECT_EQ(ws.prepare(0, second_, &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(ws.prepare(0, second_, "", &workdir, &err_), Prepared::kReady) << err_;
 }
 
 TEST_F(WorkspaceTest, OpenOrCloneChecksTheFolder) {

@@ -96,7 +96,7 @@ bool time_checkouts(const fs::path& a, const fs::path& b, const std::string& fir
                     std::vector<double>* git_ms) {
   runner::GitWorkspace ws(a.string());
   std::string workdir, err;
-  if (ws.prepare(0, first, &workdir, &err) != runner::Prepared::kReady ||
+  if (ws.prepare(0, first, "", &workdir, &err) != runner::Prepared::kReady ||
       run(git_argv(b, {"checkout", "-q", "-f", "--detach", first})) != 0) {
     std::fprintf(stderr, "simpleci-bench: first checkout failed: %s\n", err.c_str());
     return false;
@@ -107,7 +107,7 @@ bool time_checkouts(const fs::path& a, const fs::path& b, const std::string& fir
     litter(a, round);
     litter(b, round);
     auto t0 = Clock::now();
-    if (ws.prepare(0, c, &workdir, &err) != runner::Prepared::kReady) {
+    if (ws.prepare(0, c, "", &workdir, &err) != runner::Prepared::kReady) {
       std::fprintf(stderr, "simpleci-bench: libgit2 checkout of %s failed: %s\n", c.c_str(), err.c_str());
       return false;
     }
