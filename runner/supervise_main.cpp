@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,11 +143,27 @@ void kill_everything_left(pid_t test, int* st, bool* reaped) {
   } while (now.tv_sec - start.tv_sec < 5);
 }
 
+// Every signal back to its default action, through the system call itself: the C library keeps
+// its own two real-time signals (32 and 33) out of reach of sigaction(), and its posix_spawn()
+// starts a new process with them ignored, which exec would pass on to the test.
+void default_signal_actions() {
+  struct KernelSigaction {  // the kernel's layout of struct sigaction on Linux
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } dfl{SIG_DFL, 0, nullptr, 0};
+  for (long sig = 1; sig <= 64; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  }
+}
+
 // The test process, in the supervisor's forked child: its own process group, default signal
-// handling and an empty signal mask, not a subreaper, in the checkout; stdio as inherited
+// actions and an empty signal mask, not a subreaper, in the checkout; stdio as inherited
 // (stdin /dev/null, stdout and stderr on the output pipe).
 [[noreturn]] void exec_test(char* const* argv, const char* workdir) {
   ::setpgid(0, 0);
+  default_signal_actions();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -1,5 +1,7 @@
 // The real executor on real child processes. These wait for children with a deadline; the
 // timeout case uses a 1-second job timeout because the kernel's clock is what is being tested.
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -62,6 +64,73 @@ TEST(ProcessExecutor, PassesOnExitZero) {
   auto done = run_until_done(ex, std::chrono::seconds(20));
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].status, msg::JobStatus::kPassed);
+}
+
+// The runner ignores SIGPIPE (and blocks the signals it reads from a signalfd); a test must
+// start with every signal at its default and none blocked, as from a shell.
+TEST(ProcessExecutor, TheTestStartsWithDefaultSignalsWhateverTheRunnerIgnoresOrBlocks) {
+  struct sigaction ignore {}, saved {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &saved);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old);
+  SystemClock clock;
+  ProcessExecutor ex(clock, 1000, supervisor());
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(4, "exec grep -E '^Sig(Ign|Blk)' /proc/self/status"), &err)) << err;
+  auto done = run_until_done(ex, std::chrono::seconds(20));
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::sigaction(SIGPIPE, &saved, nullptr);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].output, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+}
+
+// The runner sleeps on fds() instead of polling: a job's end makes one of them readable, and
+// max_sleep() never lets it sleep past the job's timeout.
+TEST(ProcessExecutor, AJobsEndWakesTheSleeperAndItsTimeoutBoundsTheSleep) {
+  FakeClock clock;
+  ProcessExecutor ex(clock, 1000, supervisor());
+  std::string err;
+  ASSERT_TRUE(ex.start(shell(5, "read line < /dev/null; exec sleep 0.2", 30), &err)) << err;
+  EXPECT_EQ(ex.fds().size(), 2u) << "the output pipe and the supervisor's pidfd";
+  EXPECT_EQ(ex.max_sleep(), Millis(1000));
+  clock.advance(Millis(29'700));
+  EXPECT_EQ(ex.max_sleep(), Millis(300));
+  std::vector<Finished> done;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (done.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> fds;
+    for (int fd : ex.fds()) fds.push_back({fd, POLLIN, 0});
+    ASSERT_GT(::poll(fds.data(), fds.size(), 20'000), 0) << "nothing woke the sleeper";
+    done = ex.poll();
+  }
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, msg::JobStatus::kPassed);
+}
+
+TEST(ProcessExecutor, AMissingSupervisorIsOneClearLine) {
+  std::string err;
+  EXPECT_EQ(supervisor_beside("/nonexistent/simpleci-runner", &err), "");
+  EXPECT_NE(err.find("/nonexistent/simpleci-supervise"), std::string::npos) << err;
+  EXPECT_EQ(supervisor_beside(supervisor(), &err), supervisor());
+  SystemClock clock;
+  ProcessExecutor ex(clock, 1000, "/nonexistent/simpleci-supervise");
+  EXPECT_FALSE(ex.start(shell(6, "true"), &err));
+  EXPECT_NE(err.find("cannot start /nonexistent/simpleci-supervise"), std::string::npos) << err;
+  EXPECT_EQ(ex.running(), 0u);
+}
+
+TEST(Supervisor, BadArgumentsAreOneLineAndExit124) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {}, {"10", "1", "/tmp"}, {"x", "1", "/tmp", "/bin/true"}, {"10", "0", "/tmp", "/bin/true"}}) {
+    std::vector<std::string> argv{supervisor()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    itest::RunResult r = itest::run(argv);
+    EXPECT_EQ(r.exit_code, 124) << r.output;
+    EXPECT_EQ(r.output.rfind("usage: simpleci-supervise", 0), 0u) << r.output;
+  }
 }
 
 TEST(ProcessExecutor, TimeoutKillsTheWholeProcessGroup) {

@@ -1,7 +1,9 @@
 // The runner's protocol logic with a FakeClock, a recording link, a scripted executor and a
 // workspace that needs no git: no sleeping.
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -54,19 +56,24 @@ class FakeExecutor : public Executor {
     return out;
   }
   std::vector<int> fds() const override { return {}; }
-  Millis max_sleep() const override { return Millis(1000); }
+  Millis max_sleep() const override { return sleep; }
   size_t running() const override { return live.size(); }
   const std::string* head(uint64_t) const override { return nullptr; }
   std::vector<RunSpec> started;
   std::vector<uint64_t> cancelled;
   std::vector<Finished> finish;
   std::set<uint64_t> live;
+  Millis sleep{1000};
 };
 
 class FakeWorkspace : public Workspace {
  public:
-  Prepared prepare(int slot, const std::string& commit, const std::string&, std::string* workdir,
+  Prepared prepare(int slot, const std::string& commit, const std::string& branch, std::string* workdir,
                    std::string* err) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      calls.push_back({slot, branch, thread_serial()});
+    }
     if (commit == std::string(40, 'f')) {
       *err = "commit is not in origin";
       return Prepared::kMissingCommit;
@@ -78,6 +85,19 @@ class FakeWorkspace : public Workspace {
     *workdir = "/nonexistent/slot" + std::to_string(slot);
     return Prepared::kReady;
   }
+  // A number of its own for every thread ever started (thread ids are reused once joined).
+  static int thread_serial() {
+    static std::atomic<int> next{1};
+    thread_local const int mine = next++;
+    return mine;
+  }
+  struct Call {
+    int slot;
+    std::string branch;
+    int thread;
+  };
+  std::mutex mu;
+  std::vector<Call> calls;
 };
 
 class RunnerTest : public ::testing::Test {
@@ -267,6 +287,40 @@ TEST_F(RunnerTest, JobsBeyondCapacityWaitForAFreeSlot) {
   r_->wait_checkouts();
   ASSERT_EQ(exec_.started.size(), 3u);
   EXPECT_EQ(exec_.started[2].job_id, 3u);
+}
+
+// A slot's checkouts run on one thread that stays (its repository stays open with it), each
+// slot its own, and the fetch is told the job's branch.
+TEST_F(RunnerTest, EachSlotKeepsOneCheckoutThreadAcrossJobs) {
+  make(2);
+  welcome();
+  for (uint64_t id = 1; id <= 6; ++id) {
+    deliver(job(id));
+    r_->wait_checkouts();
+    exec_.finish.push_back({id, JobStatus::kPassed, 0, "", false});
+    r_->tick();
+  }
+  std::map<int, std::set<int>> threads;
+  for (const auto& c : ws_.calls) {
+    threads[c.slot].insert(c.thread);
+    EXPECT_EQ(c.branch, "main");
+    EXPECT_NE(c.thread, FakeWorkspace::thread_serial());
+  }
+  ASSERT_EQ(ws_.calls.size(), 6u);
+  for (const auto& [slot, ids] : threads) EXPECT_EQ(ids.size(), 1u) << "slot " << slot;
+}
+
+// While jobs run, the loop sleeps as long as the executor allows (it is woken by their pipes
+// and pidfds), but no longer than the idle cadence of heartbeats.
+TEST_F(RunnerTest, WhileAJobRunsTheLoopSleepsUntilTheExecutorNeedsIt) {
+  welcome();
+  const Millis idle = r_->next_wakeup();
+  deliver(job(1));
+  r_->wait_checkouts();
+  exec_.sleep = Millis(3);
+  EXPECT_EQ(r_->next_wakeup(), Millis(3));
+  exec_.sleep = Millis(100000);
+  EXPECT_EQ(r_->next_wakeup(), idle);
 }
 
 TEST_F(RunnerTest, DrainFinishesRunningWorkThenIsDone) {
