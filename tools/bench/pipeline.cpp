@@ -1,6 +1,7 @@
 #include "tools/bench/pipeline.h"
 
 #include <git2.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -179,6 +180,12 @@ TempDirGuard::~TempDirGuard() {
 }
 
 bool open_run(const BinDir& o, TempDirGuard* tmp, Pipeline* p) {
+  for (const char* name : {"simpleci-dispatcher", "simpleci-runner", "simpleci-observer", "simpleci"}) {
+    if (::access(exe(o.bin, name).c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "simpleci-bench: no executable %s (--bin)\n", exe(o.bin, name).c_str());
+      return false;
+    }
+  }
   tmp->path = make_temp_dir(o.work_dir);
   tmp->keep = o.keep;
   p->bin_dir = o.bin;

@@ -68,8 +68,8 @@ struct TempDirGuard {
   ~TempDirGuard();
 };
 
-// Creates the run's folder into tmp (kept at the end with --keep) and points p at it and at
-// --bin; false after saying why.
+// Checks that --bin holds the four executables, creates the run's folder into tmp (kept at the
+// end with --keep) and points p at it and at --bin; false after saying why.
 bool open_run(const BinDir& o, TempDirGuard* tmp, Pipeline* p);
 
 double median(const std::vector<double>& v);
