@@ -137,6 +137,11 @@ TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
       {{"soak", "--count", "20", "--poll-ms", "10"},
        {"observer_rss_start_kb", "observer_rss_end_kb", "observer_rss_peak_kb", "observer_growth_kb_per_1000",
         "runner_rss_start_kb", "runner_rss_end_kb", "runner_rss_peak_kb", "runner_growth_kb_per_1000"}},
+      {{"jobs", "--commits", "10", "--runners", "2"},
+       {"jobs_per_s", "floor_jobs_per_s", "ratio_to_floor", "cpu_ms_per_job", "floor_cpu_ms_per_spawn",
+        "cpu_ratio_to_floor"}},
+      {{"latency", "--samples", "3"}, {"p50_ms", "p90_ms", "floor_p50_ms", "over_floor_ms"}},
+      {{"idle", "--seconds", "2"}, {"observer_cpu_pct", "dispatcher_rss_kb", "runner_rss_kb"}},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {bin("simpleci-bench")};

@@ -11,6 +11,18 @@
 //                                                      while another floods STATUS (or --results)
 //   simpleci-bench soak --count 10000                  RSS of the observer over 10,000 polls and
 //                                                      of the runner over 10,000 jobs (flat?)
+//   simpleci-bench jobs --commits 500 --runners 4      real trivial jobs: one push of 500 commits
+//                                                      -> 500th result file (jobs/s) and runner
+//                                                      CPU per job, beside shell loops running
+//                                                      the same test (floor); --repeat for medians
+//   simpleci-bench latency --samples 15                `simpleci submit` -> result file on a warm
+//                                                      runner, beside one `simpleci status` + one
+//                                                      spawn of the test (floor)
+//   simpleci-bench idle --seconds 10 --poll-ms 100     observer CPU % and dispatcher / runner RSS
+//                                                      while the repository does not change
+//
+// jobs, latency and idle run the executables in --bin DIR (default: beside simpleci-bench), so
+// one benchmark can measure an old build and a new one.
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <string>
@@ -44,6 +56,12 @@ struct Subcommand {
   }
   bool in_range() const { return ranges.check(kProg); }
 };
+
+// --bin, which the subcommands that start the whole pipeline have.
+void add_bin(CLI::App* sub, bench::BinDir& b) {
+  sub->add_option("--bin", b.bin, "folder of the simpleci executables to measure (default: beside simpleci-bench)");
+  add_run_dir(sub, b);
+}
 
 // Each subcommand: add() declares its flags, run() checks them and runs it.
 struct Dispatch : Subcommand {
@@ -116,6 +134,41 @@ struct Soak : Subcommand {
   }
 };
 
+struct Jobs : Subcommand {
+  bench::JobsOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("jobs", "real trivial jobs: push -> last result file, beside shell loops");
+    ranged("--commits", o.commits, "commits in the push (jobs per round)", 1, 100000);
+    ranged("--runners", o.runners, "runner processes", 1, 64);
+    ranged("--slots", o.slots, "slots (--jobs) of each runner", 1, 256);
+    ranged("--repeat", o.repeat, "rounds of floor + measurement", 1, 100);
+    ranged("--poll-ms", o.poll_ms, "the observer's poll interval", 10, 60000);
+    add_bin(sub, o);
+  }
+  int run() { return in_range() ? bench::run_jobs(o) : cli::kUsageError; }
+};
+
+struct Latency : Subcommand {
+  bench::LatencyOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("latency", "simpleci submit -> result file on a warm runner, beside its floor");
+    ranged("--samples", o.samples, "submits timed", 1, 10000);
+    add_bin(sub, o);
+  }
+  int run() { return in_range() ? bench::run_latency(o) : cli::kUsageError; }
+};
+
+struct Idle : Subcommand {
+  bench::IdleOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("idle", "observer CPU and the components' memory while nothing changes");
+    ranged("--seconds", o.seconds, "length of the measured window", 1, 3600);
+    ranged("--poll-ms", o.poll_ms, "the observer's poll interval", 10, 60000);
+    add_bin(sub, o);
+  }
+  int run() { return in_range() ? bench::run_idle(o) : cli::kUsageError; }
+};
+
 int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI benchmarks"};
   app.require_subcommand(1);
@@ -124,17 +177,26 @@ int run_main(int argc, char** argv) {
   Checkout checkout;
   Flood flood;
   Soak soak;
+  Jobs jobs;
+  Latency latency;
+  Idle idle;
   dispatch.add(app);
   e2e.add(app);
   checkout.add(app);
   flood.add(app);
   soak.add(app);
+  jobs.add(app);
+  latency.add(app);
+  idle.add(app);
   int code = 0;
   if (!cli::parse(app, argc, argv, kProg, &code)) return code;
   if (dispatch.sub->parsed()) return dispatch.run();
   if (flood.sub->parsed()) return flood.run();
   if (soak.sub->parsed()) return soak.run();
   if (checkout.sub->parsed()) return checkout.run();
+  if (jobs.sub->parsed()) return jobs.run();
+  if (latency.sub->parsed()) return latency.run();
+  if (idle.sub->parsed()) return idle.run();
   return e2e.run();
 }
 

@@ -66,4 +66,39 @@ struct SoakOptions : RunDir {
 // <component>_rss_start_kb, _rss_end_kb, _rss_peak_kb, _growth_kb_per_1000 and _iterations.
 int run_soak(const SoakOptions& o);
 
+// `jobs`, `latency` and `idle` start the executables of one folder (--bin), so that the same
+// benchmark can measure an old build beside a new one.
+struct BinDir : RunDir {
+  std::string bin;  // "" = the folder of simpleci-bench
+};
+
+// `jobs`: throughput of real trivial jobs (`.simpleci/test` = exit 0) from one push of `commits`
+// commits to the last result file, through the real observer, dispatcher and `runners` runners
+// with `slots` slots each; beside runners x slots shell loops running the same test (the floor).
+// Also the runners' CPU per job (their own and their reaped children's) beside the loops'.
+// Measurement and floor alternate `repeat` times; medians are printed.
+struct JobsOptions : BinDir {
+  int commits = 500;
+  int runners = 4;
+  int slots = 1;
+  int repeat = 1;
+  int poll_ms = 50;  // the observer's
+};
+int run_jobs(const JobsOptions& o);
+
+// `latency`: `simpleci submit` of a commit the runner already holds -> its result file, through
+// a warm dispatcher and one runner; beside one `simpleci status` round trip + one spawn of the
+// test (the floor), sample by sample.
+struct LatencyOptions : BinDir {
+  int samples = 15;
+};
+int run_latency(const LatencyOptions& o);
+
+// `idle`: observer CPU and dispatcher / runner / observer memory while nothing changes.
+struct IdleOptions : BinDir {
+  int seconds = 10;
+  int poll_ms = 100;
+};
+int run_idle(const IdleOptions& o);
+
 }  // namespace simpleci::bench

@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -108,31 +111,73 @@ std::string start_dispatcher(const fs::path& dir, const std::string& bin, pid_t*
 }
 
 void memory_kb(pid_t pid, long* rss, long* hwm) {
-  *rss = *hwm = 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) *rss = std::stol(line.substr(6));
-    if (line.rfind("VmHWM:", 0) == 0) *hwm = std::stol(line.substr(6));
-  }
+  const Memory m = memory(pid);
+  *rss = m.rss_kb;
+  *hwm = m.hwm_kb;
 }
 
-long cpu_ticks(pid_t pid) {
+Memory memory(pid_t pid) {
+  Memory m;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  const std::pair<const char*, long*> fields[] = {
+      {"VmRSS:", &m.rss_kb}, {"VmHWM:", &m.hwm_kb}, {"RssAnon:", &m.anon_kb}, {"RssFile:", &m.file_kb}};
+  while (std::getline(in, line)) {
+    for (const auto& [name, value] : fields) {
+      const size_t n = std::strlen(name);
+      if (line.compare(0, n, name) == 0) *value = std::stol(line.substr(n));
+    }
+  }
+  return m;
+}
+
+namespace {
+
+// Fields 14 to 17 of /proc/PID/stat: utime, stime, cutime, cstime (clock ticks).
+std::array<long, 4> stat_times(pid_t pid) {
+  std::array<long, 4> t{};
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   size_t close = all.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos) return t;
   std::istringstream rest(all.substr(close + 2));
   std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 3; rest >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::stol(field);
-    if (i == 15) {
-      stime = std::stol(field);
-      break;
-    }
+  for (int i = 3; i <= 17 && rest >> field; ++i) {  // field 3 is the state
+    if (i >= 14) t[static_cast<size_t>(i - 14)] = std::stol(field);
   }
-  return utime + stime;
+  return t;
+}
+
+}  // namespace
+
+long cpu_ticks(pid_t pid) {
+  const auto t = stat_times(pid);
+  return t[0] + t[1];
+}
+
+long cpu_ticks_with_children(pid_t pid) {
+  const auto t = stat_times(pid);
+  return t[0] + t[1] + t[2] + t[3];
+}
+
+double ticks_ms(long ticks) { return 1000.0 * static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
+
+double cpu_ns(pid_t pid) {
+  double ns = 0;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    double on_cpu = 0;
+    if (in >> on_cpu) ns += on_cpu;
+  }
+  return ns;
+}
+
+double children_cpu_ms() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  auto ms = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1000.0 + static_cast<double>(tv.tv_usec) / 1000.0; };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
 }
 
 fs::path make_temp_dir(const std::string& base) {

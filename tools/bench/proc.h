@@ -32,8 +32,22 @@ std::string start_dispatcher(const fs::path& dir, const std::string& bin, pid_t*
                              const std::vector<std::string>& extra = {});
 // Resident set (VmRSS) and peak (VmHWM) of pid, in KiB.
 void memory_kb(pid_t pid, long* rss, long* hwm);
+// The same and the resident set's anonymous (RssAnon) and file-backed (RssFile) parts, in KiB.
+struct Memory {
+  long rss_kb = 0, hwm_kb = 0, anon_kb = 0, file_kb = 0;
+};
+Memory memory(pid_t pid);
 // User + system CPU time of pid, in clock ticks.
 long cpu_ticks(pid_t pid);
+// The same plus that of the children pid has waited for (cutime + cstime), in clock ticks.
+long cpu_ticks_with_children(pid_t pid);
+// Clock ticks in milliseconds.
+double ticks_ms(long ticks);
+// CPU time of every thread of pid so far, in ns, from /proc/PID/task/*/schedstat (exact where
+// ticks are sampled; 0 when the kernel has no schedstat).
+double cpu_ns(pid_t pid);
+// User + system CPU time of the children this process has waited for, in ms (RUSAGE_CHILDREN).
+double children_cpu_ms();
 // A new folder under base (default $TMPDIR or /tmp).
 fs::path make_temp_dir(const std::string& base = "");
 double percentile(std::vector<double> v, double p);
