@@ -21,7 +21,8 @@ constexpr Millis kStreamEvery(20);
 }  // namespace
 
 Runner::Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options opt)
-    : clock_(clock), link_(link), exec_(exec), ws_(ws), opt_(std::move(opt)), slots_(opt_.capacity) {
+    : clock_(clock), link_(link), exec_(exec), ws_(ws), opt_(std::move(opt)), slots_(opt_.capacity),
+      held_(opt_.work_dir / "results") {
   event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
@@ -37,24 +38,10 @@ Runner::~Runner() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-fs::path Runner::result_path(uint64_t job, uint32_t attempt) const {
-  return opt_.work_dir / "results" / (std::to_string(job) + "-" + std::to_string(attempt) + ".result");
-}
-
 bool Runner::start(std::string* err) {
-  if (!ensure_writable_dir(opt_.work_dir / "results", err)) return false;
-  for (const auto& e : fs::directory_iterator(opt_.work_dir / "results")) {
-    if (e.path().extension() != ".result") continue;
-    std::string body, rerr;
-    msg::Decoded d;
-    if (read_file(e.path(), msg::kMaxFrameBytes, &body, &rerr)) d = msg::decode_body(body);
-    if (!d.ok() || !std::holds_alternative<msg::Result>(d.message)) {
-      spdlog::warn("ignoring unreadable saved result {}", e.path().string());
-      continue;
-    }
-    const auto& r = std::get<msg::Result>(d.message);
-    pending_[{r.job_id, r.attempt}] = Pending{r, SteadyTime{}};
-  }
+  std::vector<msg::Result> held;
+  if (!held_.load(&held, err)) return false;
+  for (auto& r : held) pending_[{r.job_id, r.attempt}] = Pending{std::move(r), SteadyTime{}};
   if (!pending_.empty()) spdlog::info("{} unacknowledged result(s) to deliver", pending_.size());
   last_heard_ = clock_.now();
   send_register();
@@ -267,11 +254,8 @@ void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string out
                msg::to_string(st), exit_code, output.size());
   msg::Result r{s.job->job_id, s.job->attempt, st, exit_code, s.started_ms, clock_.wall_ms(),
                 truncated, std::move(output)};
-  // Not fsynced: in the page cache the file survives the runner's death, which is what it is
-  // for; power loss is survived without it (see PROTOCOL.md "Runners": the dispatcher requeues
-  // a job whose runner never delivered its result, and a torn file is ignored at start).
   std::string err;
-  if (!write_file_atomic(result_path(r.job_id, r.attempt), msg::encode(r), false, &err)) {
+  if (!held_.save(r, &err)) {
     spdlog::error("cannot save the result of job {} (kept in memory only): {}", r.job_id, err);
   }
   Pending& p = pending_[{r.job_id, r.attempt}];
@@ -301,8 +285,7 @@ void Runner::cancel_job(uint64_t job_id) {
                  waiting_.end());
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->first.first == job_id) {
-      std::error_code ec;
-      fs::remove(result_path(it->first.first, it->first.second), ec);
+      held_.release(it->first.first, it->first.second);
       it = pending_.erase(it);
     } else {
       ++it;
@@ -313,8 +296,7 @@ void Runner::cancel_job(uint64_t job_id) {
 
 void Runner::on_ack(const msg::ResultAck& a) {
   if (pending_.erase({a.job_id, a.attempt}) == 0) return;
-  std::error_code ec;
-  fs::remove(result_path(a.job_id, a.attempt), ec);
+  held_.release(a.job_id, a.attempt);
 }
 
 bool Runner::output_to_stream(const Slot& s) const {

@@ -21,6 +21,7 @@
 #include "net/dealer.h"
 #include "common/logging.h"
 #include "runner/executor.h"
+#include "runner/held_results.h"
 #include "runner/workspace.h"
 
 namespace simpleci::runner {
@@ -100,7 +101,6 @@ class Runner {
   void on_ack(const msg::ResultAck& a);
   void stream_output();
   size_t slots_used() const;
-  std::filesystem::path result_path(uint64_t job, uint32_t attempt) const;
 
   Clock& clock_;
   Link& link_;
@@ -108,6 +108,7 @@ class Runner {
   Workspace& ws_;
   Options opt_;
   std::vector<Slot> slots_;
+  HeldResults held_;
   std::deque<msg::Job> waiting_;
   std::map<std::pair<uint64_t, uint32_t>, Pending> pending_;
   bool registered_ = false, draining_ = false;

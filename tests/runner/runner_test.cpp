@@ -1,5 +1,7 @@
 // The runner's protocol logic with a FakeClock, a recording link, a scripted executor and a
 // workspace that needs no git: no sleeping.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -121,6 +123,11 @@ class RunnerTest : public ::testing::Test {
     ASSERT_TRUE(r_->start(&err)) << err;
   }
   void deliver(const msg::Message& m) { r_->on_frames(msg::header_frame(), msg::encode(m)); }
+  size_t held_files() const {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_ / "results")) n += e.path().extension() == ".result";
+    return n;
+  }
   void advance(int ms) {
     clock_.advance(Millis(ms));
     r_->tick();
@@ -215,7 +222,31 @@ TEST_F(RunnerTest, RunsAJobAndResendsTheResultUntilAcknowledged) {
   EXPECT_EQ(link_.take<msg::Result>().size(), 1u);  // resent after 3 intervals without ack
   deliver(msg::ResultAck{5, 1});
   EXPECT_EQ(r_->pending_results(), 0u);
-  EXPECT_TRUE(fs::is_empty(dir_ / "results"));
+  EXPECT_EQ(held_files(), 0u) << "the acknowledged result is still held";
+}
+
+// An acknowledged result's file is kept as a spare and written over by the next result (no
+// inode allocated and freed per job); what is held is still exactly the unacknowledged results,
+// also after a restart.
+TEST_F(RunnerTest, AcknowledgedResultFilesAreReusedForLaterResults) {
+  welcome();
+  run_job(1, 0);
+  const fs::path first = dir_ / "results" / "1-1.result";
+  ASSERT_TRUE(fs::exists(first));
+  struct stat st {};
+  ASSERT_EQ(::stat(first.c_str(), &st), 0);
+  const ino_t inode = st.st_ino;
+  deliver(msg::ResultAck{1, 1});
+  EXPECT_EQ(held_files(), 0u);
+  run_job(2, 3);
+  const fs::path second = dir_ / "results" / "2-1.result";
+  ASSERT_EQ(::stat(second.c_str(), &st), 0);
+  EXPECT_EQ(st.st_ino, inode) << "the second result got a new file";
+  make();  // a restart: the spare is not taken for a result, the held one is delivered
+  welcome();
+  EXPECT_EQ(r_->pending_results(), 1u);
+  deliver(msg::ResultAck{2, 1});
+  EXPECT_EQ(held_files(), 0u);
 }
 
 TEST_F(RunnerTest, UnacknowledgedResultSurvivesARestartAndIsDeliveredAfterWelcome) {
