@@ -17,7 +17,7 @@ constexpr Millis kMaxBackoff(32000);
 }  // namespace
 
 Observer::Observer(Clock& clock, Link& link, Options opt)
-    : clock_(clock), link_(link), opt_(std::move(opt)) {
+    : clock_(clock), link_(link), opt_(std::move(opt)), git_(opt_.clone_dir) {
   next_poll_ = clock_.now();
   last_reply_ = clock_.now();
 }
@@ -49,7 +49,7 @@ bool Observer::save_state(std::string* err) {
 
 bool Observer::poll_git() {
   std::string err;
-  if (!fetch_origin(opt_.clone_dir, &err)) {
+  if (!git_.update(opt_.branches, &err)) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) spdlog::warn("{}", err);
     return false;
@@ -64,7 +64,7 @@ bool Observer::poll_git() {
       }
     }
     NewCommits found;
-    if (!new_commits(opt_.clone_dir, branch, from, kMaxNewPerPoll, &found, &err)) {
+    if (!git_.new_commits(branch, from, kMaxNewPerPoll, &found, &err)) {
       spdlog::warn("branch {}: {}", branch, err);
       continue;
     }
@@ -178,7 +178,9 @@ Millis Observer::next_wakeup() const {
   for (const auto& it : items_) {
     if (!it.accepted) next = std::min(next, it.sent ? it.sent_at + opt_.resend : it.retry_at);
   }
-  return std::clamp(std::chrono::duration_cast<Millis>(next - now), Millis(0), Millis(1000));
+  // Rounded up: rounded down, the last millisecond before a poll would be spent in a busy loop
+  // of zero-timeout sleeps.
+  return std::clamp(std::chrono::ceil<Millis>(next - now), Millis(0), Millis(1000));
 }
 
 }  // namespace simpleci::observer

@@ -15,6 +15,7 @@
 #include "messages/codec.h"
 #include "net/dealer.h"
 #include "common/logging.h"
+#include "observer/git_watch.h"
 
 namespace simpleci::observer {
 
@@ -35,7 +36,8 @@ class Observer {
 
   // Reads the cursors from the state file (missing file: first start).
   bool load_state(std::string* err);
-  // Fetches origin and queues new commits. False (logged) when the fetch failed.
+  // Fetches origin when a watched branch moved there, and queues new commits. False (logged)
+  // when origin could not be read or fetched.
   bool poll_git();
   void on_frames(const std::string& header, const std::string& body);
   // Polls git when due, sends, re-sends, reconnects.
@@ -43,6 +45,7 @@ class Observer {
   Millis next_wakeup() const;
 
   const std::map<std::string, std::string>& cursors() const { return cursors_; }
+  const GitWatch& git() const { return git_; }
 
  private:
   struct Item {
@@ -58,6 +61,7 @@ class Observer {
   Clock& clock_;
   Link& link_;
   Options opt_;
+  GitWatch git_;
   std::map<std::string, std::string> cursors_;  // branch -> last accepted commit
   std::deque<Item> items_;
   uint64_t next_request_ = 1;

@@ -171,5 +171,92 @@ TEST_F(ObserverTest, WatchesSeveralBranchesAndFollowsAForcePush) {
   EXPECT_EQ(sent_commits(), std::vector<std::string>{rewritten});
 }
 
+TEST_F(ObserverTest, APollFetchesOnlyWhenOriginMoved) {
+  obs_->tick();  // the clone already has origin's tip: it is sent without a fetch
+  accept_all();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{tip_});
+  EXPECT_TRUE(obs_->git().origin_is_local());
+  for (int i = 0; i < 20; ++i) {
+    clock_.advance(Millis(100));
+    obs_->tick();
+  }
+  EXPECT_EQ(obs_->git().fetches(), 0u) << "nothing moved, nothing fetched";
+  EXPECT_TRUE(sent_commits().empty());
+  const std::string next = commit("loose");
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 1u);
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{next});
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 1u);
+}
+
+TEST_F(ObserverTest, APushWhoseRefIsPackedIsSeenToo) {
+  obs_->tick();
+  accept_all();
+  link_.sent.clear();
+  git("pack-refs --all");
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 0u) << "packing refs moves nothing";
+  const std::string next = commit("packed");
+  git("pack-refs --all");
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 1u);
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{next});
+}
+
+TEST_F(ObserverTest, AWatchedBranchThatAppearsIsFetched) {
+  make({"main", "dev"});
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{tip_});
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 0u) << "a branch origin lacks is no reason to fetch";
+  git("branch dev");
+  clock_.advance(Millis(100));
+  obs_->tick();
+  EXPECT_EQ(obs_->git().fetches(), 1u);
+  ASSERT_EQ(link_.sent.size(), 1u);
+  EXPECT_EQ(link_.sent[0].branch, "dev");
+}
+
+TEST_F(ObserverTest, AnUnreachableOriginIsReportedAndReadAgainOnceBack) {
+  obs_->tick();
+  accept_all();
+  link_.sent.clear();
+  fs::rename(dir_ / "up", dir_ / "away");
+  clock_.advance(Millis(100));
+  EXPECT_FALSE(obs_->poll_git());
+  fs::rename(dir_ / "away", dir_ / "up");
+  const std::string next = commit("back");
+  clock_.advance(Millis(100));
+  EXPECT_TRUE(obs_->poll_git());
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{});  // queued; sent by the next tick
+  obs_->tick();
+  EXPECT_EQ(sent_commits(), std::vector<std::string>{next});
+}
+
+// The ls-remote path, taken for origins that are not folders on this machine.
+TEST_F(ObserverTest, AskedAsARemoteOriginFetchesOnlyWhenABranchMoved) {
+  GitWatch w((dir_ / "clone").string(), false);
+  std::string err;
+  ASSERT_TRUE(w.update({"main", "dev"}, &err)) << err;
+  EXPECT_FALSE(w.origin_is_local());
+  EXPECT_EQ(w.fetches(), 0u);
+  const std::string next = commit("remote");
+  ASSERT_TRUE(w.update({"main", "dev"}, &err)) << err;
+  ASSERT_TRUE(w.update({"main", "dev"}, &err)) << err;
+  EXPECT_EQ(w.fetches(), 1u);
+  NewCommits found;
+  ASSERT_TRUE(w.new_commits("main", tip_, 10, &found, &err)) << err;
+  EXPECT_EQ(found.commits, std::vector<std::string>{next});
+  sh("git -C " + (dir_ / "clone").string() + " remote set-url origin " + (dir_ / "nowhere").string());
+  EXPECT_FALSE(w.update({"main"}, &err));
+  EXPECT_NE(err.find("cannot reach origin"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace simpleci::observer
