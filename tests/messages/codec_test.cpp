@@ -170,7 +170,10 @@ std::vector<BadCase> bad_cases() {
       {"one past the last type", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(kMaxMessageType + 1); }),
        DecodeError::kUnknownType},
       {"notify naming a bad branch", h,
-       pack([](auto& pk) { pk.pack_array(3); pk.pack(25); pk.pack(1); pk.pack_array(1); pk.pack_array(1); pk.pack("a..b"); }),
+       pack([](auto& pk) {
+         pk.pack_array(3); pk.pack(25); pk.pack(1);
+         pk.pack_array(1); pk.pack_array(1); pk.pack("a..b");
+       }),
        DecodeError::kBadField},
       {"notify naming 65 branches", h,
        pack([](auto& pk) {

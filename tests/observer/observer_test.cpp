@@ -156,6 +156,8 @@ TEST_F(ObserverTest, SilentDispatcherGetsANewConnection) {
   clock_.advance(Millis(1000));
   obs_->tick();
   EXPECT_EQ(link_.reconnects, 1);
+  // One at the start, one at once after the reconnect (9 s: before the 10 s interval).
+  EXPECT_EQ(link_.hellos, 2) << "a new routing id says hello at once";
 }
 
 TEST_F(ObserverTest, WatchesSeveralBranchesAndFollowsAForcePush) {
