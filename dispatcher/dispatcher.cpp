@@ -145,6 +145,10 @@ void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m, std::str
           on_watch(peer, v);
         } else if constexpr (std::is_same_v<T, msg::PruneRequest>) {
           on_prune(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::ObserverHello>) {
+          on_observer_hello(peer);
+        } else if constexpr (std::is_same_v<T, msg::Notify>) {
+          on_notify(peer, v);
         } else {
           unexpected(peer, m);
         }

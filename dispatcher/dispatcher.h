@@ -21,7 +21,8 @@
 //                                      retried (with the ResultWriter thread, result_writer.h).
 // Its own code is in dispatcher.cpp (input, authorisation, flush, time), runner_messages.cpp
 // (REGISTER, RESULT, OUTPUT, lost runners), jobs.cpp (state changes of jobs: queue, dispatch,
-// requeue, finish, prune) and requests.cpp (COMMIT and the client requests).
+// requeue, finish, prune), requests.cpp (COMMIT and the client requests) and notify.cpp
+// (NOTIFY wakes the observers of an ObserverSet, observers.h).
 #pragma once
 
 #include <map>
@@ -37,6 +38,7 @@
 #include "dispatcher/job_queue.h"
 #include "dispatcher/job_store.h"
 #include "dispatcher/live_output.h"
+#include "dispatcher/observers.h"
 #include "dispatcher/pending_files.h"
 #include "dispatcher/round.h"
 #include "dispatcher/runner_registry.h"
@@ -182,6 +184,10 @@ class Dispatcher {
   void on_retry(std::string_view peer, const msg::RetryRequest& q);
   void on_prune(std::string_view peer, const msg::PruneRequest& q);
   void on_watch(std::string_view peer, const msg::WatchRequest& q);
+  // notify.cpp: observers and the pushes that wake them.
+  void on_observer_hello(std::string_view peer);
+  void on_notify(std::string_view peer, const msg::Notify& n);
+
   // A job that is not active, read from the store: false (peer answered ERROR not_found, or
   // storage_failure when the store cannot be read) when there is none to tell about.
   bool read_inactive(std::string_view peer, uint64_t request_id, uint64_t job_id, JobRow* row);
@@ -199,6 +205,7 @@ class Dispatcher {
   RunnerRegistry runners_;
   JobQueue jobs_;
   LiveOutput live_;
+  ObserverSet observers_;
   PendingFiles files_;
   Round round_;
   std::optional<Authorized> authorized_;  // key names allowed and their roles (CURVE)

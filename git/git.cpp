@@ -103,28 +103,41 @@ std::string with_instead_of(const std::string& url) {
 
 namespace {
 
-// Fetches refspecs from origin through an in-memory remote (nothing written to the config).
-bool fetch_refspecs(git_repository* repo, git_config* cfg, std::vector<std::string> specs, std::string* err) {
-  std::string url;
-  if (!origin_url(cfg, &url, err)) return false;
-  std::vector<char*> spec_ptrs;
-  for (auto& s : specs) spec_ptrs.push_back(s.data());
-  git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
+struct RemoteCloser {
+  void operator()(git_remote* r) const { git_remote_free(r); }
+};
+using Remote = std::unique_ptr<git_remote, RemoteCloser>;
 
+// origin as an in-memory remote (no name: nothing is written to the config, and no leaking
+// lookup runs; see origin_url in git.h). insteadOf is applied by origin_url already.
+Remote origin_remote(git_repository* repo, git_config* cfg, std::string* err) {
+  std::string url;
+  if (!origin_url(cfg, &url, err)) return nullptr;
   git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
-  create.repository = repo;  // no name: in memory only, nothing written to the config
-  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;  // done above
+  create.repository = repo;
+  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
   git_remote* remote = nullptr;
   if (git_remote_create_with_opts(&remote, url.c_str(), &create) != 0) {
     *err = error("bad origin URL " + url);
-    return false;
+    return nullptr;
   }
+  return Remote(remote);
+}
+
+// Fetches refspecs from origin.
+bool fetch_refspecs(git_repository* repo, git_config* cfg, std::vector<std::string> specs, std::string* err) {
+  Remote remote = origin_remote(repo, cfg, err);
+  if (!remote) return false;
+  std::vector<char*> spec_ptrs;
+  for (auto& s : specs) spec_ptrs.push_back(s.data());
+  git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
   git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
   opts.update_fetchhead = 0;
-  int rc = git_remote_fetch(remote, &refspecs, &opts, nullptr);
-  if (rc != 0) *err = error("fetch from origin failed");
-  git_remote_free(remote);
-  return rc == 0;
+  if (git_remote_fetch(remote.get(), &refspecs, &opts, nullptr) != 0) {
+    *err = error("fetch from origin failed");
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -133,6 +146,48 @@ bool fetch_origin(git_repository* repo, std::string* err) {
   Config cfg = snapshot(repo, err);
   return cfg && fetch_refspecs(repo, cfg.get(), origin_refspecs(cfg.get()), err);
 }
+
+bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err) {
+  tips->clear();
+  Config cfg = snapshot(repo, err);
+  Remote remote = cfg ? origin_remote(repo, cfg.get(), err) : nullptr;
+  if (!remote) return false;
+  git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
+  git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
+  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr) != 0) {
+    *err = error("cannot reach origin");
+    return false;
+  }
+  const git_remote_head** heads = nullptr;
+  size_t n = 0;
+  const bool ok = git_remote_ls(&heads, &n, remote.get()) == 0;
+  if (!ok) *err = error("cannot list origin's refs");
+  for (size_t i = 0; ok && i < n; ++i) {
+    const std::string_view name(heads[i]->name);
+    if (!name.starts_with("refs/heads/")) continue;
+    const std::string branch(name.substr(11));
+    if (std::find(branches.begin(), branches.end(), branch) != branches.end()) (*tips)[branch] = heads[i]->oid;
+  }
+  git_remote_disconnect(remote.get());
+  return ok;
+}
+
+std::string local_path(const std::string& url, const std::string& base_dir) {
+  namespace fs = std::filesystem;
+  constexpr std::string_view kFile = "file://";
+  if (std::string_view(url).starts_with(kFile)) return url.substr(kFile.size());
+  if (url.empty() || url.find("://") != std::string::npos) return "";
+  // git's rule for scp-like syntax: a colon before the first slash means host:path.
+  const size_t colon = url.find(':'), slash = url.find('/');
+  if (colon != std::string::npos && (slash == std::string::npos || colon < slash)) return "";
+  const fs::path p(url);
+  return (p.is_absolute() ? p : fs::path(base_dir) / p).lexically_normal().string();
+}
+
+bool ref_id(git_repository* repo, const std::string& name, git_oid* out) {
+  return git_reference_name_to_id(out, repo, name.c_str()) == 0;
+}
+
 
 bool fetch_branch(git_repository* repo, const std::string& branch, std::string* err) {
   Config cfg = snapshot(repo, err);

@@ -4,8 +4,10 @@
 
 #include <git2.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace simpleci::git {
 
@@ -41,6 +43,24 @@ bool fetch_origin(git_repository* repo, std::string* err);
 // Fetches only origin's branch (into refs/remotes/origin/<branch>): the objects of one branch,
 // not every ref's. branch must be a valid branch name (messages/validate.h).
 bool fetch_branch(git_repository* repo, const std::string& branch, std::string* err);
+
+// origin's URL as a folder on this machine when it is one: a path (relative ones from base_dir,
+// as git resolves them from the top of the clone) or a file:// URL. "" for any other URL
+// (ssh://, https://, git://, scp-like host:path), which only a connection can read.
+std::string local_path(const std::string& url, const std::string& base_dir);
+
+// The id the reference `name` (e.g. "refs/heads/main") of repo points at, read from the refs
+// on disk on every call: libgit2 keeps no loose ref in memory and re-reads packed-refs when
+// its size, inode or mtime changed, so a long-open repository sees every push. False when
+// there is no such ref.
+bool ref_id(git_repository* repo, const std::string& name, git_oid* out);
+
+// A branch name (without refs/heads/) -> the commit its tip is at.
+using Tips = std::map<std::string, git_oid>;
+
+// What `git ls-remote origin` tells of branches: connects to origin, reads its advertised refs
+// and disconnects, without negotiating a pack. Branches origin lacks are left out of *tips.
+bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err);
 
 // Packs a repository may hold before merge_small_packs() merges them (git's gc.autoPackLimit).
 inline constexpr size_t kPackLimit = 50;

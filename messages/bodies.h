@@ -410,4 +410,40 @@ struct PruneRequest {
   bool operator==(const PruneRequest&) const = default;
 };
 
+// A branch name in a list (NOTIFY, WAKE).
+struct BranchName {
+  std::string name;
+  template <class V> void fields(V& v) { v.branch("name", name); }
+  bool operator==(const BranchName&) const = default;
+};
+
+// An observer's "I am here": sent on connecting and every kObserverHelloMs after, so the
+// dispatcher knows whom to WAKE. No reply; the dispatcher forgets an observer silent for
+// kObserverExpiryMs.
+struct ObserverHello {
+  template <class V> void fields(V&) {}
+  bool operator==(const ObserverHello&) const = default;
+};
+
+// "These branches were just pushed" (a post-receive hook's `simpleci notify`): the dispatcher
+// sends every observer it knows a WAKE with the same branches, and answers OK whose job_id is
+// how many observers it woke. No branches: any branch may have moved.
+struct Notify {
+  uint64_t request_id = 0;
+  std::vector<BranchName> branches;  // at most kMaxNotifyBranches
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.list("branches", branches, kMaxNotifyBranches);
+  }
+  bool operator==(const Notify&) const = default;
+};
+
+// Dispatcher -> observer: poll git now (a NOTIFY arrived). An observer that watches none of the
+// branches (when some are named) may ignore it.
+struct Wake {
+  std::vector<BranchName> branches;  // at most kMaxNotifyBranches; none: any branch
+  template <class V> void fields(V& v) { v.list("branches", branches, kMaxNotifyBranches); }
+  bool operator==(const Wake&) const = default;
+};
+
 }  // namespace simpleci::msg

@@ -55,6 +55,11 @@ inline constexpr size_t kMinOutputCap = 1024;
 inline constexpr uint64_t kDefaultMaxQueued = 100000;
 inline constexpr uint64_t kMaxMaxQueued = 10000000;
 inline constexpr size_t kDefaultLiveWindow = 512 * 1024;  // newest output bytes kept per running job
+inline constexpr size_t kMaxNotifyBranches = 64;   // branches named in one NOTIFY or WAKE
+inline constexpr int64_t kObserverHelloMs = 10000;    // an observer's OBSERVER_HELLO interval
+inline constexpr int64_t kObserverExpiryMs = 35000;   // the dispatcher forgets an observer silent this long
+inline constexpr size_t kMaxObservers = 256;          // observers the dispatcher wakes (the oldest-heard go)
+inline constexpr int64_t kMinWakeGapMs = 50;          // an observer polls at most this often when woken
 
 // --- Defaults and ranges of flags that never reach the wire (runner, observer, client). ---
 inline constexpr int64_t kDefaultKillGraceMs = 10000;        // simpleci-runner --kill-grace-ms

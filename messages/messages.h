@@ -47,6 +47,9 @@ enum class MessageType : uint8_t {
   kWatchRequest = 21,  // client -> dispatcher: a job's live output from an offset
   kWatchReply = 22,    // dispatcher -> client
   kPruneRequest = 23,  // client -> dispatcher: drop old jobs' output and files (admin)
+  kObserverHello = 24, // observer -> dispatcher: wake me when a push is notified
+  kNotify = 25,        // client (a post-receive hook) -> dispatcher: branches were pushed
+  kWake = 26,          // dispatcher -> observer: poll git now
 };
 
 std::string_view to_string(MessageType t);  // the row's name: "register", ...
@@ -105,6 +108,11 @@ inline constexpr std::tuple kMessageTypes{
                     &WatchReply::data},
     Row<PruneRequest>{{.wire = MessageType::kPruneRequest, .name = "prune_request",
                        .sent_by = sb::kAdmin, .request_id = RequestId::kAsks}},
+    Row<ObserverHello>{{.wire = MessageType::kObserverHello, .name = "observer_hello",
+                        .sent_by = sb::kObserver | sb::kAdmin}},
+    Row<Notify>{{.wire = MessageType::kNotify, .name = "notify", .sent_by = sb::kReader,
+                 .request_id = RequestId::kAsks}},
+    Row<Wake>{{.wire = MessageType::kWake, .name = "wake"}},
 };
 
 // ---- Derived from the table ----------------------------------------------------------------

@@ -16,9 +16,9 @@ namespace simpleci {
 enum class Role : uint8_t {
   kAny,       // key directly in DIR: roles are not in force for it
   kRunner,    // REGISTER, HEARTBEAT, OUTPUT, RESULT, DRAIN (sent_by::kRunner)
-  kObserver,  // COMMIT and the read-only requests (sent_by::kObserver)
-  kClient,    // read-only: STATUS_REQUEST, RESULTS_REQUEST, WATCH_REQUEST (sent_by::kClient)
-  kAdmin,     // read-only requests, COMMIT, CANCEL_REQUEST, RETRY_REQUEST, PRUNE_REQUEST
+  kObserver,  // COMMIT, OBSERVER_HELLO, the read-only requests and NOTIFY (sent_by::kObserver)
+  kClient,    // STATUS_REQUEST, RESULTS_REQUEST, WATCH_REQUEST, NOTIFY (sent_by::kClient)
+  kAdmin,     // the client's, COMMIT, OBSERVER_HELLO, CANCEL_REQUEST, RETRY_REQUEST, PRUNE_REQUEST
 };
 
 // "any", "runner", "observer", "client", "admin".

@@ -2,6 +2,7 @@
 
 #include "git/git.h"
 
+#include <filesystem>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -44,33 +45,88 @@ std::string current_branch(const std::string& dir, std::string* err) {
   return name;
 }
 
-bool fetch_origin(const std::string& dir, std::string* err) {
-  {
-    Repo repo = git::open(dir, err);
-    if (!repo || !git::fetch_origin(repo.get(), err)) return false;
+namespace {
+std::string tracking(const std::string& branch) { return "refs/remotes/origin/" + branch; }
+}  // namespace
+
+bool GitWatch::open(std::string* err) {
+  if (clone_) return true;
+  clone_ = git::open(dir_, err);
+  if (!clone_) return false;
+  std::string url;
+  if (!git::origin_url(clone_.get(), &url, err)) {
+    clone_.reset();
+    return false;
   }
-  std::string merge_err;  // the fetch worked; a failed merge is tried again after the next one
-  if (git::merge_small_packs(dir, git::kPackLimit, &merge_err) < 0) {
-    spdlog::warn("cannot merge the packs of {}: {}", dir, merge_err);
+  // A folder that does not open as a repository is left to the transport, which says why.
+  const std::string path = read_local_ ? git::local_path(url, dir_) : "";
+  std::string ignored;
+  origin_ = path.empty() ? nullptr : git::open(path, &ignored);
+  return true;
+}
+
+bool GitWatch::origin_tips(const std::vector<std::string>& branches, git::Tips* tips, std::string* err) {
+  if (!origin_) return git::ls_origin(clone_.get(), branches, tips, err);
+  tips->clear();
+  for (const auto& b : branches) {
+    git_oid id;
+    if (git::ref_id(origin_.get(), "refs/heads/" + b, &id)) (*tips)[b] = id;
+  }
+  // A branch missing from a folder that is no longer there is origin gone, not a branch.
+  std::error_code ec;
+  const char* path = git_repository_path(origin_.get());
+  if (tips->size() < branches.size() && !std::filesystem::exists(path, ec)) {
+    *err = std::string("cannot read origin: ") + path + " is gone";
+    return false;
   }
   return true;
 }
 
-bool new_commits(const std::string& dir, const std::string& branch, const std::string& cursor,
-                 size_t limit, NewCommits* out, std::string* err) {
+bool GitWatch::moved(const git::Tips& tips) const {
+  for (const auto& [branch, id] : tips) {
+    git_oid have;
+    if (!git::ref_id(clone_.get(), tracking(branch), &have) || !git_oid_equal(&have, &id)) return true;
+  }
+  return false;
+}
+
+bool GitWatch::fetch(std::string* err) {
+  if (!git::fetch_origin(clone_.get(), err)) return false;
+  ++fetches_;
+  // merge_small_packs wants no other handle on the clone (one would look for removed packs):
+  // it is opened again by the next poll, which after a fetch is rare enough not to matter.
+  clone_.reset();
+  std::string merge_err;  // the fetch worked; a failed merge is tried again after the next one
+  if (git::merge_small_packs(dir_, git::kPackLimit, &merge_err) < 0) {
+    spdlog::warn("cannot merge the packs of {}: {}", dir_, merge_err);
+  }
+  return true;
+}
+
+bool GitWatch::update(const std::vector<std::string>& branches, std::string* err) {
+  git::Tips tips;
+  if (!open(err) || !origin_tips(branches, &tips, err) || (moved(tips) && !fetch(err))) {
+    clone_.reset();
+    origin_.reset();
+    return false;
+  }
+  return true;
+}
+
+bool GitWatch::new_commits(const std::string& branch, const std::string& cursor, size_t limit, NewCommits* out,
+                           std::string* err) {
   *out = NewCommits{};
-  Repo repo = git::open(dir, err);
-  if (!repo) return false;
+  if (!open(err)) return false;
+  git_repository* repo = clone_.get();
   git_oid tip;
-  std::string ref = "refs/remotes/origin/" + branch;
-  if (git_reference_name_to_id(&tip, repo.get(), ref.c_str()) != 0) {
+  if (!git::ref_id(repo, tracking(branch), &tip)) {
     out->missing = true;
     return true;
   }
   git_oid base;
   bool have_base = !cursor.empty() && git_oid_fromstrn(&base, cursor.data(), cursor.size()) == 0;
   if (have_base && git_oid_equal(&base, &tip)) return true;
-  if (have_base && git_graph_descendant_of(repo.get(), &tip, &base) != 1) {
+  if (have_base && git_graph_descendant_of(repo, &tip, &base) != 1) {
     out->rewritten = true;
     have_base = false;
   }
@@ -79,7 +135,7 @@ bool new_commits(const std::string& dir, const std::string& branch, const std::s
     return true;
   }
   git_revwalk* walk = nullptr;
-  if (git_revwalk_new(&walk, repo.get()) != 0) {
+  if (git_revwalk_new(&walk, repo) != 0) {
     *err = git::error("revwalk");
     return false;
   }

@@ -30,7 +30,8 @@ struct Flags {
 void add_flags(app::Component& c, Flags& f) {
   CLI::App& app = c.flags();
   f.conn.add(app, "this observer");
-  c.add_ranged("--poll-ms", f.poll_ms, "how often to fetch origin", msg::kMinPollMs, msg::kMaxPollMs);
+  c.add_ranged("--poll-ms", f.poll_ms, "how often to poll origin (fetching only what moved)", msg::kMinPollMs,
+               msg::kMaxPollMs);
   app.add_option("--branch", f.branches, "branch to watch (repeatable; default: the clone's branch)");
   app.add_option("--state-file", f.state_file, "cursor file (default CLONE_DIR/.git/simpleci/observer-state)");
   app.add_option("CLONE_DIR", f.clone_dir, "the observer's clone of the repository")->required();

@@ -17,9 +17,11 @@ constexpr Millis kMaxBackoff(32000);
 }  // namespace
 
 Observer::Observer(Clock& clock, Link& link, Options opt)
-    : clock_(clock), link_(link), opt_(std::move(opt)) {
+    : clock_(clock), link_(link), opt_(std::move(opt)), git_(opt_.clone_dir) {
   next_poll_ = clock_.now();
+  last_poll_ = clock_.now() - opt_.min_wake_gap;
   last_reply_ = clock_.now();
+  next_hello_ = clock_.now();
 }
 
 bool Observer::load_state(std::string* err) {
@@ -49,7 +51,7 @@ bool Observer::save_state(std::string* err) {
 
 bool Observer::poll_git() {
   std::string err;
-  if (!fetch_origin(opt_.clone_dir, &err)) {
+  if (!git_.update(opt_.branches, &err)) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) spdlog::warn("{}", err);
     return false;
@@ -64,7 +66,7 @@ bool Observer::poll_git() {
       }
     }
     NewCommits found;
-    if (!new_commits(opt_.clone_dir, branch, from, kMaxNewPerPoll, &found, &err)) {
+    if (!git_.new_commits(branch, from, kMaxNewPerPoll, &found, &err)) {
       spdlog::warn("branch {}: {}", branch, err);
       continue;
     }
@@ -103,7 +105,14 @@ void Observer::on_frames(const std::string& header, const std::string& body) {
       }
     }
     advance();
+  } else if (const auto* w = std::get_if<msg::Wake>(&d.message)) {
+    wake(*w);
   } else if (const auto* e = std::get_if<msg::Error>(&d.message)) {
+    uint64_t held = 0;
+    if (e->request_id == 0) {  // not about a COMMIT: e.g. a key whose role may not say hello
+      if (bad_log_.allow(clock_.now(), &held)) spdlog::warn("dispatcher: {} ({})", e->text, msg::to_string(e->code));
+      return;
+    }
     spdlog::warn("dispatcher refused request {}: {} ({}); will retry", e->request_id, e->text,
                  msg::to_string(e->code));
     for (auto& it : items_) {
@@ -115,6 +124,23 @@ void Observer::on_frames(const std::string& header, const std::string& body) {
   } else if (!std::holds_alternative<msg::Reregister>(d.message)) {
     spdlog::debug("ignoring {}", msg::to_string(msg::type_of(d.message)));
   }
+}
+
+// A push was notified: poll now, or as soon as the gap since the last poll allows (a WAKE during
+// the gap is kept, not dropped: the push it announces may have landed after that poll).
+void Observer::wake(const msg::Wake& w) {
+  const bool ours = w.branches.empty() || std::any_of(w.branches.begin(), w.branches.end(), [&](const auto& b) {
+                      return std::find(opt_.branches.begin(), opt_.branches.end(), b.name) != opt_.branches.end();
+                    });
+  if (!ours) return;
+  next_poll_ = std::min(next_poll_, std::max(clock_.now(), last_poll_ + opt_.min_wake_gap));
+  spdlog::debug("woken by the dispatcher: a push was notified");
+}
+
+void Observer::say_hello(SteadyTime now) {
+  if (now < next_hello_) return;
+  // Not queued (no connection yet): tried again in a second, never in a busy loop.
+  next_hello_ = now + (link_.send(msg::ObserverHello{}) ? opt_.hello : std::min(opt_.hello, Millis(1000)));
 }
 
 void Observer::advance() {
@@ -155,10 +181,14 @@ void Observer::tick() {
     waiting_reconnect_ = false;
     last_reply_ = now;
     for (auto& it : items_) it.sent = it.accepted;
+    next_hello_ = now;  // a new routing id: the dispatcher must learn it
   }
+  say_hello(now);
   if (now >= next_poll_) {
     poll_git();
-    next_poll_ = clock_.now() + opt_.poll;
+    ++polls_;
+    last_poll_ = clock_.now();
+    next_poll_ = last_poll_ + opt_.poll;
   }
   bool awaiting = std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.sent && !i.accepted; });
   if (awaiting && now - last_reply_ >= 3 * opt_.resend) {
@@ -173,12 +203,14 @@ void Observer::tick() {
 
 Millis Observer::next_wakeup() const {
   SteadyTime now = clock_.now();
-  SteadyTime next = next_poll_;
+  SteadyTime next = std::min(next_poll_, next_hello_);
   if (waiting_reconnect_) next = std::min(next, reconnect_at_);
   for (const auto& it : items_) {
     if (!it.accepted) next = std::min(next, it.sent ? it.sent_at + opt_.resend : it.retry_at);
   }
-  return std::clamp(std::chrono::duration_cast<Millis>(next - now), Millis(0), Millis(1000));
+  // Rounded up: rounded down, the last millisecond before a poll would be spent in a busy loop
+  // of zero-timeout sleeps.
+  return std::clamp(std::chrono::ceil<Millis>(next - now), Millis(0), Millis(1000));
 }
 
 }  // namespace simpleci::observer

@@ -158,6 +158,31 @@ TEST_F(RolesTest, ARevokedKeyGetsItsRequestIdBack) {
   EXPECT_EQ(e.request_id, 12u);
 }
 
+TEST_F(RolesTest, ObserversClientsAndAdminsNotifyOnlyObserversSayHello) {
+  from("watcher", msg::ObserverHello{});
+  EXPECT_TRUE(out_.sent.empty()) << "a hello has no answer";
+  for (const char* key : {"watcher", "dev", "ops"}) {
+    from(key, msg::Notify{31, {}});
+    auto ok = out_.take<msg::Ok>(key);
+    ASSERT_EQ(ok.size(), 1u) << key;
+    EXPECT_EQ(ok[0].job_id, 1u) << key;  // one observer woken
+  }
+  EXPECT_EQ(out_.take<msg::Wake>("watcher").size(), 3u);
+  from("builder", msg::Notify{32, {}});
+  msg::Error e = error_to("builder");
+  EXPECT_EQ(e.code, ErrorCode::kUnauthorized);
+  EXPECT_EQ(e.request_id, 32u);
+  for (const char* key : {"builder", "dev"}) {
+    from(key, msg::ObserverHello{});
+    EXPECT_EQ(error_to(key).code, ErrorCode::kUnauthorized) << key;
+  }
+  from("ops", msg::Notify{33, {}});
+  EXPECT_EQ(out_.take<msg::Ok>("ops").at(0).job_id, 1u) << "refused hellos register nobody";
+  from("ops", msg::Wake{});
+  EXPECT_EQ(error_to("ops").code, ErrorCode::kBadRequest) << "nobody sends the dispatcher a WAKE";
+  EXPECT_EQ(d_->counter("rejected.unauthorized"), 3u);
+}
+
 // ---- ERROR request ids without CURVE ----------------------------------------------------
 
 TEST_F(DispatcherTest, BadFieldErrorCarriesTheRequestId) {

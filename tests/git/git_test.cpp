@@ -107,5 +107,65 @@ TEST_F(PackTest, ABrokenIndexFailsAndRemovesNothing) {
   EXPECT_EQ(packs(), before);
 }
 
+// The ref check of the observer's polls: origin's tips read without fetching.
+using RefTest = PackTest;
+
+std::string tip_of(git_repository* repo, const std::string& ref) {
+  git_oid id;
+  return ref_id(repo, ref, &id) ? oid_text(&id) : "";
+}
+
+TEST_F(RefTest, ALongOpenRepositorySeesEveryPushLooseOrPacked) {
+  std::string err;
+  Repo origin = open((dir_ / "up").string(), &err);
+  ASSERT_TRUE(origin) << err;
+  const std::string head = up_ + "rev-parse HEAD";
+  EXPECT_EQ(tip_of(origin.get(), "refs/heads/main"), sh(head));
+  sh(up_ + "commit -q --allow-empty -m loose");  // a loose ref file is rewritten
+  EXPECT_EQ(tip_of(origin.get(), "refs/heads/main"), sh(head));
+  sh(up_ + "pack-refs --all");  // now only in packed-refs, which libgit2 caches
+  EXPECT_EQ(tip_of(origin.get(), "refs/heads/main"), sh(head));
+  for (int i = 0; i < 3; ++i) {  // packed-refs rewritten under the open handle, at once
+    sh(up_ + "commit -q --allow-empty -m packed" + std::to_string(i) + " && " + up_ + "pack-refs --all");
+    EXPECT_EQ(tip_of(origin.get(), "refs/heads/main"), sh(head)) << "packed-refs rewrite " << i;
+  }
+  EXPECT_EQ(tip_of(origin.get(), "refs/heads/gone"), "");
+}
+
+TEST_F(RefTest, LsOriginNamesTheWatchedBranchesOriginHas) {
+  sh(up_ + "branch dev && " + up_ + "branch other");
+  std::string err;
+  Repo clone = open(clone_, &err);
+  ASSERT_TRUE(clone) << err;
+  Tips tips;
+  ASSERT_TRUE(ls_origin(clone.get(), {"main", "dev", "gone"}, &tips, &err)) << err;
+  ASSERT_EQ(tips.size(), 2u);
+  EXPECT_EQ(oid_text(&tips.at("main")), sh(up_ + "rev-parse main"));
+  EXPECT_EQ(oid_text(&tips.at("dev")), sh(up_ + "rev-parse dev"));
+  // Nothing was fetched: the clone still lacks dev.
+  EXPECT_EQ(tip_of(clone.get(), "refs/remotes/origin/dev"), "");
+}
+
+TEST_F(RefTest, LsOriginSaysWhenOriginCannotBeReached) {
+  sh("git -C " + clone_ + " remote set-url origin " + (dir_ / "nowhere").string());
+  std::string err;
+  Repo clone = open(clone_, &err);
+  Tips tips;
+  EXPECT_FALSE(ls_origin(clone.get(), {"main"}, &tips, &err));
+  EXPECT_NE(err.find("cannot reach origin"), std::string::npos) << err;
+}
+
+TEST(LocalPath, FoldersAndFileUrlsAreLocalTheRestIsNot) {
+  EXPECT_EQ(local_path("/srv/git/p.git", "/home/c"), "/srv/git/p.git");
+  EXPECT_EQ(local_path("file:///srv/git/p.git", "/home/c"), "/srv/git/p.git");
+  EXPECT_EQ(local_path("../up", "/home/c"), "/home/up");
+  EXPECT_EQ(local_path("up/./p.git", "/home/c"), "/home/c/up/p.git");
+  EXPECT_EQ(local_path("https://git.example.com/p.git", "/home/c"), "");
+  EXPECT_EQ(local_path("ssh://git@host/p.git", "/home/c"), "");
+  EXPECT_EQ(local_path("git@host:p.git", "/home/c"), "");
+  EXPECT_EQ(local_path("host:dir/p.git", "/home/c"), "");
+  EXPECT_EQ(local_path("", "/home/c"), "");
+}
+
 }  // namespace
 }  // namespace simpleci::git

@@ -69,6 +69,7 @@ TEST(CommandLine, BadInputGivesOneClearLineAndNonZeroExit) {
       {"watch neither job nor commit", {"simpleci", "watch", "HEAD~1"}, 2, "HEAD~1"},
       {"watch job 0", {"simpleci", "watch", "0"}, 2, "job number"},
       {"watch interval", {"simpleci", "watch", "5", "--interval-ms", "1"}, 2, "interval-ms"},
+      {"notify bad branch", {"simpleci", "notify", "--branch", "a..b"}, 2, "a..b"},
   };
   for (auto& c : cases) {
     // The components get a log folder of their own; the client has no --log-dir.

@@ -62,6 +62,12 @@ TEST(Codec, RoundTripsEveryMessageType) {
   EXPECT_EQ(round_trip(PruneRequest{6, 30}), (PruneRequest{6, 30}));
   EXPECT_EQ(round_trip(Error{1, ErrorCode::kQueueFull, "100 jobs queued"}),
             (Error{1, ErrorCode::kQueueFull, "100 jobs queued"}));
+  EXPECT_EQ(round_trip(ObserverHello{}), ObserverHello{});
+  const Notify n{7, {{"main"}, {"feature/x"}}};
+  EXPECT_EQ(round_trip(n), n);
+  EXPECT_EQ(round_trip(Notify{8, {}}), (Notify{8, {}}));
+  EXPECT_EQ(round_trip(Wake{n.branches}), Wake{n.branches});
+  EXPECT_EQ(round_trip(Wake{}), Wake{});
 }
 
 // Every row of the table, and what is derived from it, agree.
@@ -109,6 +115,11 @@ TEST(Codec, TypeNamesAreStable) {
   EXPECT_EQ(static_cast<int>(MessageType::kWatchRequest), 21);
   EXPECT_EQ(static_cast<int>(MessageType::kPruneRequest), 23);
   EXPECT_EQ(to_string(MessageType::kPruneRequest), "prune_request");
+  EXPECT_EQ(static_cast<int>(MessageType::kObserverHello), 24);
+  EXPECT_EQ(static_cast<int>(MessageType::kNotify), 25);
+  EXPECT_EQ(static_cast<int>(MessageType::kWake), 26);
+  EXPECT_EQ(to_string(MessageType::kNotify), "notify");
+  EXPECT_EQ(to_string(MessageType::kWake), "wake");
   EXPECT_EQ(static_cast<int>(ErrorCode::kQueueFull), 7);
   EXPECT_EQ(to_string(ErrorCode::kQueueFull), "queue_full");
   EXPECT_EQ(to_string(JobStatus::kCancelled), "cancelled");
@@ -158,6 +169,21 @@ std::vector<BadCase> bad_cases() {
        DecodeError::kUnknownType},
       {"one past the last type", h, pack([](auto& pk) { pk.pack_array(1); pk.pack(kMaxMessageType + 1); }),
        DecodeError::kUnknownType},
+      {"notify naming a bad branch", h,
+       pack([](auto& pk) {
+         pk.pack_array(3); pk.pack(25); pk.pack(1);
+         pk.pack_array(1); pk.pack_array(1); pk.pack("a..b");
+       }),
+       DecodeError::kBadField},
+      {"notify naming 65 branches", h,
+       pack([](auto& pk) {
+         pk.pack_array(3); pk.pack(25); pk.pack(1); pk.pack_array(65);
+         for (int i = 0; i < 65; ++i) { pk.pack_array(1); pk.pack("b"); }
+       }),
+       DecodeError::kBadField},
+      {"wake with a branch that is not a record", h,
+       pack([](auto& pk) { pk.pack_array(2); pk.pack(26); pk.pack_array(1); pk.pack("main"); }),
+       DecodeError::kBadField},
       {"prune of 0 days", h, pack([](auto& pk) { pk.pack_array(3); pk.pack(23); pk.pack(1); pk.pack(0); }),
        DecodeError::kBadField},
       {"prune past 36500 days", h,

@@ -115,6 +115,23 @@ TEST(ClientCommands, PruneAsksAgainWhileARoundIsFull) {
   EXPECT_EQ(prune(d, 0, out.file()), 2);
 }
 
+TEST(ClientCommands, NotifyNamesEachBranchOnceAndPrintsWhomItWoke) {
+  ScriptedAsker d;
+  Captured out;
+  d.replies = {msg::Ok{1, 2, "woke 2 observer(s)"}, msg::Ok{1, 0, "woke 0 observer(s)"}};
+  EXPECT_EQ(notify(d, {"main", "feature/x", "main"}, out.file()), 0);
+  const auto& n = std::get<msg::Notify>(d.asked.at(0));
+  EXPECT_EQ(n.branches, (std::vector<msg::BranchName>{{"main"}, {"feature/x"}}));
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= msg::kMaxNotifyBranches; ++i) many.push_back("b" + std::to_string(i));
+  EXPECT_EQ(notify(d, many, out.file()), 0);
+  EXPECT_TRUE(std::get<msg::Notify>(d.asked.at(1)).branches.empty()) << "too many to name: any branch";
+  EXPECT_EQ(out.text(), "woke 2 observer(s)\nwoke 0 observer(s)\n");
+  EXPECT_EQ(notify(d, {"a..b"}, out.file()), 2);
+  EXPECT_EQ(notify(d, {""}, out.file()), 2);
+  EXPECT_EQ(d.asked.size(), 2u) << "usage errors ask nothing";
+}
+
 TEST(ClientCommands, ResultsOfACommitWithoutJobsIsExitOne) {
   ScriptedAsker d;
   Captured out;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -116,6 +117,21 @@ int prune(Asker& d, int64_t days, std::FILE* out) {
   }
   return print(out, "pruned " + std::to_string(total) + " job(s) finished more than " + std::to_string(days) +
                         " days ago\n");
+}
+
+int notify(Asker& d, const std::vector<std::string>& branches, std::FILE* out) {
+  msg::Notify n{1, {}};
+  for (const auto& b : branches) {
+    if (b.empty() || !is_valid_branch(b)) return fail("--branch: not a valid branch name: '" + b + "'", cli::kUsageError);
+    if (std::find(n.branches.begin(), n.branches.end(), msg::BranchName{b}) == n.branches.end()) {
+      n.branches.push_back({b});
+    }
+  }
+  if (n.branches.size() > msg::kMaxNotifyBranches) n.branches.clear();  // a big push: any branch
+  msg::Message rep;
+  const msg::Ok* ok = nullptr;
+  if (int rc = ask_for(d, n, &rep, &ok)) return rc;
+  return print(out, ok->text + "\n");
 }
 
 int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tools/client/session.h"
 
@@ -31,6 +32,11 @@ int retry(Asker& d, int64_t job, std::FILE* out);
 // Prunes the jobs finished more than `days` days ago (1..kMaxPruneDays), in rounds: one request
 // drops at most kMaxPrunePerRequest jobs, so it asks again while a round is full.
 int prune(Asker& d, int64_t days, std::FILE* out);
+
+// Tells the dispatcher that branches were pushed (none: any may have been), so it wakes its
+// observers at once; prints "woke N observer(s)". For a post-receive hook (tools/post-receive).
+// More than kMaxNotifyBranches branches wake the observers for any branch.
+int notify(Asker& d, const std::vector<std::string>& branches, std::FILE* out);
 
 // Prints a job's output (target: a job number, or a commit: its newest job) to out as it is
 // produced, asking every interval_ms while there is nothing new, and what happens to the job

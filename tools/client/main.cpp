@@ -1,6 +1,6 @@
 // simpleci: the command-line client. Parses the command line and calls the subcommand in
-// tools/client/commands.h: status, results, submit, watch, cancel, retry, prune (they talk to
-// the dispatcher), logs (reads a component's log), keygen (makes CurveZMQ key pairs).
+// tools/client/commands.h: status, results, submit, watch, cancel, retry, prune, notify (they
+// talk to the dispatcher), logs (reads a component's log), keygen (makes CurveZMQ key pairs).
 #include <cstdio>
 #include <functional>
 #include <vector>
@@ -21,6 +21,7 @@ struct Args {
   bool json = false, force = false, follow = false;
   std::string commit, branch, target, component, log_dir = kDefaultLogDir;
   std::string key_dir = ".", name, authorize_dir, role;
+  std::vector<std::string> branches;
   int64_t limit = msg::kDefaultResultsLimit, job = 0, interval_ms = msg::kDefaultWatchIntervalMs, older_than = 0;
 };
 
@@ -60,6 +61,9 @@ std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d
   s->add_option("--older-than", a.older_than, cli::with_range("days since the job finished", 1, msg::kMaxPruneDays))
       ->required();
   c.push_back({s, [&] { return client::prune(d, a.older_than, stdout); }});
+  s = app.add_subcommand("notify", "tell the observers a push happened (from a post-receive hook)");
+  s->add_option("--branch", a.branches, "a branch that was pushed (repeatable; none: any)");
+  c.push_back({s, [&] { return client::notify(d, a.branches, stdout); }});
   return c;
 }
 
