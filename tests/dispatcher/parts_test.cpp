@@ -1,5 +1,9 @@
 // The dispatcher's parts alone, without a Dispatcher or a store: the JobQueue's order and
 // indexes, the RunnerRegistry's choice of runner, LiveOutput's window.
+#include <malloc.h>
+
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "dispatcher/job_queue.h"
@@ -78,6 +82,84 @@ TEST(JobQueue, RunningJobsWithoutTheirRunnerAreOrphansUntilClaimed) {
   q.unorphan(2);
   EXPECT_TRUE(q.orphans_of("gone").empty());
   EXPECT_FALSE(q.find(2)->orphaned);
+}
+
+std::string hex_commit(std::mt19937_64& rng, size_t digits = 40) {
+  static const char* hex = "0123456789abcdef";
+  std::string s(digits, '0');
+  for (auto& c : s) c = hex[rng() % 16];
+  return s;
+}
+
+TEST(JobQueue, WaitingJobsKeepTheirOrderIndexesAndSummariesThroughRemovalsAndCompaction) {
+  JobQueue q;
+  std::mt19937_64 rng(7);
+  std::vector<std::string> commits(1001);
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    commits[id] = id % 3 == 0 ? hex_commit(rng, 64) : id % 7 == 0 ? "odd-" + std::to_string(id) : hex_commit(rng);
+    msg::JobSummary s = job(id, commits[id]);
+    s.branch = id % 2 ? "main" : "feature/" + std::to_string(id % 5);
+    s.created_at_ms = 1000 + static_cast<int64_t>(id);
+    q.add(s);
+  }
+  for (uint64_t id = 100; id < 900; ++id) {
+    if (id % 4 != 1) q.remove(id);  // most of the middle is cancelled: compacted
+  }
+  EXPECT_EQ(q.queued(), 1000u - 600u);
+  const Active* a = q.find(101);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->s.commit, commits[101]);
+  EXPECT_EQ(a->s.branch, "main");
+  EXPECT_EQ(a->s.created_at_ms, 1101);
+  EXPECT_EQ(a->s.status, JobStatus::kQueued);
+  EXPECT_EQ(q.find(102), nullptr);
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    const bool active = id < 100 || id >= 900 || id % 4 == 1;
+    EXPECT_EQ(q.by_commit(commits[id]), active ? id : 0u) << id;
+  }
+  EXPECT_EQ(q.by_commit(hex_commit(rng)), 0u);
+  std::vector<uint64_t> seen;
+  q.walk_queue(64, [&](Active& v) {
+    seen.push_back(v.s.job_id);
+    EXPECT_EQ(v.s.commit, commits[v.s.job_id]);
+    return seen.size() < 150 ? Pick::kStart : Pick::kStop;
+  });
+  ASSERT_EQ(seen.size(), 150u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end())) << "lowest id first";
+  EXPECT_EQ(seen[99], 101u) << "removed jobs are skipped";
+  EXPECT_EQ(q.running().size(), 149u);
+  EXPECT_EQ(q.by_commit(commits[5]), 5u) << "a running job keeps its commit";
+  q.requeue(5);
+  EXPECT_EQ(start_all(q, "r").front(), 5u) << "the requeued job before the waiting ones";
+  for (uint64_t id = 1; id <= 1000; ++id) q.remove(id);
+  EXPECT_EQ(q.active(), 0u);
+  EXPECT_EQ(q.queued(), 0u);
+  EXPECT_EQ(q.by_commit(commits[950]), 0u);
+}
+
+// Issue 9: a million queued jobs must fit in 250 MB. A waiting job is a compact record plus
+// its commit-index slots; this asserts the heap it takes, not a time.
+TEST(JobQueue, AQueuedJobTakesAtMost200BytesOfHeap) {
+  constexpr size_t kJobs = 100000;
+  std::mt19937_64 rng(9);
+  std::vector<msg::JobSummary> jobs(kJobs);
+  for (size_t i = 0; i < kJobs; ++i) {
+    jobs[i] = job(i + 1, hex_commit(rng));
+    jobs[i].branch = i % 10 ? "main" : "release-" + std::to_string(i % 30);
+    jobs[i].created_at_ms = 1700000000000 + static_cast<int64_t>(i);
+  }
+  auto heap = [] { return mallinfo2().uordblks; };
+  const size_t before = heap();
+  JobQueue q;
+  for (const auto& s : jobs) q.add(s);
+  const size_t after = heap();
+  const double per_job = static_cast<double>(after - before) / kJobs;
+  RecordProperty("bytes_per_queued_job", std::to_string(per_job));
+  EXPECT_LE(per_job, 200.0);
+  std::printf("JobQueue: %.1f heap bytes per queued job\n", per_job);
+  for (size_t i = 0; i < kJobs; ++i) EXPECT_EQ(q.by_commit(jobs[i].commit), i + 1);
+  for (size_t i = 0; i < kJobs; ++i) q.remove(i + 1);
+  EXPECT_LE(heap(), before + 4096) << "an empty queue gives its memory back";
 }
 
 TEST(RunnerRegistry, PicksTheLeastBusyFreeRunnerAndAvoidsOnlyWhileAnotherCouldTakeIt) {
