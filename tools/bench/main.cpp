@@ -11,6 +11,7 @@
 //                                                      while another floods STATUS (or --results)
 //   simpleci-bench soak --count 10000                  RSS of the observer over 10,000 polls and
 //                                                      of the runner over 10,000 jobs (flat?)
+//   simpleci-bench queue --queued 1000000              dispatcher RSS per queued job, load time
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <string>
@@ -99,6 +100,18 @@ struct Flood : Subcommand {
   int run() { return in_range() ? bench::run_flood(o) : cli::kUsageError; }
 };
 
+struct Queue : Subcommand {
+  bench::QueueOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("queue", "dispatcher RSS per queued job and its load time");
+    ranged("--queued", o.queued, "queued jobs stored before the start", 1, 10000000);
+    ranged("--settle-ms", o.settle_ms, "idle time before memory is read", 0, 60000);
+    sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
+    add_run_dir(sub, o);
+  }
+  int run() { return in_range() ? bench::run_queue(o) : cli::kUsageError; }
+};
+
 struct Soak : Subcommand {
   bench::SoakOptions o;
   void add(CLI::App& app) {
@@ -124,16 +137,19 @@ int run_main(int argc, char** argv) {
   Checkout checkout;
   Flood flood;
   Soak soak;
+  Queue queue;
   dispatch.add(app);
   e2e.add(app);
   checkout.add(app);
   flood.add(app);
   soak.add(app);
+  queue.add(app);
   int code = 0;
   if (!cli::parse(app, argc, argv, kProg, &code)) return code;
   if (dispatch.sub->parsed()) return dispatch.run();
   if (flood.sub->parsed()) return flood.run();
   if (soak.sub->parsed()) return soak.run();
+  if (queue.sub->parsed()) return queue.run();
   if (checkout.sub->parsed()) return checkout.run();
   return e2e.run();
 }

@@ -66,4 +66,13 @@ struct SoakOptions : RunDir {
 // <component>_rss_start_kb, _rss_end_kb, _rss_peak_kb, _growth_kb_per_1000 and _iterations.
 int run_soak(const SoakOptions& o);
 
+// `queue`: RSS of the dispatcher with --queued jobs in its store beside an empty one (issue 9).
+struct QueueOptions : RunDir {
+  size_t queued = 1000000;  // queued jobs in the store before the dispatcher starts
+  int settle_ms = 1500;     // idle time before memory is read
+  int timeout_s = 300;      // for the start (the store is read before the bind) and STATUS
+  std::string dispatcher_bin;
+};
+int run_queue(const QueueOptions& o);
+
 }  // namespace simpleci::bench
