@@ -23,7 +23,8 @@ Dispatcher::Dispatcher(Clock& clock, JobStore& store, Outbox& out, Config cfg, S
 
 bool Dispatcher::recover(std::string* err) {
   // Read into a fresh queue, one row at a time: a store that cannot be read leaves the state
-  // as it was, and a million queued rows are never held as rows.
+  // as it was, and a million queued rows are never held as rows (a reload after a failed commit
+  // holds the old queue and the new one for that moment).
   JobQueue fresh;
   size_t orphans = 0, rows = 0;
   const SteadyTime now = clock_.now();
