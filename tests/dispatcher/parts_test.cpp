@@ -2,6 +2,7 @@
 // indexes, the RunnerRegistry's choice of runner, LiveOutput's window.
 #include <malloc.h>
 
+#include <map>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -135,6 +136,69 @@ TEST(JobQueue, WaitingJobsKeepTheirOrderIndexesAndSummariesThroughRemovalsAndCom
   EXPECT_EQ(q.active(), 0u);
   EXPECT_EQ(q.queued(), 0u);
   EXPECT_EQ(q.by_commit(commits[950]), 0u);
+}
+
+// The compact queue against a plain model, through random adds, starts, requeues and removals:
+// the commit index (its deletions shift entries back, it grows and shrinks) and the order must
+// agree with the model at every step.
+TEST(JobQueue, AgreesWithAPlainModelThroughRandomChanges) {
+  JobQueue q;
+  std::mt19937_64 rng(11);
+  std::map<uint64_t, std::string> commit_of;  // active jobs
+  std::deque<uint64_t> requeued;              // model of the front, in queue order
+  std::set<uint64_t> waiting, running;
+  uint64_t next = 1;
+  for (int step = 0; step < 20000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5 || commit_of.empty()) {  // a new job, with a 40- or 64-digit commit
+      const std::string c = rng() % 4 ? hex_commit(rng) : hex_commit(rng, 64);
+      q.add(job(next, c));
+      commit_of[next] = c;
+      waiting.insert(next++);
+    } else if (op < 7) {  // start up to 3 jobs
+      int n = 0;
+      q.walk_queue(64, [&](Active& a) {
+        if (n++ == 3) return Pick::kStop;
+        const uint64_t id = a.s.job_id;
+        EXPECT_EQ(a.s.commit, commit_of[id]);
+        const uint64_t expected = !requeued.empty() ? requeued.front() : *waiting.begin();
+        EXPECT_EQ(id, expected);
+        if (!requeued.empty()) requeued.pop_front();
+        else waiting.erase(waiting.begin());
+        running.insert(id);
+        return Pick::kStart;
+      });
+    } else if (op < 8 && !running.empty()) {  // requeue a running job
+      auto it = running.begin();
+      std::advance(it, rng() % running.size());
+      q.requeue(*it);
+      requeued.push_front(*it);
+      running.erase(it);
+    } else {  // a job ends (cancelled while waiting, or finished)
+      auto it = commit_of.begin();
+      std::advance(it, rng() % commit_of.size());
+      const uint64_t id = it->first;
+      const std::string c = it->second;
+      q.remove(id);
+      waiting.erase(id);
+      running.erase(id);
+      requeued.erase(std::remove(requeued.begin(), requeued.end(), id), requeued.end());
+      commit_of.erase(it);
+      EXPECT_EQ(q.by_commit(c), 0u);
+    }
+    ASSERT_EQ(q.active(), commit_of.size()) << step;
+    ASSERT_EQ(q.queued(), waiting.size() + requeued.size()) << step;
+    if (step % 97 == 0) {
+      for (const auto& [id, c] : commit_of) ASSERT_EQ(q.by_commit(c), id) << step;
+    }
+  }
+  for (const auto& [id, c] : commit_of) EXPECT_EQ(q.by_commit(c), id);
+  // Most jobs end: the index shrinks step by step and still finds the rest.
+  while (commit_of.size() > 5) {
+    q.remove(commit_of.begin()->first);
+    commit_of.erase(commit_of.begin());
+  }
+  for (const auto& [id, c] : commit_of) EXPECT_EQ(q.by_commit(c), id);
 }
 
 // Issue 9: a million queued jobs must fit in 250 MB. A waiting job is a compact record plus
