@@ -22,21 +22,32 @@ Dispatcher::Dispatcher(Clock& clock, JobStore& store, Outbox& out, Config cfg, S
       next_prune_(activity_since_) {}
 
 bool Dispatcher::recover(std::string* err) {
-  std::vector<JobRow> rows;
-  if (!store_.load_active(&rows, err)) return false;
+  // Read into a fresh queue, one row at a time: a store that cannot be read leaves the state
+  // as it was, and a million queued rows are never held as rows (a reload after a failed commit
+  // holds the old queue and the new one for that moment).
+  JobQueue fresh;
+  size_t orphans = 0, rows = 0;
+  const SteadyTime now = clock_.now();
+  const bool read = store_.for_each_active(
+      [&](const JobRow& row) {
+        ++rows;
+        const bool attached = row.summary.status == JobStatus::kRunning &&
+                              runners_.find(row.summary.runner) != nullptr;
+        orphans += fresh.load_row(row, attached, now) ? 1 : 0;
+        return true;
+      },
+      err);
+  if (!read) return false;
   runners_.clear_jobs();
   live_.clear();
-  const size_t orphans = jobs_.load(
-      rows,
-      [&](const std::string& runner, uint64_t id) {
-        Runner* r = runners_.find(runner);
-        if (r) r->jobs.insert(id);
-        return r != nullptr;
-      },
-      clock_.now());
-  if (!rows.empty()) {
+  jobs_ = std::move(fresh);
+  for (uint64_t id : jobs_.running()) {
+    const Active& a = jobs_.at(id);
+    if (!a.orphaned) runners_.find(a.s.runner)->jobs.insert(id);
+  }
+  if (rows > 0) {
     spdlog::info("store holds {} queued and {} running jobs", jobs_.queued(),
-                 rows.size() - jobs_.queued());
+                 rows - jobs_.queued());
   }
   if (orphans > 0) {
     spdlog::info("{} running jobs wait up to {} ms for their runners to return", orphans,

@@ -66,8 +66,14 @@ class JobStore {
   // Final state of a job, with its output.
   virtual bool finish(const msg::JobSummary& s, const std::string& output, std::string* err) = 0;
 
+  // Calls fn for every queued or running job, queued ones in queue order, one row at a time (a
+  // queue of a million jobs is never held as rows). fn returns false to stop early.
+  virtual bool for_each_active(const std::function<bool(const JobRow&)>& fn, std::string* err) = 0;
   // Every queued or running job, queued ones in queue order.
-  virtual bool load_active(std::vector<JobRow>* out, std::string* err) = 0;
+  bool load_active(std::vector<JobRow>* out, std::string* err) {
+    out->clear();
+    return for_each_active([out](const JobRow& r) { out->push_back(r); return true; }, err);
+  }
   // The job with this id.
   virtual Lookup job(uint64_t id, JobRow* row, std::string* err) = 0;
   // The newest job for a commit.

@@ -36,9 +36,9 @@ uint64_t Dispatcher::enqueue(const std::string& commit, const std::string& branc
 }
 
 void Dispatcher::requeue(uint64_t job_id, const char* why) {
-  Active* a = jobs_.find(job_id);
-  if (!a) return;
-  const msg::JobSummary& s = a->s;
+  const Active* a = jobs_.find(job_id);
+  if (!a || a->s.status != JobStatus::kRunning) return;
+  const msg::JobSummary s = a->s;
   runners_.release(s.runner, job_id);
   live_.erase(job_id);
   if (s.attempt + 1 > cfg_.max_attempts) {

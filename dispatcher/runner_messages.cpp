@@ -104,9 +104,8 @@ bool Dispatcher::setup_failed(Runner& r, const msg::Result& res) {
     spdlog::warn("runner {} failed to set up {} jobs in a row; no jobs for it for {} s", r.name,
                  r.setup_failures, pause.count() / 1000);
   }
-  Active* a = jobs_.find(res.job_id);
-  if (a->s.attempt >= cfg_.max_attempts) return false;
-  a->avoid.insert(r.name);
+  if (jobs_.find(res.job_id)->s.attempt >= cfg_.max_attempts) return false;
+  jobs_.avoid(res.job_id, r.name);
   requeue(res.job_id, "setup failed on its runner");
   return true;
 }

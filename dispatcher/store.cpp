@@ -290,10 +290,14 @@ bool Store::finish(const msg::JobSummary& s, const std::string& output, std::str
   return true;
 }
 
-bool Store::load_active(std::vector<JobRow>* out, std::string* err) {
-  out->clear();
+bool Store::for_each_active(const std::function<bool(const JobRow&)>& fn, std::string* err) {
   int rc;
-  while ((rc = sqlite3_step(s_.active)) == SQLITE_ROW) out->push_back(read_row(s_.active));
+  while ((rc = sqlite3_step(s_.active)) == SQLITE_ROW) {
+    if (!fn(read_row(s_.active))) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
   sqlite3_reset(s_.active);
   if (rc != SQLITE_DONE) {
     *err = error_text("cannot read jobs");

@@ -48,7 +48,7 @@ class Store final : public JobStore {
   bool requeue(uint64_t id, int64_t pos, std::string* err) override;
   bool finish(const msg::JobSummary& s, const std::string& output, std::string* err) override;
 
-  bool load_active(std::vector<JobRow>* out, std::string* err) override;
+  bool for_each_active(const std::function<bool(const JobRow&)>& fn, std::string* err) override;
   Lookup job(uint64_t id, JobRow* row, std::string* err) override;
   Lookup latest_for_commit(const std::string& commit, JobRow* row, std::string* err) override;
   bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,

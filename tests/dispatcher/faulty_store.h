@@ -39,8 +39,8 @@ class FaultyStore final : public JobStore {
   bool finish(const msg::JobSummary& s, const std::string& output, std::string* err) override {
     return real->finish(s, output, err);
   }
-  bool load_active(std::vector<JobRow>* out, std::string* err) override {
-    return real->load_active(out, err);
+  bool for_each_active(const std::function<bool(const JobRow&)>& fn, std::string* err) override {
+    return real->for_each_active(fn, err);
   }
   Lookup job(uint64_t id, JobRow* row, std::string* err) override {
     return fail_reads ? read_failed(err) : real->job(id, row, err);

@@ -1,5 +1,10 @@
 // The dispatcher's parts alone, without a Dispatcher or a store: the JobQueue's order and
 // indexes, the RunnerRegistry's choice of runner, LiveOutput's window.
+#include <malloc.h>
+
+#include <map>
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "dispatcher/job_queue.h"
@@ -78,6 +83,149 @@ TEST(JobQueue, RunningJobsWithoutTheirRunnerAreOrphansUntilClaimed) {
   q.unorphan(2);
   EXPECT_TRUE(q.orphans_of("gone").empty());
   EXPECT_FALSE(q.find(2)->orphaned);
+}
+
+std::string hex_commit(std::mt19937_64& rng, size_t digits = 40) {
+  static const char* hex = "0123456789abcdef";
+  std::string s(digits, '0');
+  for (auto& c : s) c = hex[rng() % 16];
+  return s;
+}
+
+TEST(JobQueue, WaitingJobsKeepTheirOrderIndexesAndSummariesThroughRemovalsAndCompaction) {
+  JobQueue q;
+  std::mt19937_64 rng(7);
+  std::vector<std::string> commits(1001);
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    commits[id] = id % 3 == 0 ? hex_commit(rng, 64) : id % 7 == 0 ? "odd-" + std::to_string(id) : hex_commit(rng);
+    msg::JobSummary s = job(id, commits[id]);
+    s.branch = id % 2 ? "main" : "feature/" + std::to_string(id % 5);
+    s.created_at_ms = 1000 + static_cast<int64_t>(id);
+    q.add(s);
+  }
+  for (uint64_t id = 100; id < 900; ++id) {
+    if (id % 4 != 1) q.remove(id);  // most of the middle is cancelled: compacted
+  }
+  EXPECT_EQ(q.queued(), 1000u - 600u);
+  const Active* a = q.find(101);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->s.commit, commits[101]);
+  EXPECT_EQ(a->s.branch, "main");
+  EXPECT_EQ(a->s.created_at_ms, 1101);
+  EXPECT_EQ(a->s.status, JobStatus::kQueued);
+  EXPECT_EQ(q.find(102), nullptr);
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    const bool active = id < 100 || id >= 900 || id % 4 == 1;
+    EXPECT_EQ(q.by_commit(commits[id]), active ? id : 0u) << id;
+  }
+  EXPECT_EQ(q.by_commit(hex_commit(rng)), 0u);
+  std::vector<uint64_t> seen;
+  q.walk_queue(64, [&](Active& v) {
+    seen.push_back(v.s.job_id);
+    EXPECT_EQ(v.s.commit, commits[v.s.job_id]);
+    return seen.size() < 150 ? Pick::kStart : Pick::kStop;
+  });
+  ASSERT_EQ(seen.size(), 150u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end())) << "lowest id first";
+  EXPECT_EQ(seen[99], 101u) << "removed jobs are skipped";
+  EXPECT_EQ(q.running().size(), 149u);
+  EXPECT_EQ(q.by_commit(commits[5]), 5u) << "a running job keeps its commit";
+  q.requeue(5);
+  EXPECT_EQ(start_all(q, "r").front(), 5u) << "the requeued job before the waiting ones";
+  for (uint64_t id = 1; id <= 1000; ++id) q.remove(id);
+  EXPECT_EQ(q.active(), 0u);
+  EXPECT_EQ(q.queued(), 0u);
+  EXPECT_EQ(q.by_commit(commits[950]), 0u);
+}
+
+// The compact queue against a plain model, through random adds, starts, requeues and removals:
+// the commit index (its deletions shift entries back, it grows and shrinks) and the order must
+// agree with the model at every step.
+TEST(JobQueue, AgreesWithAPlainModelThroughRandomChanges) {
+  JobQueue q;
+  std::mt19937_64 rng(11);
+  std::map<uint64_t, std::string> commit_of;  // active jobs
+  std::deque<uint64_t> requeued;              // model of the front, in queue order
+  std::set<uint64_t> waiting, running;
+  uint64_t next = 1;
+  for (int step = 0; step < 20000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5 || commit_of.empty()) {  // a new job, with a 40- or 64-digit commit
+      const std::string c = rng() % 4 ? hex_commit(rng) : hex_commit(rng, 64);
+      q.add(job(next, c));
+      commit_of[next] = c;
+      waiting.insert(next++);
+    } else if (op < 7) {  // start up to 3 jobs
+      int n = 0;
+      q.walk_queue(64, [&](Active& a) {
+        if (n++ == 3) return Pick::kStop;
+        const uint64_t id = a.s.job_id;
+        EXPECT_EQ(a.s.commit, commit_of[id]);
+        const uint64_t expected = !requeued.empty() ? requeued.front() : *waiting.begin();
+        EXPECT_EQ(id, expected);
+        if (!requeued.empty()) requeued.pop_front();
+        else waiting.erase(waiting.begin());
+        running.insert(id);
+        return Pick::kStart;
+      });
+    } else if (op < 8 && !running.empty()) {  // requeue a running job
+      auto it = running.begin();
+      std::advance(it, rng() % running.size());
+      q.requeue(*it);
+      requeued.push_front(*it);
+      running.erase(it);
+    } else {  // a job ends (cancelled while waiting, or finished)
+      auto it = commit_of.begin();
+      std::advance(it, rng() % commit_of.size());
+      const uint64_t id = it->first;
+      const std::string c = it->second;
+      q.remove(id);
+      waiting.erase(id);
+      running.erase(id);
+      requeued.erase(std::remove(requeued.begin(), requeued.end(), id), requeued.end());
+      commit_of.erase(it);
+      EXPECT_EQ(q.by_commit(c), 0u);
+    }
+    ASSERT_EQ(q.active(), commit_of.size()) << step;
+    ASSERT_EQ(q.queued(), waiting.size() + requeued.size()) << step;
+    if (step % 97 == 0) {
+      for (const auto& [id, c] : commit_of) ASSERT_EQ(q.by_commit(c), id) << step;
+    }
+  }
+  for (const auto& [id, c] : commit_of) EXPECT_EQ(q.by_commit(c), id);
+  // Most jobs end: the index shrinks step by step and still finds the rest.
+  while (commit_of.size() > 5) {
+    q.remove(commit_of.begin()->first);
+    commit_of.erase(commit_of.begin());
+  }
+  for (const auto& [id, c] : commit_of) EXPECT_EQ(q.by_commit(c), id);
+}
+
+// Issue 9: a million queued jobs must fit in 250 MB. A waiting job is a compact record plus
+// its commit-index slots; this asserts the heap it takes, not a time.
+TEST(JobQueue, AQueuedJobTakesAtMost200BytesOfHeap) {
+  constexpr size_t kJobs = 100000;
+  std::mt19937_64 rng(9);
+  std::vector<msg::JobSummary> jobs(kJobs);
+  for (size_t i = 0; i < kJobs; ++i) {
+    jobs[i] = job(i + 1, hex_commit(rng));
+    jobs[i].branch = i % 10 ? "main" : "release-" + std::to_string(i % 30);
+    jobs[i].created_at_ms = 1700000000000 + static_cast<int64_t>(i);
+  }
+  auto heap = [] { return mallinfo2().uordblks; };
+  JobQueue q;
+  const size_t before = heap();
+  for (const auto& s : jobs) q.add(s);
+  const size_t after = heap();
+  const double per_job = static_cast<double>(after - before) / kJobs;
+  for (size_t i = 0; i < kJobs; ++i) ASSERT_EQ(q.by_commit(jobs[i].commit), i + 1);
+  for (size_t i = 0; i < kJobs; ++i) q.remove(i + 1);
+  const size_t emptied = heap();
+  // An emptied deque keeps a block and its map, a hash table its buckets: a few KiB, against
+  // the 5.8 MB the jobs took.
+  EXPECT_LE(emptied, before + 64 * 1024) << "an empty queue gives its memory back";
+  EXPECT_LE(per_job, 200.0);
+  std::printf("JobQueue: %.1f heap bytes per queued job\n", per_job);
 }
 
 TEST(RunnerRegistry, PicksTheLeastBusyFreeRunnerAndAvoidsOnlyWhileAnotherCouldTakeIt) {

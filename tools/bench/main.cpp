@@ -23,6 +23,7 @@
 //
 // jobs, latency and idle run the executables in --bin DIR (default: beside simpleci-bench), so
 // one benchmark can measure an old build and a new one.
+//   simpleci-bench queue --queued 1000000              dispatcher RSS per queued job, load time
 //
 // The machine is shared and noisy: run several times and compare medians and ratios.
 #include <string>
@@ -117,6 +118,18 @@ struct Flood : Subcommand {
   int run() { return in_range() ? bench::run_flood(o) : cli::kUsageError; }
 };
 
+struct Queue : Subcommand {
+  bench::QueueOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("queue", "dispatcher RSS per queued job and its load time");
+    ranged("--queued", o.queued, "queued jobs stored before the start", 1, 10000000);
+    ranged("--settle-ms", o.settle_ms, "idle time before memory is read", 0, 60000);
+    sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
+    add_run_dir(sub, o);
+  }
+  int run() { return in_range() ? bench::run_queue(o) : cli::kUsageError; }
+};
+
 struct Soak : Subcommand {
   bench::SoakOptions o;
   void add(CLI::App& app) {
@@ -180,6 +193,7 @@ int run_main(int argc, char** argv) {
   Jobs jobs;
   Latency latency;
   Idle idle;
+  Queue queue;
   dispatch.add(app);
   e2e.add(app);
   checkout.add(app);
@@ -188,11 +202,13 @@ int run_main(int argc, char** argv) {
   jobs.add(app);
   latency.add(app);
   idle.add(app);
+  queue.add(app);
   int code = 0;
   if (!cli::parse(app, argc, argv, kProg, &code)) return code;
   if (dispatch.sub->parsed()) return dispatch.run();
   if (flood.sub->parsed()) return flood.run();
   if (soak.sub->parsed()) return soak.run();
+  if (queue.sub->parsed()) return queue.run();
   if (checkout.sub->parsed()) return checkout.run();
   if (jobs.sub->parsed()) return jobs.run();
   if (latency.sub->parsed()) return latency.run();

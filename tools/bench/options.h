@@ -100,5 +100,13 @@ struct IdleOptions : BinDir {
   int poll_ms = 100;
 };
 int run_idle(const IdleOptions& o);
+// `queue`: RSS of the dispatcher with --queued jobs in its store beside an empty one (issue 9).
+struct QueueOptions : RunDir {
+  size_t queued = 1000000;  // queued jobs in the store before the dispatcher starts
+  int settle_ms = 1500;     // idle time before memory is read
+  int timeout_s = 300;      // for the start (the store is read before the bind) and STATUS
+  std::string dispatcher_bin;
+};
+int run_queue(const QueueOptions& o);
 
 }  // namespace simpleci::bench
