@@ -1,8 +1,8 @@
 // The runner's protocol logic (PROTOCOL.md "Runners"), free of sockets and real time: register
 // until welcomed, heartbeat both ways, reconnect with backoff when the dispatcher goes silent,
-// run each JOB in a free slot (checkout on the slot's worker thread, then the executor), keep every
+// run each JOB in a free slot (checkout on a worker thread, then the executor), keep every
 // result on disk until it is acknowledged, and drain on request. Single-threaded apart from
-// the slots' checkout threads; tests drive it with a FakeClock and fakes.
+// the checkout threads it starts; tests drive it with a FakeClock and fakes.
 #pragma once
 
 #include <condition_variable>
@@ -70,10 +70,7 @@ class Runner {
     int64_t started_ms = 0;
     uint64_t streamed = 0;
     SteadyTime last_streamed{};
-    // The slot's checkout thread, started on first use and kept: it waits for `want` (guarded
-    // by work_mu_), so a job costs no thread start and the slot's repository stays open.
-    std::thread worker;
-    std::optional<std::pair<std::string, std::string>> want;  // commit, branch
+    std::thread worker;  // the checkout of the slot's current job (the slot's repository stays open)
   };
   struct Pending {
     msg::Result result;
@@ -90,7 +87,6 @@ class Runner {
   void accept_job(const msg::Job& job);
   void start_next();
   void start_checkout(int slot);
-  void checkout_worker(int slot);
   bool output_to_stream(const Slot& s) const;
   void run_job(int slot, const std::string& workdir);
   // The shell command for a job whose commit has no .simpleci/test.
@@ -120,9 +116,8 @@ class Runner {
   std::mutex done_mu_;
   std::vector<CheckoutDone> done_;
   std::mutex work_mu_;
-  std::condition_variable work_cv_, idle_cv_;
-  bool stopping_ = false;  // guarded by work_mu_
-  int in_flight_ = 0;      // checkouts asked for and not yet reported; guarded by work_mu_
+  std::condition_variable idle_cv_;
+  int in_flight_ = 0;  // checkouts started and not yet reported; guarded by work_mu_
   LogLimiter bad_log_;
   std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
 };

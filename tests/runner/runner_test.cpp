@@ -320,9 +320,8 @@ TEST_F(RunnerTest, JobsBeyondCapacityWaitForAFreeSlot) {
   EXPECT_EQ(exec_.started[2].job_id, 3u);
 }
 
-// A slot's checkouts run on one thread that stays (its repository stays open with it), each
-// slot its own, and the fetch is told the job's branch.
-TEST_F(RunnerTest, EachSlotKeepsOneCheckoutThreadAcrossJobs) {
+// Checkouts run off the loop's thread, each slot its own, and the fetch is told the job's branch.
+TEST_F(RunnerTest, CheckoutsRunOffTheLoopThreadAndKnowTheBranch) {
   make(2);
   welcome();
   for (uint64_t id = 1; id <= 6; ++id) {
@@ -331,14 +330,11 @@ TEST_F(RunnerTest, EachSlotKeepsOneCheckoutThreadAcrossJobs) {
     exec_.finish.push_back({id, JobStatus::kPassed, 0, "", false});
     r_->tick();
   }
-  std::map<int, std::set<int>> threads;
+  ASSERT_EQ(ws_.calls.size(), 6u);
   for (const auto& c : ws_.calls) {
-    threads[c.slot].insert(c.thread);
     EXPECT_EQ(c.branch, "main");
     EXPECT_NE(c.thread, FakeWorkspace::thread_serial());
   }
-  ASSERT_EQ(ws_.calls.size(), 6u);
-  for (const auto& [slot, ids] : threads) EXPECT_EQ(ids.size(), 1u) << "slot " << slot;
 }
 
 // While jobs run, the loop sleeps as long as the executor allows (it is woken by their pipes

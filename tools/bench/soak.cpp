@@ -50,17 +50,19 @@ std::string add_commit(git_repository* repo, int n) {
 // RSS samples of one component: the start is the first sample at or after a tenth of the run.
 struct Series {
   long start_kb = 0, end_kb = 0, peak_kb = 0;
+  Memory start{}, end{};  // with the anonymous and file-backed parts
   int start_at = -1, iterations = 0;
   void sample(pid_t pid, int done, int total) {
-    long rss = 0, hwm = 0;
-    memory_kb(pid, &rss, &hwm);
-    if (rss <= 0) return;
+    const Memory m = memory(pid);
+    if (m.rss_kb <= 0) return;
     if (start_at < 0 && done >= total / 10) {
-      start_kb = rss;
+      start = m;
+      start_kb = m.rss_kb;
       start_at = done;
     }
-    end_kb = rss;
-    peak_kb = std::max(peak_kb, hwm);
+    end = m;
+    end_kb = m.rss_kb;
+    peak_kb = std::max(peak_kb, m.hwm_kb);
     iterations = done;
   }
   double growth_per_1000() const {
@@ -68,13 +70,17 @@ struct Series {
     return span > 0 ? 1000.0 * static_cast<double>(end_kb - start_kb) / span : 0;
   }
   void report(const char* name, const char* unit, nlohmann::json* j) const {
-    std::printf("%s: %d %s; RSS %ld KiB after %d, %ld KiB at the end, peak %ld KiB; growth %.1f KiB per 1,000 %s\n",
-                name, iterations, unit, start_kb, start_at, end_kb, peak_kb, growth_per_1000(), unit);
+    std::printf("%s: %d %s; RSS %ld KiB after %d, %ld KiB at the end, peak %ld KiB; growth %.1f KiB per 1,000 %s"
+                " (anonymous %ld -> %ld KiB, file-backed %ld -> %ld KiB)\n",
+                name, iterations, unit, start_kb, start_at, end_kb, peak_kb, growth_per_1000(), unit,
+                start.anon_kb, end.anon_kb, start.file_kb, end.file_kb);
     const std::string p = name;
     (*j)[p + "_iterations"] = iterations;
     (*j)[p + "_rss_start_kb"] = start_kb;
     (*j)[p + "_rss_end_kb"] = end_kb;
     (*j)[p + "_rss_peak_kb"] = peak_kb;
+    (*j)[p + "_anon_start_kb"] = start.anon_kb;
+    (*j)[p + "_anon_end_kb"] = end.anon_kb;
     (*j)[p + "_growth_kb_per_1000"] = std::round(growth_per_1000() * 10) / 10;
     std::fflush(stdout);  // a long run shows each component's figures as soon as it has them
   }
