@@ -53,7 +53,7 @@ bool Observer::poll_git() {
   std::string err;
   if (!git_.update(opt_.branches, &err)) {
     uint64_t held = 0;
-    if (bad_log_.allow(clock_.now(), &held)) spdlog::warn("{}", err);
+    if (bad_log_.allow(clock_.now(), &held)) spdlog::warn("{}{}", err, LogLimiter::held_back(held));
     return false;
   }
   for (const auto& branch : opt_.branches) {
@@ -91,7 +91,7 @@ void Observer::on_frames(const std::string& header, const std::string& body) {
   if (!d.ok()) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) {
-      spdlog::warn("dropped a bad message: {} ({})", msg::to_string(d.error), d.detail);
+      spdlog::warn("dropped a bad message: {} ({}){}", msg::to_string(d.error), d.detail, LogLimiter::held_back(held));
     }
     return;
   }

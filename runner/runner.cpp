@@ -67,7 +67,8 @@ void Runner::on_frames(const std::string& header, const std::string& body) {
   if (!d.ok()) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) {
-      spdlog::warn("dropped a bad message from the dispatcher: {} ({})", msg::to_string(d.error), d.detail);
+      spdlog::warn("dropped a bad message from the dispatcher: {} ({}){}", msg::to_string(d.error), d.detail,
+                   LogLimiter::held_back(held));
     }
     return;
   }

@@ -9,6 +9,8 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "runner/runner.h"
 
@@ -370,6 +372,24 @@ TEST_F(RunnerTest, GarbageFromTheDispatcherIsDropped) {
   r_->on_frames(msg::header_frame(), std::string("\xdd\xff\xff\xff\xff", 5));
   EXPECT_TRUE(r_->registered());
   EXPECT_TRUE(link_.sent.empty());
+}
+
+// A dispatcher sending garbage fast gets a few log lines a second, and the next line allowed
+// says how many were held back (they are not silently lost).
+TEST_F(RunnerTest, AFloodOfBadFramesIsLoggedWithHowManyWereHeldBack) {
+  welcome();
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", ring));
+  ring->set_pattern("%v");
+  for (int i = 0; i < 50; ++i) r_->on_frames("junk", "\xc1");
+  clock_.advance(Millis(2000));
+  r_->on_frames("junk", "\xc1");
+  auto lines = ring->last_formatted();
+  spdlog::set_default_logger(previous);
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_LT(lines.size(), 20u) << "the flood was not limited";
+  EXPECT_NE(lines.back().find("similar lines held back"), std::string::npos) << lines.back();
 }
 
 }  // namespace
