@@ -160,10 +160,7 @@ void ProcessExecutor::drain(Proc& p) {
       p.capture->append(std::string_view(buf, static_cast<size_t>(n)));
       continue;
     }
-    if (n == 0) {
-      p.eof = true;
-      close_fd(p.out_fd);
-    }
+    if (n == 0) close_fd(p.out_fd);
     break;  // EAGAIN or error
   }
 }
@@ -174,24 +171,22 @@ std::vector<Finished> ProcessExecutor::poll() {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Proc& p = it->second;
     drain(p);
-    if (!p.exited && !p.timed_out && !p.cancelled && now >= p.deadline) {
+    if (!p.timed_out && !p.cancelled && now >= p.deadline) {
       p.timed_out = true;
       ::kill(p.supervisor, SIGTERM);
     }
-    if (!p.exited && ::waitpid(p.supervisor, &p.status, WNOHANG) == p.supervisor) {
-      p.exited = true;
-      drain(p);
-    }
-    if (!p.exited) {
+    int status = 0;
+    if (::waitpid(p.supervisor, &status, WNOHANG) != p.supervisor) {
       ++it;
       continue;
     }
+    drain(p);  // what the test wrote before it ended
     close_fd(p.out_fd);  // a process that left the group may hold the pipe
     close_fd(p.pid_fd);
     if (!p.cancelled) {
       Finished f;
       f.job_id = it->first;
-      int code = encode_status(p.status);
+      int code = encode_status(status);
       if (p.timed_out) {
         f.status = msg::JobStatus::kTimeout;
         f.exit_code = -1;
@@ -213,7 +208,7 @@ std::vector<int> ProcessExecutor::fds() const {
   std::vector<int> out;
   for (const auto& [id, p] : jobs_) {
     if (p.out_fd >= 0) out.push_back(p.out_fd);
-    if (p.pid_fd >= 0 && !p.exited) out.push_back(p.pid_fd);
+    if (p.pid_fd >= 0) out.push_back(p.pid_fd);
   }
   return out;
 }

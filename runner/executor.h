@@ -76,8 +76,7 @@ class ProcessExecutor final : public Executor {
     int out_fd = -1;
     int pid_fd = -1;  // readable once the supervisor ended; -1 when the kernel has no pidfd
     SteadyTime deadline{};
-    bool timed_out = false, cancelled = false, exited = false, eof = false;
-    int status = 0;
+    bool timed_out = false, cancelled = false;
     std::unique_ptr<OutputCapture> capture;
   };
   void drain(Proc& p);

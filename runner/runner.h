@@ -5,7 +5,6 @@
 // the checkout threads it starts; tests drive it with a FakeClock and fakes.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -50,7 +49,7 @@ class Runner {
   void tick();
   // Collects finished checkouts (worker threads); the loop calls it when checkout_fd() fires.
   void collect_checkouts();
-  // Test helper: waits until every checkout asked for has reported, then collects.
+  // Test helper: waits for every running checkout thread, then collects.
   void wait_checkouts();
   // SIGTERM: send DRAIN, take no new jobs. done() once nothing runs and nothing is unacked (or
   // the wait for acks passed 3 heartbeat intervals).
@@ -115,9 +114,6 @@ class Runner {
   int event_fd_ = -1;
   std::mutex done_mu_;
   std::vector<CheckoutDone> done_;
-  std::mutex work_mu_;
-  std::condition_variable idle_cv_;
-  int in_flight_ = 0;  // checkouts started and not yet reported; guarded by work_mu_
   LogLimiter bad_log_;
   std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
 };
