@@ -37,7 +37,11 @@ std::string temp_suffix() {
 
 bool write_file_atomic(const std::filesystem::path& path, std::string_view data, bool durable,
                        std::string* err) {
-  const std::filesystem::path tmp = path.string() + temp_suffix();
+  return write_file_via(path.string() + temp_suffix(), path, data, durable, err);
+}
+
+bool write_file_via(const std::filesystem::path& tmp, const std::filesystem::path& path, std::string_view data,
+                    bool durable, std::string* err) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     *err = errno_text("cannot create", tmp);

@@ -15,6 +15,11 @@ namespace simpleci {
 bool write_file_atomic(const std::filesystem::path& path, std::string_view data, bool durable,
                        std::string* err);
 
+// The same through the temporary file tmp, which may already exist: it is written over (its
+// inode reused), then renamed to path. On failure tmp is removed.
+bool write_file_via(const std::filesystem::path& tmp, const std::filesystem::path& path, std::string_view data,
+                    bool durable, std::string* err);
+
 // Reads at most max_bytes of a file. Returns false with *err when it cannot be read or is
 // larger than max_bytes.
 bool read_file(const std::filesystem::path& path, size_t max_bytes, std::string* out,

@@ -1,10 +1,6 @@
 #include "runner/held_results.h"
 
-#include <fcntl.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -18,20 +14,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kSparePrefix = "spare-";
-
-// Writes data over the file at path (which exists), from its start, cutting what was longer.
-bool overwrite(const fs::path& path, const std::string& data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd < 0) return false;
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return ::close(fd) == 0 && done == data.size();
-}
 
 }  // namespace
 
@@ -70,9 +52,8 @@ bool HeldResults::save(const msg::Result& r, std::string* err) {
   while (!spares_.empty()) {
     const fs::path spare = spares_.back();
     spares_.pop_back();
-    if (overwrite(spare, data) && ::rename(spare.c_str(), target.c_str()) == 0) return true;
-    std::error_code ec;
-    fs::remove(spare, ec);  // not usable: fall back to a new file
+    std::string spare_err;  // a spare that cannot be used is gone: try the next, or a new file
+    if (write_file_via(spare, target, data, false, &spare_err)) return true;
   }
   return write_file_atomic(target, data, false, err);
 }
