@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -93,11 +94,19 @@ TEST(ProcessExecutor, AJobsEndWakesTheSleeperAndItsTimeoutBoundsTheSleep) {
   FakeClock clock;
   ProcessExecutor ex(clock, 1000, supervisor());
   std::string err;
-  ASSERT_TRUE(ex.start(shell(5, "read line < /dev/null; exec sleep 0.2", 30), &err)) << err;
+  char tmpl[] = "/tmp/simpleci-wake-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl), gate = dir + "/gate";
+  ASSERT_EQ(::mkfifo(gate.c_str(), 0600), 0);
+  // The test waits for the gate (a FIFO) to open, so it runs until this test lets it end.
+  ASSERT_TRUE(ex.start(shell(5, "read line < " + gate, 30), &err)) << err;
   EXPECT_EQ(ex.fds().size(), 2u) << "the output pipe and the supervisor's pidfd";
   EXPECT_EQ(ex.max_sleep(), Millis(1000));
   clock.advance(Millis(29'700));
   EXPECT_EQ(ex.max_sleep(), Millis(300));
+  ASSERT_TRUE(ex.poll().empty());
+  {
+    std::ofstream open_gate(gate);  // opening it lets `read` see the end of the file
+  }
   std::vector<Finished> done;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (done.empty() && std::chrono::steady_clock::now() < deadline) {
@@ -107,7 +116,8 @@ TEST(ProcessExecutor, AJobsEndWakesTheSleeperAndItsTimeoutBoundsTheSleep) {
     done = ex.poll();
   }
   ASSERT_EQ(done.size(), 1u);
-  EXPECT_EQ(done[0].status, msg::JobStatus::kPassed);
+  EXPECT_EQ(done[0].status, msg::JobStatus::kFailed) << "read at the end of the gate fails";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ProcessExecutor, AMissingSupervisorIsOneClearLine) {
