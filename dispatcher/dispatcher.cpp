@@ -160,6 +160,14 @@ void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m, std::str
           on_observer_hello(peer);
         } else if constexpr (std::is_same_v<T, msg::Notify>) {
           on_notify(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::Subscribe>) {
+          on_subscribe(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::Unsubscribe>) {
+          on_unsubscribe(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::MetricsRequest>) {
+          on_metrics(peer, v);
+        } else if constexpr (std::is_same_v<T, msg::JobsRequest>) {
+          on_jobs(peer, v);
         } else {
           unexpected(peer, m);
         }

@@ -187,6 +187,12 @@ class Dispatcher {
   // notify.cpp: observers and the pushes that wake them.
   void on_observer_hello(std::string_view peer);
   void on_notify(std::string_view peer, const msg::Notify& n);
+  // feed.cpp: the event feed (SUBSCRIBE, UNSUBSCRIBE, and the events of state changes).
+  void on_subscribe(std::string_view peer, const msg::Subscribe& s);
+  void on_unsubscribe(std::string_view peer, const msg::Unsubscribe& u);
+  // metrics.cpp: METRICS_REQUEST and JOBS_REQUEST.
+  void on_metrics(std::string_view peer, const msg::MetricsRequest& q);
+  void on_jobs(std::string_view peer, const msg::JobsRequest& q);
 
   // A job that is not active, read from the store: false (peer answered ERROR not_found, or
   // storage_failure when the store cannot be read) when there is none to tell about.

@@ -446,4 +446,139 @@ struct Wake {
   bool operator==(const Wake&) const = default;
 };
 
+// ---- The event feed (PROTOCOL.md "Events") ----------------------------------------------------
+
+// Wire values of EVENT's kind: never renumber.
+enum class EventKind : uint8_t {
+  kJobQueued = 1,      // jobs[0]: the new job (status queued, attempt 0)
+  kJobStarted = 2,     // jobs[0]: running, with runner and attempt; runners[0]: that runner
+  kJobFinished = 3,    // jobs[0]: final (passed, failed, timeout, cancelled, error)
+  kJobRequeued = 4,    // jobs[0]: queued again (attempt is the one to come)
+  kRunnerJoined = 5,   // runners[0]: a runner registered (or registered again)
+  kRunnerLeft = 6,     // runners[0]: a runner's session ended (lost, or its key withdrawn)
+  kRunnerChanged = 7,  // runners[0]: state (idle, busy, draining, paused) or jobs changed
+  kKeepalive = 8,      // no job, no runner; seq is the newest event's (nothing was missed)
+  kDropped = 9,        // the subscription ended (over its byte budget): SUBSCRIBE again
+};
+inline constexpr uint32_t kMaxEventKind = 9;
+std::string_view to_string(EventKind k);  // "job_queued", ..., "dropped"
+
+// Starts (or restarts) the feed for the sender: answered with SNAPSHOT, then EVENTs and
+// JOB_OUTPUTs. Sent again by a subscriber, it replaces the set of jobs followed and brings a new
+// SNAPSHOT (the events go on with the same feed and seq).
+struct Subscribe {
+  uint64_t request_id = 0;
+  std::vector<uint64_t> follow;  // jobs whose output to forward (at most kMaxListLen)
+  bool all_output = false;       // forward every running job's output
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.ids("follow", follow);
+    v.boolean("all_output", all_output);
+  }
+  bool operator==(const Subscribe&) const = default;
+};
+
+// The state the events that follow build on: every event after this has seq > `seq`.
+struct Snapshot {
+  uint64_t request_id = 0;
+  uint64_t feed = 1;  // chosen when the dispatcher starts; another value: it restarted
+  uint64_t seq = 0;   // the newest event sent before this snapshot (0: none yet)
+  std::vector<RunnerInfo> runners;
+  uint64_t queue_length = 0;
+  std::vector<JobSummary> queued;   // the first kMaxListLen jobs in the order they will start
+  std::vector<JobSummary> running;  // the kMaxListLen lowest job ids
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.u64("feed", feed, 1);
+    v.u64("seq", seq);
+    v.list("runners", runners, kMaxListLen);
+    v.u64("queue_length", queue_length);
+    v.list("queued", queued, kMaxListLen);
+    v.list("running", running, kMaxListLen);
+  }
+  bool operator==(const Snapshot&) const = default;
+};
+
+// Something happened. seq rises by one with every event of the feed (keepalive and dropped
+// repeat the newest seq), so a subscriber that sees a gap knows it missed one.
+struct Event {
+  uint64_t feed = 1;
+  uint64_t seq = 0;
+  uint32_t kind = 0;  // EventKind, 1..kMaxEventKind
+  int64_t at_ms = 0;
+  std::vector<JobSummary> jobs;     // at most 1: the job the event is about
+  std::vector<RunnerInfo> runners;  // at most 1: the runner the event is about
+  uint64_t queue_length = 0;        // jobs queued after the event
+  template <class V> void fields(V& v) {
+    v.u64("feed", feed, 1);
+    v.u64("seq", seq);
+    v.u32("kind", kind, 1, kMaxEventKind);
+    v.time("at_ms", at_ms);
+    v.list("jobs", jobs, 1);
+    v.list("runners", runners, 1);
+    v.u64("queue_length", queue_length);
+  }
+  bool operator==(const Event&) const = default;
+};
+
+// A chunk of a followed job's live output, as its runner streamed it (OUTPUT), forwarded.
+struct JobOutput {
+  uint64_t feed = 1;
+  uint64_t job_id = 0;
+  uint32_t attempt = 1;
+  uint64_t offset = 0;
+  std::string data;  // at most kMaxChunkBytes
+  template <class V> void fields(V& v) {
+    v.u64("feed", feed, 1);
+    v.u64("job_id", job_id, 1);
+    v.u32("attempt", attempt, 1, kMaxAttempt);
+    v.u64("offset", offset, 0, kMaxOffset);
+    v.bytes("data", data, kMaxChunkBytes);
+  }
+  bool operator==(const JobOutput&) const = default;
+};
+
+// Ends the sender's subscription. Answered with OK.
+struct Unsubscribe {
+  uint64_t request_id = 0;
+  template <class V> void fields(V& v) { v.u64("request_id", request_id); }
+  bool operator==(const Unsubscribe&) const = default;
+};
+
+// The dispatcher's counters, gauges and histograms (for Prometheus, through simpleci-web).
+struct MetricsRequest {
+  uint64_t request_id = 0;
+  template <class V> void fields(V& v) { v.u64("request_id", request_id); }
+  bool operator==(const MetricsRequest&) const = default;
+};
+
+// Names as PROTOCOL.md "Metrics" lists them: the STATUS counters, "gauge.*" values now,
+// "hist.<name>.le.<ms>" cumulative bucket counts plus "hist.<name>.count" and ".sum_ms".
+struct MetricsReply {
+  uint64_t request_id = 0;
+  std::vector<Counter> metrics;  // at most kMaxMetrics
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.list("metrics", metrics, kMaxMetrics);
+  }
+  bool operator==(const MetricsReply&) const = default;
+};
+
+// Jobs newest first, filtered: answered with RESULTS_REPLY (no output).
+struct JobsRequest {
+  uint64_t request_id = 0;
+  std::string branch;          // empty: every branch
+  uint32_t statuses = 0;       // bit (1 << JobStatus) for each status wanted; 0: every status
+  uint32_t limit = 20;         // 1..kMaxListLen
+  uint64_t before_job_id = 0;  // only jobs with a lower id (paging); 0: from the newest
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.branch("branch", branch);
+    v.u32("statuses", statuses, 0, (1u << (kMaxJobStatus + 1)) - 1);
+    v.u32("limit", limit, 1, kMaxListLen);
+    v.u64("before_job_id", before_job_id);
+  }
+  bool operator==(const JobsRequest&) const = default;
+};
+
 }  // namespace simpleci::msg

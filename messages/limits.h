@@ -24,6 +24,7 @@ inline constexpr size_t kMaxWatchBytes = 1024 * 1024;  // output in one WATCH_RE
 inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a job keeps
 inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
 inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
+inline constexpr size_t kMaxMetrics = 1000;          // entries of a METRICS_REPLY
 inline constexpr int kMaxDepth = 4;                  // msgpack nesting
 // msgpack values in one body, counted before unpacking (each costs a 24-byte msgpack::object
 // however short its encoding). The largest legal message is a STATUS_REPLY listing 1000 runners
@@ -59,7 +60,13 @@ inline constexpr size_t kMaxNotifyBranches = 64;   // branches named in one NOTI
 inline constexpr int64_t kObserverHelloMs = 10000;    // an observer's OBSERVER_HELLO interval
 inline constexpr int64_t kObserverExpiryMs = 35000;   // the dispatcher forgets an observer silent this long
 inline constexpr size_t kMaxObservers = 256;          // observers the dispatcher wakes (the oldest-heard go)
-inline constexpr int64_t kMinWakeGapMs = 50;          // an observer polls at most this often when woken
+inline constexpr int64_t kMinWakeGapMs = 50;
+// The event feed (PROTOCOL.md "Events").
+inline constexpr size_t kMaxSubscribers = 64;            // peers subscribed at once
+inline constexpr int64_t kFeedKeepaliveMs = 5000;        // a keepalive EVENT at least this often
+inline constexpr int64_t kFeedSilenceMs = 3 * kFeedKeepaliveMs;  // a subscriber's "dispatcher gone"
+inline constexpr size_t kFeedBudgetBytes = size_t{8} << 20;  // unsent feed bytes before a drop
+inline constexpr size_t kRunnerLiveBacklog = size_t{1} << 20;  // live output a runner holds unsent          // an observer polls at most this often when woken
 
 // --- Defaults and ranges of flags that never reach the wire (runner, observer, client). ---
 inline constexpr int64_t kDefaultKillGraceMs = 10000;        // simpleci-runner --kill-grace-ms

@@ -50,6 +50,14 @@ enum class MessageType : uint8_t {
   kObserverHello = 24, // observer -> dispatcher: wake me when a push is notified
   kNotify = 25,        // client (a post-receive hook) -> dispatcher: branches were pushed
   kWake = 26,          // dispatcher -> observer: poll git now
+  kSubscribe = 27,     // client -> dispatcher: start the event feed
+  kSnapshot = 28,      // dispatcher -> subscriber: the state the events build on
+  kEvent = 29,         // dispatcher -> subscriber
+  kJobOutput = 30,     // dispatcher -> subscriber: a followed job's live output
+  kUnsubscribe = 31,   // client -> dispatcher
+  kMetricsRequest = 32,
+  kMetricsReply = 33,
+  kJobsRequest = 34,   // client -> dispatcher: jobs by branch and status (RESULTS_REPLY)
 };
 
 std::string_view to_string(MessageType t);  // the row's name: "register", ...
@@ -113,6 +121,20 @@ inline constexpr std::tuple kMessageTypes{
     Row<Notify>{{.wire = MessageType::kNotify, .name = "notify", .sent_by = sb::kReader,
                  .request_id = RequestId::kAsks}},
     Row<Wake>{{.wire = MessageType::kWake, .name = "wake"}},
+    Row<Subscribe>{{.wire = MessageType::kSubscribe, .name = "subscribe", .sent_by = sb::kReader,
+                    .request_id = RequestId::kAsks}},
+    Row<Snapshot>{{.wire = MessageType::kSnapshot, .name = "snapshot",
+                   .request_id = RequestId::kEchoes}},
+    Row<Event>{{.wire = MessageType::kEvent, .name = "event"}},
+    Row<JobOutput>{{.wire = MessageType::kJobOutput, .name = "job_output"}},
+    Row<Unsubscribe>{{.wire = MessageType::kUnsubscribe, .name = "unsubscribe",
+                      .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<MetricsRequest>{{.wire = MessageType::kMetricsRequest, .name = "metrics_request",
+                         .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<MetricsReply>{{.wire = MessageType::kMetricsReply, .name = "metrics_reply",
+                       .request_id = RequestId::kEchoes}},
+    Row<JobsRequest>{{.wire = MessageType::kJobsRequest, .name = "jobs_request",
+                      .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
 };
 
 // ---- Derived from the table ----------------------------------------------------------------

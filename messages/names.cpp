@@ -32,6 +32,14 @@ std::string_view to_string(ErrorCode c) {
   return i < std::size(kNames) ? kNames[i] : "?";
 }
 
+std::string_view to_string(EventKind k) {
+  static constexpr std::string_view kNames[] = {
+      "?",           "job_queued", "job_started",    "job_finished", "job_requeued",
+      "runner_joined", "runner_left", "runner_changed", "keepalive",  "dropped"};
+  const auto i = static_cast<size_t>(k);
+  return i < std::size(kNames) ? kNames[i] : "?";
+}
+
 // The variant's alternatives are the table's rows in wire order (checked in messages.h).
 MessageType type_of(const Message& m) { return static_cast<MessageType>(m.index() + 1); }
 
