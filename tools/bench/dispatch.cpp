@@ -230,6 +230,33 @@ std::vector<double> latencies(const Submission& run, const Shared& sh) {
   return lat;
 }
 
+// An event-feed subscriber: SUBSCRIBE, then reads everything until stop (subscribing again
+// after a drop, as a real one does).
+struct Feeds {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> events{0}, drops{0};
+};
+
+void subscriber(zmq::context_t& ctx, const std::string& ep, Feeds& f) {
+  zmq::socket_t s = net::make_dealer(ctx, ep);
+  uint64_t rid = 1;
+  net::send(s, msg::Subscribe{rid, {}, false});
+  while (!f.stop) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    while (auto r = net::recv(s, true, 2)) {
+      msg::Decoded d = net::decode_frames(*r, 0);
+      const auto* e = d.ok() ? std::get_if<msg::Event>(&d.message) : nullptr;
+      if (!e) continue;
+      ++f.events;
+      if (e->kind == static_cast<uint32_t>(msg::EventKind::kDropped)) {
+        ++f.drops;
+        net::send(s, msg::Subscribe{++rid, {}, false});
+      }
+    }
+  }
+}
+
 // What run_dispatch measured.
 struct Figures {
   double rate = 0, files_rate = 0, ceil_rate = 0, disk_rate = 0;
@@ -246,7 +273,7 @@ void measure_ceilings(const DispatchOptions& o, const fs::path& tmp, Figures& f)
   std::printf("disk ceiling (2 atomic result files per job, same folder): %.0f jobs/s\n", f.disk_rate);
 }
 
-void print_json(const DispatchOptions& o, const Figures& f) {
+void print_json(const DispatchOptions& o, const Figures& f, double with_subscribers) {
   nlohmann::json j = {{"jobs_per_s", std::round(f.rate)},
                       {"p50_ms", std::round(percentile(f.lat, 50) * 100) / 100},
                       {"p99_ms", std::round(percentile(f.lat, 99) * 100) / 100},
@@ -260,6 +287,11 @@ void print_json(const DispatchOptions& o, const Figures& f) {
                       {"dispatcher_peak_rss_kb", f.hwm},
                       {"result_files", f.files},
                       {"files_jobs_per_s", std::round(f.files_rate)}};
+  if (o.subscribers > 0) {
+    j["subscribers"] = o.subscribers;
+    j["jobs_per_s_with_subscribers"] = std::round(with_subscribers);
+    j["ratio_with_subscribers"] = std::round(with_subscribers / f.rate * 1000) / 1000;
+  }
   std::printf("%s\n", j.dump().c_str());
 }
 
@@ -279,8 +311,11 @@ size_t wait_for_files(const fs::path& tmp, const Submission& run, const Dispatch
 
 // Runs the jobs through the dispatcher at ep (pid) with o.runners fake runners.
 Figures measure(const DispatchOptions& o, const fs::path& tmp, const std::string& ep, pid_t pid,
-                Shared& sh, Submission& run) {
+                Shared& sh, Submission& run, int subscribers = 0) {
   zmq::context_t ctx(1);
+  Feeds feeds;
+  std::vector<std::thread> subs;
+  for (int i = 0; i < subscribers; ++i) subs.emplace_back(subscriber, std::ref(ctx), ep, std::ref(feeds));
   std::vector<std::thread> runners;
   for (int i = 0; i < o.runners; ++i) runners.emplace_back(fake_runner, std::ref(ctx), ep, i, std::ref(sh));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // registrations
@@ -291,6 +326,12 @@ Figures measure(const DispatchOptions& o, const fs::path& tmp, const std::string
   memory_kb(pid, &f.rss, &f.hwm);
   sh.stop = true;
   for (auto& t : runners) t.join();
+  feeds.stop = true;
+  for (auto& t : subs) t.join();
+  if (subscribers > 0) {
+    std::printf("%d subscribers: %llu events read, %llu drops\n", subscribers,
+                static_cast<unsigned long long>(feeds.events.load()), static_cast<unsigned long long>(feeds.drops.load()));
+  }
   f.files = wait_for_files(tmp, run, o);
   const double files_secs = std::chrono::duration<double>(Clock::now() - t0).count();
   stop(pid);
@@ -318,11 +359,25 @@ int run_dispatch(const DispatchOptions& o) {
   Figures f = measure(o, tmp, ep, pid, sh, run);
   measure_ceilings(o, tmp, f);
   bool ok = !run.timed_out && sh.done == o.jobs && f.files == o.jobs && sh.duplicates == 0;
+  double with_subs = 0;
+  if (ok && o.subscribers > 0) {  // the same run again, with subscribers, on a fresh dispatcher
+    const fs::path tmp2 = tmp / "with-subscribers";
+    pid_t pid2 = -1;
+    const std::string ep2 = start_dispatcher(tmp2, o.dispatcher_bin, &pid2, o.dispatcher_args);
+    if (ep2.empty()) return 1;
+    Shared sh2(o.jobs);
+    Submission run2(o.jobs);
+    const Figures f2 = measure(o, tmp2, ep2, pid2, sh2, run2, o.subscribers);
+    ok = !run2.timed_out && sh2.done == o.jobs && f2.files == o.jobs;
+    with_subs = f2.rate;
+    std::printf("with %d subscribers: %.0f jobs/s = %.3f of the run without (target >= 0.95)\n", o.subscribers,
+                with_subs, with_subs / f.rate);
+  }
   if (!ok) {
     std::fprintf(stderr, "simpleci-bench: FAILED: %zu/%zu acknowledged, %zu result files, %zu duplicate acks%s\n",
                  sh.done.load(), o.jobs, f.files, sh.duplicates.load(), run.timed_out ? ", timed out" : "");
   }
-  print_json(o, f);
+  print_json(o, f, with_subs);
   std::error_code ec;
   if (!o.keep) fs::remove_all(tmp, ec);
   return ok ? 0 : 1;

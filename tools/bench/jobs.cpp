@@ -95,21 +95,6 @@ bool pipeline_round(Pipeline& p, const Repo& repo, const JobsOptions& o, int rou
   return true;
 }
 
-// Starts the pipeline; every runner registered and the first commit's result in.
-bool start_pipeline(Pipeline& p, const Repo& repo, const JobsOptions& o) {
-  if (!p.start_dispatcher()) return false;
-  for (int k = 0; k < o.runners; ++k) {
-    const fs::path c = p.dir / ("runner-" + std::to_string(k));
-    if (!clone(repo.origin, c)) return false;
-    p.start_runner(c, "bench-" + std::to_string(k), o.slots);
-  }
-  const fs::path oc = p.dir / "observer-clone";
-  if (!clone(repo.origin, oc)) return false;
-  p.start_observer(oc, o.poll_ms);
-  return p.wait_runners(static_cast<size_t>(o.runners), std::chrono::seconds(30)) &&
-         p.wait_result(git_head(repo.work), std::chrono::seconds(30));
-}
-
 nlohmann::json figures(const std::vector<Round>& v, double Round::*field) {
   nlohmann::json a = nlohmann::json::array();
   for (const Round& r : v) a.push_back(rounded(r.*field));
@@ -171,7 +156,7 @@ int run_jobs(const JobsOptions& o) {
   std::printf("jobs: %d commits per push, %d runners x %d slots, %d rounds, binaries from %s\n", o.commits, o.runners,
               o.slots, o.repeat, bin_folder(o.bin).c_str());
   std::fflush(stdout);
-  bool ok = make_repo(tmp.path, &repo) && start_pipeline(p, repo, o);
+  bool ok = make_repo(tmp.path, &repo) && start_pipeline(p, repo, o.runners, o.slots, o.poll_ms);
   std::vector<Round> measured, floors;
   std::vector<Others> others;
   for (int r = 0; ok && r < o.repeat; ++r) {

@@ -21,7 +21,14 @@
 //   simpleci-bench idle --seconds 10 --poll-ms 100     observer CPU % and dispatcher / runner RSS
 //                                                      while the repository does not change
 //
-// jobs, latency and idle run the executables in --bin DIR (default: beside simpleci-bench), so
+//   simpleci-bench web --clients 200 --commits 500     simpleci-web: job_finished events after
+//                                                      the result files (p99, late ones) and
+//                                                      fan-out to every SSE client; a 4 MB/s
+//                                                      reader of a 16 MiB output gets every
+//                                                      stored byte; stalled / vanished readers
+//                                                      leave nothing behind
+//
+// jobs, latency, idle and web run the executables in --bin DIR (default: beside simpleci-bench), so
 // one benchmark can measure an old build and a new one.
 //   simpleci-bench queue --queued 1000000              dispatcher RSS per queued job, load time
 //
@@ -31,6 +38,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/cli.h"
+#include "messages/limits.h"
 #include "tools/bench/options.h"
 
 using namespace simpleci;
@@ -72,6 +80,8 @@ struct Dispatch : Subcommand {
     ranged("--runners", o.runners, "fake runners", 1, 256);
     ranged("--jobs", o.jobs, "jobs to run", 1, 10000000);
     ranged("--window", o.window, "jobs in flight at once", 1, 100000);
+    ranged("--subscribers", o.subscribers, "also run with this many event-feed subscribers and compare", 0,
+           static_cast<int64_t>(msg::kMaxSubscribers));
     sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
     sub->add_option("--dispatcher-arg", o.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
         ->allow_extra_args(false);
@@ -182,6 +192,21 @@ struct Idle : Subcommand {
   int run() { return in_range() ? bench::run_idle(o) : cli::kUsageError; }
 };
 
+struct Web : Subcommand {
+  bench::WebOptions o;
+  void add(CLI::App& app) {
+    sub = app.add_subcommand("web", "simpleci-web: SSE events in a burst, many clients, slow and vanished readers");
+    ranged("--commits", o.commits, "commits in the burst", 1, 100000);
+    ranged("--clients", o.clients, "SSE clients on /api/events", 1, 1000);
+    ranged("--runners", o.runners, "runner processes (one slot each)", 1, 64);
+    ranged("--poll-ms", o.poll_ms, "the observer's poll interval", 10, 60000);
+    ranged("--output-mib", o.output_mib, "MiB the loud test prints (at most the output cap, 16)", 1, 16);
+    ranged("--read-kb-s", o.read_kb_s, "the slow reader's pace in kB/s", 1, 10000000);
+    add_bin(sub, o);
+  }
+  int run() { return in_range() ? bench::run_web(o) : cli::kUsageError; }
+};
+
 int run_main(int argc, char** argv) {
   CLI::App app{"simpleCI benchmarks"};
   app.require_subcommand(1);
@@ -194,6 +219,7 @@ int run_main(int argc, char** argv) {
   Latency latency;
   Idle idle;
   Queue queue;
+  Web web;
   dispatch.add(app);
   e2e.add(app);
   checkout.add(app);
@@ -203,6 +229,7 @@ int run_main(int argc, char** argv) {
   latency.add(app);
   idle.add(app);
   queue.add(app);
+  web.add(app);
   int code = 0;
   if (!cli::parse(app, argc, argv, kProg, &code)) return code;
   if (dispatch.sub->parsed()) return dispatch.run();
@@ -213,6 +240,7 @@ int run_main(int argc, char** argv) {
   if (jobs.sub->parsed()) return jobs.run();
   if (latency.sub->parsed()) return latency.run();
   if (idle.sub->parsed()) return idle.run();
+  if (web.sub->parsed()) return web.run();
   return e2e.run();
 }
 

@@ -20,6 +20,7 @@ struct DispatchOptions : RunDir {
   int runners = 8;
   size_t jobs = 20000;
   size_t window = 256;
+  int subscribers = 0;  // > 0: also a run with this many event-feed subscribers, and the ratio
   int timeout_s = 300;
   std::string dispatcher_bin;
   std::vector<std::string> dispatcher_args;  // added to the dispatcher's command line
@@ -100,6 +101,18 @@ struct IdleOptions : BinDir {
   int poll_ms = 100;
 };
 int run_idle(const IdleOptions& o);
+// `web`: simpleci-web under load (tools/bench/web.cpp): event lateness and fan-out to many SSE
+// clients during a burst, a slow / stalled / vanishing reader of a long output.
+struct WebOptions : BinDir {
+  int commits = 500;
+  int clients = 200;
+  int runners = 4;
+  int poll_ms = 50;     // the observer's
+  int output_mib = 16;  // what the loud test prints
+  int read_kb_s = 4000;  // the slow reader's pace (4 MB/s)
+};
+int run_web(const WebOptions& o);
+
 // `queue`: RSS of the dispatcher with --queued jobs in its store beside an empty one (issue 9).
 struct QueueOptions : RunDir {
   size_t queued = 1000000;  // queued jobs in the store before the dispatcher starts

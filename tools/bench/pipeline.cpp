@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tools/bench/http.h"
+
 namespace simpleci::bench {
 
 fs::path bin_folder(const std::string& bin_dir) { return bin_dir.empty() ? self_dir() : fs::path(bin_dir); }
@@ -161,11 +163,40 @@ bool Pipeline::wait_result(const std::string& commit, std::chrono::milliseconds 
   return false;
 }
 
+bool Pipeline::start_web(int port) {
+  web = start({exe(bin_dir, "simpleci-web"), "--dispatcher", endpoint, "--listen", "127.0.0.1:" + std::to_string(port),
+               "--log-dir", (dir / "logs").string(), "--log-level", "warn"},
+              dir / "web.out");
+  const bool up = wait_for(
+      [&] {
+        std::string body;
+        return http_get(port, "/api/status", 2000, &body) == 200;
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(50));
+  if (!up) std::fprintf(stderr, "simpleci-bench: simpleci-web did not answer on port %d (see %s)\n", port, dir.c_str());
+  return up;
+}
+
+bool start_pipeline(Pipeline& p, const Repo& repo, int runners, int slots, int poll_ms) {
+  if (!p.start_dispatcher()) return false;
+  for (int k = 0; k < runners; ++k) {
+    const fs::path c = p.dir / ("runner-" + std::to_string(k));
+    if (!clone(repo.origin, c)) return false;
+    p.start_runner(c, "bench-" + std::to_string(k), slots);
+  }
+  const fs::path oc = p.dir / "observer-clone";
+  if (!clone(repo.origin, oc)) return false;
+  p.start_observer(oc, poll_ms);
+  return p.wait_runners(static_cast<size_t>(runners), std::chrono::seconds(30)) &&
+         p.wait_result(git_head(repo.work), std::chrono::seconds(30));
+}
+
 void Pipeline::stop_all() {
+  stop(web);
   stop(observer);
   for (pid_t r : runners) stop(r);
   stop(dispatcher);
-  observer = dispatcher = -1;
+  web = observer = dispatcher = -1;
   runners.clear();
 }
 

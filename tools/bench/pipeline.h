@@ -44,7 +44,7 @@ struct Pipeline {
   std::string bin_dir;  // --bin
   fs::path dir;
   std::string endpoint;  // "" until the dispatcher is up
-  pid_t dispatcher = -1, observer = -1;
+  pid_t dispatcher = -1, observer = -1, web = -1;
   std::vector<pid_t> runners;
 
   fs::path results() const { return dir / "results"; }
@@ -52,6 +52,9 @@ struct Pipeline {
   bool start_dispatcher();
   void start_runner(const fs::path& clone, const std::string& name, int slots);
   void start_observer(const fs::path& clone, int poll_ms);
+  // simpleci-web on 127.0.0.1:port; false (after saying so) when it does not answer
+  // GET /api/status within 10 s.
+  bool start_web(int port);
   // Runners the dispatcher lists (`simpleci status --json`); -1 when it did not answer.
   int registered_runners() const;
   // Waits until n runners are registered; false (after saying so) at the deadline.
@@ -60,6 +63,11 @@ struct Pipeline {
   bool wait_result(const std::string& commit, std::chrono::milliseconds timeout) const;
   void stop_all();
 };
+
+// Starts the dispatcher, `runners` runners with `slots` slots (each with its own clone of
+// origin) and an observer polling every poll_ms; true once every runner registered and HEAD's
+// result is in.
+bool start_pipeline(Pipeline& p, const Repo& repo, int runners, int slots, int poll_ms);
 
 // Removes a run's folder when it goes out of scope, unless keep (then names it).
 struct TempDirGuard {
