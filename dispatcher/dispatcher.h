@@ -10,19 +10,21 @@
 // wait for their flush. Time comes from a Clock, so tests drive heartbeat expiry with a
 // FakeClock. Single-threaded.
 //
-// The Dispatcher wires five parts, each answering one question, and handles the messages:
+// The Dispatcher wires six parts, each answering one question, and handles the messages:
 //   JobQueue (job_queue.h)            which jobs wait, in what order, and which run where;
 //   RunnerRegistry (runner_registry.h) which runners have a session and what they hold, and
 //                                      which free runner gets the next job;
 //   LiveOutput (live_output.h)        what a running job printed lately (for WATCH);
+//   Subscribers (subscribers.h)       who follows the event feed, and who is dropped from it;
 //   Round (round.h)                   which replies leave at the COMMIT and which wait for the
 //                                      WAL flush, round after round;
 //   PendingFiles (pending_files.h)    which result files are still to be written, removed or
 //                                      retried (with the ResultWriter thread, result_writer.h).
 // Its own code is in dispatcher.cpp (input, authorisation, flush, time), runner_messages.cpp
 // (REGISTER, RESULT, OUTPUT, lost runners), jobs.cpp (state changes of jobs: queue, dispatch,
-// requeue, finish, prune), requests.cpp (COMMIT and the client requests) and notify.cpp
-// (NOTIFY wakes the observers of an ObserverSet, observers.h).
+// requeue, finish, prune), requests.cpp (COMMIT and the client requests), notify.cpp
+// (NOTIFY wakes the observers of an ObserverSet, observers.h) and feed.cpp (SUBSCRIBE and the
+// events the state changes publish).
 #pragma once
 
 #include <map>
