@@ -18,6 +18,12 @@ constexpr size_t kOutputOverhead = 64;
 }  // namespace
 
 void Dispatcher::on_subscribe(std::string_view peer, const msg::Subscribe& s) {
+  // SUBSCRIBEs faster than their snapshots are read would make the round hold any number of
+  // them: past the budget the peer is told to read first (nothing changes for it).
+  if (feed_.held(peer) >= feed_.budget()) {
+    send_later(peer, msg::Error{s.request_id, msg::ErrorCode::kBusy, msg::kBusyText});
+    return;
+  }
   if (feed_.subscribe(peer, s.follow, s.all_output, clock_.now()) == Subscribers::Subscribed::kFull) {
     send_later(peer, msg::Error{s.request_id, msg::ErrorCode::kBusy, "too many subscribers"});
     return;

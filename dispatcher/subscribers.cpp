@@ -60,6 +60,11 @@ void Subscribers::charge(std::string_view peer, size_t bytes) {
   if (auto it = subs_.find(peer); it != subs_.end()) it->second.round_bytes += bytes;
 }
 
+size_t Subscribers::held(std::string_view peer) const {
+  auto it = subs_.find(peer);
+  return in_flight_(peer) + (it == subs_.end() ? 0 : it->second.round_bytes);
+}
+
 void Subscribers::round_sent() {
   for (auto& [peer, s] : subs_) s.round_bytes = 0;
 }

@@ -66,6 +66,9 @@ class Subscribers {
   // A message queued for peer this round that is not refused for the budget (its SNAPSHOT) but
   // counts against it.
   void charge(std::string_view peer, size_t bytes);
+  // What peer has unsent: in the transport, and queued this round (if it subscribes).
+  size_t held(std::string_view peer) const;
+  size_t budget() const { return budget_; }
   // The round's messages were handed to the transport: from now on InFlight counts them.
   void round_sent();
 

@@ -390,6 +390,21 @@ TEST_F(FeedBudgetTest, WhatOneRoundQueuesCountsBeforeItIsHandedOver) {
   expect_dropped_once_and_nothing_after();
 }
 
+TEST_F(FeedTest, SubscribesFasterThanTheSnapshotsAreReadAreBusyPastTheBudget) {
+  out_.deaf.insert("deaf");
+  for (int n = 1; n <= 1000; ++n) submit("obs", n);  // snapshots of ~100 KiB
+  for (uint64_t i = 1; i <= 300; ++i) queue("deaf", msg::Subscribe{i, {}, false});
+  flush();
+  const size_t snapshots = out_.take<msg::Snapshot>("deaf").size();
+  EXPECT_GT(snapshots, 10u);
+  EXPECT_LT(snapshots, 300u);
+  EXPECT_LE(out_.unread["deaf"], msg::kFeedBudgetBytes + 200 * 1024);
+  const auto busy = out_.take<msg::Error>("deaf");
+  EXPECT_EQ(busy.size(), 300 - snapshots);
+  EXPECT_EQ(busy.at(0).code, msg::ErrorCode::kBusy);
+  EXPECT_EQ(d_->subscriber_count(), 1u);
+}
+
 TEST_F(FeedTest, OneSubscriberTooManyIsBusy) {
   for (size_t i = 0; i < msg::kMaxSubscribers; ++i) subscribe("s" + std::to_string(i));
   deliver("late", msg::Subscribe{77, {}, false});
