@@ -36,6 +36,7 @@ void Dispatcher::on_metrics(std::string_view peer, const msg::MetricsRequest& q)
   const SteadyTime now = clock_.now();
   for (const auto& [name, r] : runners_.all()) ++by_state[runner_state(r, now)];
   for (const auto& [state, n] : by_state) rep.metrics.push_back({"gauge.runners." + state, n});
+  rep.metrics.push_back({"gauge.subscribers", subscriber_count()});
   rep.metrics.push_back({"gauge.start_time_ms", static_cast<uint64_t>(started_wall_ms_)});
   duration_hist_.append_to("job_duration_ms", &rep.metrics);
   wait_hist_.append_to("queue_wait_ms", &rep.metrics);
