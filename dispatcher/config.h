@@ -41,6 +41,9 @@ class Outbox {
   virtual bool output_in_flight(std::string_view /*peer*/) const { return false; }
   // Replies the outbox refused for the peer's budget; reported as send.over_budget.
   virtual uint64_t over_budget() const { return 0; }
+  // Bytes sent to peer that the transport holds and has not written to its connection yet (the
+  // event feed's budget).
+  virtual size_t peer_bytes(std::string_view /*peer*/) const { return 0; }
 };
 
 }  // namespace simpleci::dispatcher

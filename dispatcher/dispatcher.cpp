@@ -18,6 +18,7 @@ Dispatcher::Dispatcher(Clock& clock, JobStore& store, Outbox& out, Config cfg, S
       live_(cfg_.live_window),
       files_(clock, store, cfg_, counters_),
       round_(out, syncer, files_, counters_),
+      feed_(random_feed_id(), [&out](std::string_view peer) { return out.peer_bytes(peer); }),
       activity_since_(clock.now()),
       next_prune_(activity_since_) {}
 
@@ -140,6 +141,7 @@ void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m, std::str
         } else if constexpr (std::is_same_v<T, msg::Drain>) {
           if (Runner* s = need_session(r, peer, m)) {
             s->draining = true;
+            publish_runner(msg::EventKind::kRunnerChanged, s->name);
             spdlog::info("runner {} is draining ({} jobs left)", s->name, s->jobs.size());
           }
         } else if constexpr (std::is_same_v<T, msg::Commit>) {
@@ -247,12 +249,14 @@ bool Dispatcher::flush() {
   bool wrote = false;
   if (commit_round(&err, &wrote)) {
     round_.committed(wrote);
+    feed_sent();
     return true;
   }
   store_.rollback();
   ++counters_["store.failures"];
   spdlog::error("store commit failed, nothing of this round was kept: {}", err);
   round_.failed();
+  feed_sent();
   tx_failed_ = false;
   tx_error_.clear();
   reload();
@@ -283,6 +287,7 @@ void Dispatcher::tick() {
   files_.retry_due();
   prune_periodically();
   log_activity();
+  feed_tick();
 }
 
 // Per-job lines are debug; this info line sums them up at most every 10 s (and only when

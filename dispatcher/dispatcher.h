@@ -10,19 +10,21 @@
 // wait for their flush. Time comes from a Clock, so tests drive heartbeat expiry with a
 // FakeClock. Single-threaded.
 //
-// The Dispatcher wires five parts, each answering one question, and handles the messages:
+// The Dispatcher wires six parts, each answering one question, and handles the messages:
 //   JobQueue (job_queue.h)            which jobs wait, in what order, and which run where;
 //   RunnerRegistry (runner_registry.h) which runners have a session and what they hold, and
 //                                      which free runner gets the next job;
 //   LiveOutput (live_output.h)        what a running job printed lately (for WATCH);
+//   Subscribers (subscribers.h)       who follows the event feed, and who is dropped from it;
 //   Round (round.h)                   which replies leave at the COMMIT and which wait for the
 //                                      WAL flush, round after round;
 //   PendingFiles (pending_files.h)    which result files are still to be written, removed or
 //                                      retried (with the ResultWriter thread, result_writer.h).
 // Its own code is in dispatcher.cpp (input, authorisation, flush, time), runner_messages.cpp
 // (REGISTER, RESULT, OUTPUT, lost runners), jobs.cpp (state changes of jobs: queue, dispatch,
-// requeue, finish, prune), requests.cpp (COMMIT and the client requests) and notify.cpp
-// (NOTIFY wakes the observers of an ObserverSet, observers.h).
+// requeue, finish, prune), requests.cpp (COMMIT and the client requests), notify.cpp
+// (NOTIFY wakes the observers of an ObserverSet, observers.h) and feed.cpp (SUBSCRIBE and the
+// events the state changes publish).
 #pragma once
 
 #include <map>
@@ -42,6 +44,7 @@
 #include "dispatcher/pending_files.h"
 #include "dispatcher/round.h"
 #include "dispatcher/runner_registry.h"
+#include "dispatcher/subscribers.h"
 #include "dispatcher/walsync.h"
 #include "messages/codec.h"
 #include "net/roles.h"
@@ -128,6 +131,7 @@ class Dispatcher {
   size_t queue_length() const { return jobs_.queued(); }
   size_t runner_count() const { return runners_.size(); }
   size_t running_count() const { return jobs_.running().size(); }
+  size_t subscriber_count() const { return feed_.size(); }
 
  private:
   struct Activity {  // what the aggregated info line reports
@@ -187,13 +191,36 @@ class Dispatcher {
   // notify.cpp: observers and the pushes that wake them.
   void on_observer_hello(std::string_view peer);
   void on_notify(std::string_view peer, const msg::Notify& n);
-  // feed.cpp: the event feed (SUBSCRIBE, UNSUBSCRIBE, and the events of state changes).
+  // feed.cpp: the event feed (SUBSCRIBE, UNSUBSCRIBE, and the events of state changes). The
+  // publish_* hooks are called where the state changed and cost nothing without subscribers.
   void on_subscribe(std::string_view peer, const msg::Subscribe& s);
   void on_unsubscribe(std::string_view peer, const msg::Unsubscribe& u);
+  // An event about an active job, as it is now (or as `s` says); `released_by`: the runner that
+  // just gave the job up, whose new state follows as runner_changed.
+  void publish_job(msg::EventKind kind, uint64_t job_id, const std::string& released_by = {});
+  void publish_job(msg::EventKind kind, const msg::JobSummary& s, const std::string& released_by = {});
+  // An event about a runner with a session (none without one).
+  void publish_runner(msg::EventKind kind, const std::string& name);
+  // A chunk of a job's output, to the subscribers that follow the job.
+  void publish_output(const msg::Output& o);
+  msg::Event event(msg::EventKind kind) const;
+  void publish(msg::Event e);
+  void feed_out(const Subscribers::Fanout& f, const msg::Message& m);
+  msg::Snapshot snapshot(uint64_t request_id) const;
+  // From tick(): keepalives, and pauses that ended.
+  void feed_tick();
+  // After the round's messages were handed over: budgets counted by the transport from now on,
+  // and subscribers whose feed messages could not be sent are forgotten (feed.gone).
+  void feed_sent();
   // metrics.cpp: METRICS_REQUEST and JOBS_REQUEST.
   void on_metrics(std::string_view peer, const msg::MetricsRequest& q);
   void on_jobs(std::string_view peer, const msg::JobsRequest& q);
 
+  // A runner as STATUS_REPLY and the feed show it; every runner (up to a list's length); the
+  // running jobs with the lowest ids (as many as a list holds).
+  msg::RunnerInfo runner_info(const Runner& r) const;
+  std::vector<msg::RunnerInfo> runner_infos() const;
+  std::vector<msg::JobSummary> running_jobs() const;
   // A job that is not active, read from the store: false (peer answered ERROR not_found, or
   // storage_failure when the store cannot be read) when there is none to tell about.
   bool read_inactive(std::string_view peer, uint64_t request_id, uint64_t job_id, JobRow* row);
@@ -214,12 +241,15 @@ class Dispatcher {
   ObserverSet observers_;
   PendingFiles files_;
   Round round_;
+  Subscribers feed_;
+  SteadyTime feed_ticked_{};  // the previous feed_tick()
   std::optional<Authorized> authorized_;  // key names allowed and their roles (CURVE)
   bool tx_failed_ = false;  // a write of this round failed: its commit is refused
   std::string tx_error_;
   LogLimiter bad_log_;
   LogLimiter full_log_;
   LogLimiter store_log_;
+  LogLimiter feed_log_;
   Activity activity_;
   SteadyTime activity_since_;
   SteadyTime next_prune_;

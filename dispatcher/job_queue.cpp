@@ -160,6 +160,20 @@ void JobQueue::walk_queue(size_t scan, const std::function<Pick(Active&)>& visit
   tidy_waiting();
 }
 
+std::vector<msg::JobSummary> JobQueue::first_queued(size_t limit) const {
+  std::vector<msg::JobSummary> out;
+  for (auto it = front_.begin(); it != front_.end() && out.size() < limit; ++it) {
+    out.push_back(active_.at(*it).s);
+  }
+  Active a;
+  for (auto it = waiting_.begin(); it != waiting_.end() && out.size() < limit; ++it) {
+    if (it->removed) continue;
+    expand(*it, &a);
+    out.push_back(a.s);
+  }
+  return out;
+}
+
 void JobQueue::requeue(uint64_t id) {
   Active& a = active_.at(id);
   unorphan(id, a);

@@ -94,6 +94,9 @@ class JobQueue {
 
   // Running jobs found in the store whose runner `runner` has not registered since.
   std::set<uint64_t> orphans_of(const std::string& runner) const;
+  // The first `limit` queued jobs in queue order (requeued ones, then the ones that never ran):
+  // O(limit), plus the waiting records marked removed on the way.
+  std::vector<msg::JobSummary> first_queued(size_t limit) const;
   // Running jobs, lowest id first.
   const std::set<uint64_t>& running() const { return running_; }
   size_t queued() const { return front_.size() + waiting_live_; }

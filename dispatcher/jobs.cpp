@@ -32,6 +32,7 @@ uint64_t Dispatcher::enqueue(const std::string& commit, const std::string& branc
   s.branch = branch;
   s.created_at_ms = now;
   jobs_.add(std::move(s));
+  publish_job(msg::EventKind::kJobQueued, id);
   return id;
 }
 
@@ -57,6 +58,7 @@ void Dispatcher::requeue(uint64_t job_id, const char* why) {
   spdlog::info("job {} back to the front of the queue ({}), next attempt {}", job_id, why,
                s.attempt + 1);
   jobs_.requeue(job_id);
+  publish_job(msg::EventKind::kJobRequeued, job_id, s.runner);
   ++counters_["jobs.requeued"];
 }
 
@@ -81,6 +83,7 @@ void Dispatcher::finish(uint64_t job_id, Ending e) {
   ++activity_.by_status[status];
   spdlog::debug("job {} {}: {} on {} (attempt {}, {} ms)", job_id, status, s.commit,
                 s.runner.empty() ? "-" : s.runner, s.attempt, s.duration_ms);
+  publish_job(msg::EventKind::kJobFinished, s, s.runner);
   files_.add(std::move(s), std::move(e.output));
 }
 
@@ -106,6 +109,7 @@ void Dispatcher::dispatch() {
     best->jobs.insert(a.s.job_id);
     send_later(best->peer, msg::Job{a.s.job_id, attempt, a.s.commit, a.s.branch, cfg_.test_command,
                                     cfg_.job_timeout_s, cfg_.output_cap});
+    publish_job(msg::EventKind::kJobStarted, a.s);
     return Pick::kStart;
   });
 }

@@ -84,27 +84,43 @@ bool Dispatcher::refuse_if_full(std::string_view peer, uint64_t request_id) {
   return true;
 }
 
+msg::RunnerInfo Dispatcher::runner_info(const Runner& r) const {
+  msg::RunnerInfo info;
+  info.name = r.name;
+  const bool paused = clock_.now() < r.paused_until;
+  info.state = r.draining ? "draining" : paused ? "paused" : r.jobs.empty() ? "idle" : "busy";
+  info.capacity = r.capacity;
+  for (uint64_t id : r.jobs) {
+    if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);
+  }
+  info.last_seen_ms = r.last_seen_wall;
+  return info;
+}
+
+std::vector<msg::RunnerInfo> Dispatcher::runner_infos() const {
+  std::vector<msg::RunnerInfo> out;
+  for (const auto& [name, r] : runners_.all()) {
+    if (out.size() >= msg::kMaxListLen) break;
+    out.push_back(runner_info(r));
+  }
+  return out;
+}
+
+std::vector<msg::JobSummary> Dispatcher::running_jobs() const {
+  std::vector<msg::JobSummary> out;
+  for (uint64_t id : jobs_.running()) {  // lowest ids first, as many as a list holds
+    if (out.size() >= msg::kMaxListLen) break;
+    out.push_back(jobs_.at(id).s);
+  }
+  return out;
+}
+
 void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
   msg::StatusReply rep;
   rep.request_id = q.request_id;
-  const SteadyTime now = clock_.now();
-  for (const auto& [name, r] : runners_.all()) {
-    if (rep.runners.size() >= msg::kMaxListLen) break;
-    msg::RunnerInfo info;
-    info.name = name;
-    info.state = r.draining ? "draining" : now < r.paused_until ? "paused" : r.jobs.empty() ? "idle" : "busy";
-    info.capacity = r.capacity;
-    for (uint64_t id : r.jobs) {
-      if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);
-    }
-    info.last_seen_ms = r.last_seen_wall;
-    rep.runners.push_back(std::move(info));
-  }
+  rep.runners = runner_infos();
   rep.queue_length = jobs_.queued();
-  for (uint64_t id : jobs_.running()) {  // lowest ids first, as many as the reply holds
-    if (rep.running.size() >= msg::kMaxListLen) break;
-    rep.running.push_back(jobs_.at(id).s);
-  }
+  rep.running = running_jobs();
   rep.counters = counters();
   send_later(peer, std::move(rep));
 }

@@ -17,6 +17,10 @@ bool needs_flush(const msg::Message& m) {
   return std::holds_alternative<msg::Accepted>(m) || std::holds_alternative<msg::ResultAck>(m) ||
          std::holds_alternative<msg::Ok>(m) || std::holds_alternative<msg::Error>(m);
 }
+bool is_feed(const msg::Message& m) {
+  return std::holds_alternative<msg::Event>(m) || std::holds_alternative<msg::JobOutput>(m) ||
+         std::holds_alternative<msg::Snapshot>(m);
+}
 }  // namespace
 
 void Round::send_later(std::string_view peer, msg::Message m) {
@@ -25,7 +29,9 @@ void Round::send_later(std::string_view peer, msg::Message m) {
 }
 
 void Round::send_now(const Reply& r) {
-  if (!out_.send(r.peer, r.m)) ++counters_["send.dropped"];
+  if (out_.send(r.peer, r.m)) return;
+  ++counters_["send.dropped"];
+  if (is_feed(r.m)) unsent_feed_.push_back(r.peer);
 }
 
 std::vector<Round::Reply> Round::take_replies() {
@@ -46,11 +52,13 @@ void Round::failed() {
     std::visit(
         [&](auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, msg::Accepted> || std::is_same_v<T, msg::Ok>) {
+          if constexpr (std::is_same_v<T, msg::Accepted> || std::is_same_v<T, msg::Ok> ||
+                        std::is_same_v<T, msg::Snapshot>) {
             answers.push_back({std::move(d.peer),
                                msg::Error{v.request_id, msg::ErrorCode::kStorageFailure,
                                           "the dispatcher cannot write its store; retry later"}});
-          } else if constexpr (!std::is_same_v<T, msg::Job> && !std::is_same_v<T, msg::ResultAck>) {
+          } else if constexpr (!std::is_same_v<T, msg::Job> && !std::is_same_v<T, msg::ResultAck> &&
+                               !std::is_same_v<T, msg::Event>) {
             answers.push_back({std::move(d.peer), std::move(v)});
           }
         },

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dispatcher/config.h"
@@ -38,10 +39,15 @@ class Round {
   // The round's transaction committed (`wrote`: it changed the store; false when there was
   // nothing to commit): replies that need no flush go, the rest wait with the round's files.
   void committed(bool wrote);
-  // The round's transaction failed and was rolled back: ACCEPTED and OK become ERROR
+  // The round's transaction failed and was rolled back: ACCEPTED, OK and SNAPSHOT become ERROR
   // storage_failure (the requester retries), JOB and RESULT_ACK are dropped (the runner re-sends
-  // its result; a job not dispatched stays queued), the rest go as usual; its files are dropped.
+  // its result; a job not dispatched stays queued), and so are EVENTs (they told of what was
+  // rolled back: subscribers see a seq gap and subscribe again); the rest go as usual; its files
+  // are dropped.
   void failed();
+  // Peers a feed message (EVENT, JOB_OUTPUT, SNAPSHOT) could not be sent to since the last call:
+  // their connection is gone (or their queue full).
+  std::vector<std::string> take_unsent_feed() { return std::exchange(unsent_feed_, {}); }
 
   // Readable when the syncer has news: then call on_synced(). -1 without a syncer.
   int syncer_fd() const { return syncer_ ? syncer_->fd() : -1; }
@@ -78,6 +84,7 @@ class Round {
   std::vector<Reply> replies_;                          // this round's
   std::set<std::string, std::less<>> output_pending_;  // peers with an output reply in replies_
   std::deque<Held> held_;                               // oldest first
+  std::vector<std::string> unsent_feed_;                // see take_unsent_feed()
   size_t held_bytes_ = 0;
   uint64_t committed_seq_ = 0;  // the newest round that committed
   uint64_t durable_seq_ = 0;    // the newest round the syncer reported on the disk

@@ -32,6 +32,7 @@ void Dispatcher::on_register(std::string_view peer, int fd, const msg::Register&
   std::set<uint64_t> previous;
   Runner& r = runners_.add(reg.name, peer, fd, reg.capacity, clock_.now(), clock_.wall_ms(), &previous);
   claim(r, previous, held);
+  publish_runner(msg::EventKind::kRunnerJoined, reg.name);
   send_later(peer, msg::Welcome{cfg_.heartbeat_ms});
 }
 
@@ -120,9 +121,11 @@ void Dispatcher::on_output(Runner& r, const msg::Output& o) {
     return;
   }
   live_.add(o.job_id, o.attempt, o.offset, o.data);
+  publish_output(o);
 }
 
 void Dispatcher::runner_lost(const std::string& name, const char* why) {
+  publish_runner(msg::EventKind::kRunnerLeft, name);
   std::set<uint64_t> jobs;
   if (!runners_.remove(name, &jobs)) return;
   spdlog::warn("runner {} lost ({}); {} job(s) to requeue", name, why, jobs.size());

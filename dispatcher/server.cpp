@@ -97,6 +97,7 @@ class RouterOutbox final : public Outbox {
     return budget_.output_in_flight(peer);
   }
   uint64_t over_budget() const override { return over_budget_; }
+  size_t peer_bytes(std::string_view peer) const override { return budget_.peer_bytes(peer); }
   size_t bytes_in_flight() const { return budget_.total_bytes(); }
 
  private:

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,8 +22,14 @@ namespace simpleci::dispatcher {
 class RecordingOutbox : public Outbox {
  public:
   bool send(std::string_view peer, const msg::Message& m) override {
+    if (gone.contains(peer)) return false;
+    if (deaf.contains(peer)) unread[std::string(peer)] += msg::encode(m).size();
     sent.emplace_back(std::string(peer), m);
     return true;
+  }
+  size_t peer_bytes(std::string_view peer) const override {
+    auto it = unread.find(peer);
+    return it == unread.end() ? 0 : it->second;
   }
   // Messages of type T sent to peer since the last take().
   template <typename T>
@@ -36,6 +44,10 @@ class RecordingOutbox : public Outbox {
     return out;
   }
   std::vector<std::pair<std::string, msg::Message>> sent;
+  // Peers that never read: what they are sent stays in flight (peer_bytes). Peers that are gone:
+  // sends to them fail.
+  std::set<std::string, std::less<>> deaf, gone;
+  std::map<std::string, size_t, std::less<>> unread;
 };
 
 inline std::string commit_id(int n) {
