@@ -73,7 +73,7 @@ TEST(Events, AJsonLineForEachStepOfASubmittedCommit) {
 
 // The job prints a first part, far more than the dispatcher stores (its output cap is 4 KiB),
 // then waits for the test to create a file before it prints the rest and ends: watch must show
-// the whole first part while the job is still running.
+// the whole first part while the job is still running, pushed (it would ask only once a minute).
 TEST(Events, WatchShowsTheWholeOutputWhileTheJobRuns) {
   Cluster c;
   ASSERT_TRUE(c.start_dispatcher("tcp://127.0.0.1:0", {"--output-cap", "4096"})) << c.logs();
@@ -84,7 +84,8 @@ TEST(Events, WatchShowsTheWholeOutputWhileTheJobRuns) {
   const std::string id = c.upstream().commit({{".simpleci/test", script(0, body)}}, "slow");
   RunResult sub = submit(c, id);
   ASSERT_EQ(sub.exit_code, 0) << sub.output;
-  auto w = client(c, "watch", {"watch", id});
+  // Asking only once a minute: what shows within the test's time was pushed.
+  auto w = client(c, "watch", {"watch", id, "--interval-ms", "60000"});
   ASSERT_TRUE(wait_until([&] { return has(w->log(), "early line 1999\n"); }, 30s)) << w->log() << c.logs();
   EXPECT_FALSE(c.wait_result(id, 0ms)) << "the job ended before the test let it";
   EXPECT_TRUE(w->running());

@@ -96,7 +96,7 @@ class Watcher final : public net::FeedHandler {
       show(step, out_, err_);
       if (step.ended) rc_ = step.exit_code;
       if (w->data.size() >= msg::kMaxWatchBytes) continue;
-      if (!finished_) return;
+      if (!finished_ || !going_on()) return;
       std::this_thread::sleep_for(interval_);  // finished, but not all of it stored yet
     }
   }
