@@ -167,6 +167,14 @@ TEST_F(Web, JobsOutputMetricsAndBadgeOfARealJob) {
 
   EXPECT_TRUE(wait_until([&] { return finished_passed(get(port, "/metrics").body) == passed_before + 1; }, 5s))
       << get(port, "/metrics").body;
+  // The format as Prometheus reads it (promtool comes with Debian's prometheus package).
+  if (fs::exists("/usr/bin/promtool")) {
+    fs::path file = c.root() / "metrics.txt";
+    std::ofstream(file) << get(port, "/metrics").body;
+    RunResult check = run({"sh", "-c", "promtool check metrics < " + file.string()});
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(check.output, "") << check.output;  // not even a lint warning
+  }
 
   auto badge = get(port, "/badge/main.svg");
   EXPECT_EQ(badge.status, 200);
