@@ -280,12 +280,13 @@ function connectEvents() {
   });
 }
 
-// Many events in a burst redraw once per frame.
+// Many events in a burst redraw once. (A timer, not requestAnimationFrame, which a hidden tab
+// never runs.)
 let refreshQueued = false;
 function scheduleRefresh() {
   if (refreshQueued) return;
   refreshQueued = true;
-  requestAnimationFrame(() => { refreshQueued = false; refresh(); });
+  setTimeout(() => { refreshQueued = false; refresh(); }, 50);
 }
 
 // ---------- views ----------
