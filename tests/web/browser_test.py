@@ -92,6 +92,12 @@ def run(b, stack, web):
     b.d.get(web + "/")
     wait_until(lambda: b.attr("#conn", "data-state") == "open", 30, "the page's event stream to open")
     wait_until(lambda: b.d.find_elements(By.CSS_SELECTOR, "#runners"), 30, "the dashboard")
+    # The page's ANSI converter: HTML escaped, state kept across chunks, a sequence cut between
+    # two chunks held until it is whole, unknown escapes dropped.
+    html = b.js("const a = new Ansi(); return [a.push('<b>\\x1b[1;3'), a.push('2mok\\x1b['),"
+                " a.push('0m & \\x1b[2Kx\\x1b[94mblue\\x1b[39m.')].join('|')")
+    assert html == '&lt;b&gt;|<span class="ansi-bold ansi-fg-32">ok</span>| &amp; x' \
+                   '<span class="ansi-fg-94">blue</span>.', html
     # Set on the loaded page: gone if the page ever reloads.
     b.js("window.__loadedOnce = 'yes'")
 

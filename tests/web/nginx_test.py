@@ -6,10 +6,9 @@ ends. nginx runs as the test's user from a temporary prefix, in the foreground."
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webstack  # noqa: E402
@@ -85,46 +84,58 @@ def read(folder, name):
 
 
 class Stream:
-    """A streaming GET read line by line, each read bounded by the socket timeout."""
+    """A streaming GET, read line by line by a thread (a socket file cannot be read again after
+    a timeout); the test waits on what arrived, with deadlines."""
 
     def __init__(self, host, path, headers=None):
         h, p = host.split(":")
-        self.conn = http.client.HTTPConnection(h, int(p), timeout=2)
+        self.conn = http.client.HTTPConnection(h, int(p), timeout=60)
         self.conn.request("GET", path, headers=headers or {})
         self.resp = self.conn.getresponse()
-        self.seen = ""
+        self.lock = threading.Lock()
+        self.text = ""
+        self.eof = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                with self.lock:
+                    self.text += line.decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - closed under the reader, or cut: the end either way
+            pass
+        self.eof = True
+
+    @property
+    def seen(self):
+        with self.lock:
+            return self.text
 
     def header(self, name):
         return self.resp.getheader(name) or ""
 
     def read_until(self, pred, timeout, what):
-        """Reads lines until pred(all text so far) holds."""
-        deadline = time.monotonic() + timeout
-        while not pred(self.seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; got:\n{self.seen[-2000:]}")
-            try:
-                line = self.resp.readline()
-            except socket.timeout:
-                continue
-            if not line:
-                if pred(self.seen):
-                    break
+        """Waits until pred(all text so far) holds; fails when the stream ends first."""
+        def ready():
+            if pred(self.seen):
+                return True
+            if self.eof and not pred(self.seen):
                 raise AssertionError(f"the stream ended before {what}; got:\n{self.seen[-2000:]}")
-            self.seen += line.decode("utf-8", "replace")
+            return False
+        try:
+            wait_until(ready, timeout, what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; got:\n{self.seen[-2000:]}") from None
         return self.seen
 
     def ended(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.resp.readline()
-            except socket.timeout:
-                continue
-            if not line:
-                return True
-            self.seen += line.decode("utf-8", "replace")
-        return False
+        try:
+            return wait_until(lambda: self.eof, timeout, "the end of the stream")
+        except AssertionError:
+            return False
 
     def close(self):
         self.conn.close()

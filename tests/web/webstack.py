@@ -52,11 +52,17 @@ def bound(seconds):
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(Timeout("terminated")))
 
 
+# Checks run at every poll of wait_until: a component that exits fails the wait at once.
+_guards = []
+
+
 def wait_until(pred, timeout, what):
     """Polls pred every 50 ms until it returns a true value (which is returned); fails with what
-    after timeout seconds."""
+    after timeout seconds, or as soon as a started component has exited."""
     deadline = time.monotonic() + timeout
     while True:
+        for guard in _guards:
+            guard()
         v = pred()
         if v:
             return v
@@ -132,6 +138,7 @@ class Stack:
         os.makedirs(self.logs)
         self.git("init", "-q", "-b", "main", self.upstream, cwd=self.root)
         self.commit({".simpleci/test": gated_script([])}, "first")
+        _guards.append(self.check_running)
 
     def __enter__(self):
         return self
@@ -162,8 +169,15 @@ class Stack:
                 except ProcessLookupError:
                     pass
         self.procs = []
+        if self.check_running in _guards:
+            _guards.remove(self.check_running)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def check_running(self):
+        for name, p in self.procs:
+            if p.poll() is not None:
+                raise AssertionError(f"{name} exited with {p.returncode}:\n{self.output_of(name)[-3000:]}")
 
     def alive(self, name):
         return any(n == name and p.poll() is None for n, p in self.procs)

@@ -216,6 +216,8 @@ function applyEvent(ev) {
   if (typeof ev.seq === "number") s.seq = ev.seq;
   if (typeof ev.queue_length === "number") s.queue_length = ev.queue_length;
   const job = ev.job;
+  if (ev.kind.startsWith("job_") && !(job && job.job_id !== undefined)) return;
+  if (ev.kind.startsWith("runner_") && !(ev.runner && ev.runner.name)) return;
   switch (ev.kind) {
     case "job_queued":
     case "job_requeued":
@@ -336,11 +338,16 @@ function mergeJobs(...lists) {
 
 function runnersHtml(s) {
   const rows = s.runners.map((r) => {
-    const jobs = s.running.filter((j) => j.runner === r.name);
-    const current = jobs.length ? jobs.map(commitCell).join("<br>") : `<span class="muted">—</span>`;
+    // jobs: the ids of the jobs it runs.
+    const ids = (Array.isArray(r.jobs) ? r.jobs : []).map(String);
+    const jobs = s.running.filter((j) => j.runner === r.name || ids.includes(String(j.job_id)));
+    const unknown = ids.filter((id) => !jobs.some((j) => sameId(j.job_id, id)))
+      .map((id) => `<a href="#/job/${encodeURIComponent(id)}">#${esc(id)}</a>`);
+    const cells = jobs.map(commitCell).concat(unknown);
+    const current = cells.length ? cells.join("<br>") : `<span class="muted">—</span>`;
     return `<tr class="runner" data-runner="${esc(r.name)}" data-state="${esc(r.state)}">` +
       `<td>${esc(r.name)}</td><td class="state-${esc(r.state)}">${esc(r.state)}</td>` +
-      `<td>${esc(r.jobs)}/${esc(r.capacity)}</td><td>${current}</td>` +
+      `<td>${esc(Math.max(ids.length, jobs.length))}/${esc(r.capacity)}</td><td>${current}</td>` +
       `<td class="muted">${esc(fmtTime(r.last_seen))}</td></tr>`;
   }).join("");
   return `<section id="runners"><h2>Runners <span class="count">${s.runners.length}</span></h2>` +
