@@ -6,7 +6,6 @@ Screenshots of each page are kept under --artifacts."""
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webstack  # noqa: E402
@@ -18,36 +17,33 @@ if not CHROMIUM or not DRIVER:
     webstack.skip("chromium and chromium-driver are not installed (tools/install-deps)")
 try:
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 except ImportError:
     webstack.skip("python3-selenium is not installed (tools/install-deps)")
 
 
 class Browser:
-    def __init__(self, artifacts):
+    """Chromium driven through a chromedriver the stack started (so it is stopped by its PID,
+    with the browser in its process group, even when the test fails)."""
+
+    def __init__(self, stack, artifacts):
         self.artifacts = artifacts
-        self.profile = tempfile.mkdtemp(prefix="simpleci-chromium-")
+        port = webstack.free_port()
+        stack.start("chromedriver", [DRIVER, f"--port={port}", "--allowed-ips=127.0.0.1"])
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: webstack.get(url + "/status", timeout=2)[0] == 200, 30, "chromedriver")
         o = webdriver.ChromeOptions()
         o.binary_location = CHROMIUM
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--window-size=1280,1200", f"--user-data-dir={self.profile}",
+                  "--window-size=1280,1200", f"--user-data-dir={os.path.join(stack.root, 'chromium')}",
                   "--no-first-run", "--disable-extensions"):
             o.add_argument(a)
-        self.service = Service(DRIVER, log_path=os.devnull)
-        self.d = webdriver.Chrome(service=self.service, options=o)
+        self.d = webdriver.Remote(command_executor=url, options=o)
         self.d.set_page_load_timeout(30)
         self.d.set_script_timeout(10)
 
     def quit(self):
-        try:
-            self.d.quit()
-        finally:
-            proc = getattr(self.service, "process", None)
-            if proc and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-            webstack.shutil.rmtree(self.profile, ignore_errors=True)
+        self.d.quit()
 
     def js(self, script, *a):
         return self.d.execute_script(script, *a)
@@ -77,7 +73,7 @@ class Browser:
 def test(opts, stack):
     stack.start_dispatcher()
     web = stack.start_web()
-    b = Browser(opts.artifacts)
+    b = Browser(stack, opts.artifacts)
     try:
         run(b, stack, web)
     except BaseException:

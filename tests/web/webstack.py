@@ -158,16 +158,24 @@ class Stack:
         return p
 
     def stop(self):
+        """Each component is the leader of its own process group: SIGTERM to the group (its
+        children, such as nginx's workers or chromium, go with it), SIGKILL after 10 s, and
+        SIGKILL to what is left of the group once the leader is gone."""
         for name, p in reversed(self.procs):
-            if p.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                if p.poll() is not None:
+                    break
                 try:
-                    os.kill(p.pid, signal.SIGTERM)
-                    p.wait(timeout=10)
+                    os.killpg(p.pid, sig)
+                    p.wait(timeout=wait)
                 except subprocess.TimeoutExpired:
-                    os.kill(p.pid, signal.SIGKILL)
-                    p.wait(timeout=10)
+                    continue
                 except ProcessLookupError:
-                    pass
+                    break
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.procs = []
         if self.check_running in _guards:
             _guards.remove(self.check_running)
