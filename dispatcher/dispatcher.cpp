@@ -18,6 +18,7 @@ Dispatcher::Dispatcher(Clock& clock, JobStore& store, Outbox& out, Config cfg, S
       live_(cfg_.live_window),
       files_(clock, store, cfg_, counters_),
       round_(out, syncer, files_, counters_),
+      started_wall_ms_(clock.wall_ms()),
       activity_since_(clock.now()),
       next_prune_(activity_since_) {}
 
@@ -305,12 +306,12 @@ void Dispatcher::log_activity() {
   activity_since_ = now;
 }
 
-std::vector<msg::Counter> Dispatcher::counters() const {
+std::vector<msg::Counter> Dispatcher::counters(size_t max) const {
   Counters all = counters_;
   if (uint64_t n = out_.over_budget()) all["send.over_budget"] += n;
   std::vector<msg::Counter> out;
   for (const auto& [name, v] : all) {
-    if (out.size() < msg::kMaxCounters) out.push_back({name, v});
+    if (out.size() < max) out.push_back({name, v});
   }
   return out;
 }

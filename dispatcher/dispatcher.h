@@ -38,6 +38,7 @@
 #include "dispatcher/job_queue.h"
 #include "dispatcher/job_store.h"
 #include "dispatcher/live_output.h"
+#include "dispatcher/metrics.h"
 #include "dispatcher/observers.h"
 #include "dispatcher/pending_files.h"
 #include "dispatcher/round.h"
@@ -123,7 +124,8 @@ class Dispatcher {
   using Authorized = std::map<std::string, Role, std::less<>>;
   void set_authorized(Authorized keys);
 
-  std::vector<msg::Counter> counters() const;
+  // Every counter by name, the first `max` of them (STATUS_REPLY holds kMaxCounters).
+  std::vector<msg::Counter> counters(size_t max = msg::kMaxCounters) const;
   uint64_t counter(const std::string& name) const;
   size_t queue_length() const { return jobs_.queued(); }
   size_t runner_count() const { return runners_.size(); }
@@ -221,6 +223,9 @@ class Dispatcher {
   LogLimiter full_log_;
   LogLimiter store_log_;
   Activity activity_;
+  const int64_t started_wall_ms_;
+  Histogram duration_hist_;  // started -> finished, of final jobs that ran
+  Histogram wait_hist_;      // queued -> first start
   SteadyTime activity_since_;
   SteadyTime next_prune_;
   bool pruning_ = false;  // a periodic pass is under way (one batch per tick)

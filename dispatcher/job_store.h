@@ -39,6 +39,14 @@ struct FinalJob {
   uint64_t output_bytes = 0;
 };
 
+// Which jobs JobStore::jobs() lists (JOBS_REQUEST).
+struct JobFilter {
+  std::string branch;          // empty: every branch
+  uint32_t statuses = 0;       // bit (1 << JobStatus) per status; 0: every status
+  uint32_t limit = 20;
+  uint64_t before_job_id = 0;  // only lower ids; 0: from the newest
+};
+
 // The outcome of a read of one row.
 enum class Lookup {
   kFound,     // the row was read
@@ -81,6 +89,8 @@ class JobStore {
   // Newest jobs overall (commit empty) or of one commit, newest first.
   virtual bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
                       std::string* err) = 0;
+  // Jobs that pass the filter, newest (highest id) first, at most f.limit of them.
+  virtual bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) = 0;
   // At most `max` bytes of a job's output from byte `offset` (empty for an unknown or unfinished
   // job); `total` (when given) receives its whole length.
   virtual bool read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out,

@@ -77,6 +77,7 @@ void Dispatcher::finish(uint64_t job_id, Ending e) {
   live_.erase(job_id);
   const std::string status(msg::to_string(e.status));
   ++counters_["jobs." + status];
+  if (s.started_at_ms > 0) duration_hist_.observe(s.duration_ms);
   ++activity_.finished;
   ++activity_.by_status[status];
   spdlog::debug("job {} {}: {} on {} (attempt {}, {} ms)", job_id, status, s.commit,
@@ -100,6 +101,7 @@ void Dispatcher::dispatch() {
         !store_ok(store_.mark_running(a.s.job_id, attempt, best->name, now, &err), err)) {
       return Pick::kStop;
     }
+    if (attempt == 1) wait_hist_.observe(now - a.s.created_at_ms);
     a.s.attempt = attempt;
     a.s.runner = best->name;
     a.s.started_at_ms = now;

@@ -92,7 +92,7 @@ void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
     if (rep.runners.size() >= msg::kMaxListLen) break;
     msg::RunnerInfo info;
     info.name = name;
-    info.state = r.draining ? "draining" : now < r.paused_until ? "paused" : r.jobs.empty() ? "idle" : "busy";
+    info.state = runner_state(r, now);
     info.capacity = r.capacity;
     for (uint64_t id : r.jobs) {
       if (info.jobs.size() < msg::kMaxListLen) info.jobs.push_back(id);

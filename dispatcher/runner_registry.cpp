@@ -4,6 +4,12 @@
 
 namespace simpleci::dispatcher {
 
+const char* runner_state(const Runner& r, SteadyTime now) {
+  if (r.draining) return "draining";
+  if (now < r.paused_until) return "paused";
+  return r.jobs.empty() ? "idle" : "busy";
+}
+
 Runner* RunnerRegistry::session(std::string_view peer) {
   auto it = peers_.find(std::string(peer));
   return it == peers_.end() ? nullptr : find(it->second);

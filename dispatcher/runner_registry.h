@@ -32,6 +32,10 @@ struct Runner {
   SteadyTime paused_until{};    // gets no jobs before this (after repeated setup failures)
 };
 
+// What STATUS, the feed and the metrics call a runner's state at `now`: "draining", "paused",
+// "idle" or "busy".
+const char* runner_state(const Runner& r, SteadyTime now);
+
 class RunnerRegistry {
  public:
   using Map = std::map<std::string, Runner, std::less<>>;

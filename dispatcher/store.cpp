@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 // After the migration below (a store made before prune existed has no `pruned` column).
 constexpr const char* kIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS jobs_by_commit ON jobs(commit_id, id);
+CREATE INDEX IF NOT EXISTS jobs_by_branch ON jobs(branch, id);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs(status) WHERE status <= 1;
 CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >= 2 AND pruned = 0;
 )sql";
@@ -179,6 +180,12 @@ bool Store::open(const std::string& path, std::string* err) {
   s_.recent_all = prepare(("SELECT " + cols + " FROM jobs ORDER BY id DESC LIMIT ?1").c_str(), err);
   s_.recent_commit = prepare(
       ("SELECT " + cols + " FROM jobs WHERE commit_id=?1 ORDER BY id DESC LIMIT ?2").c_str(), err);
+  // JOBS_REQUEST: ?1 status bits (0: any), ?2 ids below, ?3 limit (, ?4 branch). The branch
+  // query walks jobs_by_branch; without a branch, the id order of the table itself.
+  const std::string filter = " (?1 = 0 OR (?1 >> status) & 1) AND id < ?2 ORDER BY id DESC LIMIT ?3";
+  s_.jobs_all = prepare(("SELECT " + cols + " FROM jobs WHERE" + filter).c_str(), err);
+  s_.jobs_branch =
+      prepare(("SELECT " + cols + " FROM jobs WHERE branch = ?4 AND" + filter).c_str(), err);
   s_.output = prepare("SELECT length(output), substr(output, ?2 + 1, ?3) FROM jobs WHERE id=?1", err);
   s_.min_pos = prepare("SELECT COALESCE(MIN(queue_pos), 0) FROM jobs WHERE status = 0", err);
   s_.owners = prepare(("SELECT " + cols +
@@ -340,6 +347,10 @@ bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::J
     bind_text(st, 1, commit);
     sqlite3_bind_int64(st, 2, limit);
   }
+  return collect(st, out, err);
+}
+
+bool Store::collect(sqlite3_stmt* st, std::vector<msg::JobSummary>* out, std::string* err) {
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) out->push_back(read_row(st).summary);
   sqlite3_reset(st);
@@ -349,6 +360,17 @@ bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::J
     return false;
   }
   return true;
+}
+
+bool Store::jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) {
+  sqlite3_stmt* st = f.branch.empty() ? s_.jobs_all : s_.jobs_branch;
+  sqlite3_bind_int64(st, 1, f.statuses);
+  sqlite3_bind_int64(st, 2, f.before_job_id == 0 || f.before_job_id > uint64_t{INT64_MAX}
+                                ? INT64_MAX
+                                : static_cast<int64_t>(f.before_job_id));
+  sqlite3_bind_int64(st, 3, f.limit);
+  if (!f.branch.empty()) bind_text(st, 4, f.branch);
+  return collect(st, out, err);
 }
 
 bool Store::read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out,

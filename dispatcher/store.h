@@ -53,6 +53,7 @@ class Store final : public JobStore {
   Lookup latest_for_commit(const std::string& commit, JobRow* row, std::string* err) override;
   bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
               std::string* err) override;
+  bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) override;
   bool read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out, uint64_t* total,
                    std::string* err) override;
   bool min_queue_pos(int64_t* pos, std::string* err) override;
@@ -70,6 +71,8 @@ class Store final : public JobStore {
   bool exec(const char* sql, std::string* err);
   bool step_done(sqlite3_stmt* st, std::string* err);
   Lookup one_row(sqlite3_stmt* st, JobRow* row, std::string* err);
+  // Steps st to the end, appending each row's summary; resets it.
+  bool collect(sqlite3_stmt* st, std::vector<msg::JobSummary>* out, std::string* err);
   bool migrate(std::string* err);
   std::string error_text(const char* what) const;
 
@@ -80,7 +83,7 @@ class Store final : public JobStore {
   struct Stmts {
     sqlite3_stmt *begin, *commit, *rollback, *insert, *running, *requeue, *finish, *active, *by_id,
         *latest, *recent_all, *recent_commit, *output, *min_pos, *owners, *prunable, *drop_output,
-        *newest_final;
+        *newest_final, *jobs_all, *jobs_branch;
   } s_{};
   static constexpr size_t kStatements = sizeof(Stmts) / sizeof(sqlite3_stmt*);
 };

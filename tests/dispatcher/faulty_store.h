@@ -53,6 +53,10 @@ class FaultyStore final : public JobStore {
     if (fail_reads) return read_failed(err) == Lookup::kFound;
     return real->recent(commit, limit, out, err);
   }
+  bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) override {
+    if (fail_reads) return read_failed(err) == Lookup::kFound;
+    return real->jobs(f, out, err);
+  }
   bool read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out, uint64_t* total,
                    std::string* err) override {
     if (fail_reads) return read_failed(err) == Lookup::kFound;

@@ -1,5 +1,9 @@
 #include "messages/codec.h"
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include <gtest/gtest.h>
 
 #include <msgpack.hpp>
@@ -276,6 +280,34 @@ TEST(Codec, LargestLegalResultFitsTheFrameLimit) {
   const std::string body = encode(r);
   EXPECT_LT(body.size(), static_cast<size_t>(kMaxFrameBytes));
   EXPECT_TRUE(decode_body(body).ok());
+}
+
+}  // namespace
+}  // namespace simpleci::msg
+
+namespace simpleci::msg {
+namespace {
+
+// The fuzzers start from tests/fuzz/corpus: each seed named after a message type must stay a
+// valid message of that type as the protocol grows, or the fuzzers start from garbage.
+TEST(FuzzCorpusTest, EverySeedNamedAfterATypeDecodesAsThatType) {
+  namespace fs = std::filesystem;
+  size_t seeds = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(SIMPLECI_SOURCE_DIR) / "tests/fuzz/corpus")) {
+    const std::string name = e.path().filename().string();
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(bytes.empty()) << name;
+    bool is_type = false;
+    for (uint8_t t = kMinMessageType; t <= kMaxMessageType; ++t) is_type |= type_info(t)->name == name;
+    if (!is_type) continue;
+    ++seeds;
+    ASSERT_LT(static_cast<uint8_t>(bytes[0]), 200) << name << ": mode byte must pick the valid header";
+    const Decoded d = decode(header_frame(), std::string_view(bytes).substr(1));
+    ASSERT_TRUE(d.ok()) << name << ": " << d.detail;
+    EXPECT_EQ(to_string(type_of(d.message)), name);
+  }
+  EXPECT_EQ(seeds, size_t{kMaxMessageType}) << "a message type has no seed in tests/fuzz/corpus";
 }
 
 }  // namespace
