@@ -267,10 +267,20 @@ class Stack:
                                       "--name", name, "--log-dir", self.logs, clone])
 
     def start_web(self):
-        port = free_port()
-        self.web = f"http://127.0.0.1:{port}"
+        # Port 0: the OS picks; simpleci-web writes where it listens to the address file.
+        address = os.path.join(self.root, "web.address")
         self.start("web", [self.exe("simpleci-web"), "--dispatcher", self.endpoint,
-                           "--listen", f"127.0.0.1:{port}", "--log-dir", self.logs])
+                           "--listen", "127.0.0.1:0", "--address-file", address,
+                           "--log-dir", self.logs])
+
+        def listening():
+            try:
+                with open(address) as f:
+                    text = f.read().strip()
+                return text if text.endswith(tuple("0123456789")) else ""
+            except OSError:
+                return ""
+        self.web = "http://" + wait_until(listening, 30, "simpleci-web's address file")
 
         def up():
             if not self.alive("web"):

@@ -322,9 +322,10 @@ function dashboardView() {
     const s = state.status;
     if (!s) return;
     followTails();
+    // The web's recent list starts empty when it starts: the store's newest jobs fill it in.
     const finished = mergeJobs(s.recent, chartJobs).filter((j) => FINAL.has(j.status));
-    view().innerHTML =
-      runnersHtml(s) + queueHtml(s) + runningHtml(s) + recentHtml(s) +
+    view().innerHTML = feedHtml(s) +
+      runnersHtml(s) + queueHtml(s) + runningHtml(s) + recentHtml(finished) +
       `<section id="chart"><h2>Durations and queue wait</h2>${chartHtml(finished.slice(0, CHART_JOBS))}</section>`;
   };
   return v;
@@ -388,9 +389,15 @@ function jobRow(j, withBranch) {
 const JOB_HEAD = (withBranch) => `<thead><tr><th>commit</th>${withBranch ? "<th>branch</th>" : ""}` +
   `<th>duration</th><th>runner</th><th>attempt</th><th>when</th><th>job</th></tr></thead>`;
 
-function recentHtml(s) {
+// The web lost its feed from the dispatcher: what the page shows may be old.
+function feedHtml(s) {
+  return s.feed === "interrupted"
+    ? `<p class="error" id="feed-interrupted">The web server has lost the dispatcher's feed; this may be out of date.</p>` : "";
+}
+
+function recentHtml(recent) {
   const byBranch = new Map();
-  for (const j of s.recent) {
+  for (const j of recent) {
     if (!byBranch.has(j.branch)) byBranch.set(j.branch, []);
     const list = byBranch.get(j.branch);
     if (list.length < RECENT_PER_BRANCH) list.push(j);
