@@ -115,7 +115,9 @@ def run(b, stack, web):
     wait_until(lambda: b.attr(card, "data-status") == "running", 60, "the job running on the dashboard")
     wait_until(lambda: "line one" in b.text(card + " .tail"), 30, "the live tail showing line one")
     assert not b.d.find_elements(By.CSS_SELECTOR, f'#queue [data-job-id="{job_id}"]'), "still in the queue"
-    wait_until(lambda: "r1" in b.text('#runners tr.runner[data-runner="r1"]'), 10, "runner r1 listed")
+    r1 = '#runners tr.runner[data-runner="r1"]'
+    wait_until(lambda: b.attr(r1, "data-state") == "busy", 10, "runner r1 busy on the dashboard")
+    assert commit[:7] in b.text(r1), b.text(r1)
     b.shot("dashboard-running.png")
 
     # The job page: the lines printed so far, with colours, then the next one as it is printed.

@@ -233,16 +233,16 @@ function applyEvent(ev) {
       s.running = without(s.running, job.job_id);
       s.recent = [job].concat(without(s.recent, job.job_id)).slice(0, 1000);
       break;
-    case "runner_joined":
-    case "runner_changed":
-      s.runners = s.runners.filter((r) => r.name !== ev.runner.name).concat([ev.runner])
-        .sort((a, b) => a.name.localeCompare(b.name));
-      break;
     case "runner_left":
       s.runners = s.runners.filter((r) => r.name !== ev.runner.name);
       break;
     default:
       break;
+  }
+  // Runner events, and job events that name their runner (job_started), carry its new state.
+  if (ev.runner && ev.runner.name && ev.kind !== "runner_left") {
+    s.runners = s.runners.filter((r) => r.name !== ev.runner.name).concat([ev.runner])
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
   for (const f of state.listeners) f(ev);
 }
