@@ -433,10 +433,12 @@ function chartHtml(jobs) {
   const dots = pts.map((p, i) =>
     `<a href="#/job/${encodeURIComponent(p.j.job_id)}"><circle class="${esc(p.j.status)}" data-job-id="${esc(p.j.job_id)}" cx="${x(i).toFixed(1)}" cy="${y(p.d).toFixed(1)}" r="3.5">` +
     `<title>${esc(shortId(p.j.commit))} ${esc(p.j.status)}: ${esc(fmtDuration(p.d))}, waited ${esc(fmtDuration(p.w))}</title></circle></a>`).join("");
+  const waits = pts.map((p, i) => (Number.isFinite(p.w)
+    ? `<rect class="wait-dot" x="${(x(i) - 2.5).toFixed(1)}" y="${(y(p.w) - 2.5).toFixed(1)}" width="5" height="5"/>` : "")).join("");
   const first = fmtTime(pts[0].j.finished_at), last = fmtTime(pts[pts.length - 1].j.finished_at);
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" data-points="${pts.length}">` +
     grid + `<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/>` +
-    line((p) => p.d, "duration") + line((p) => p.w, "wait") + dots +
+    line((p) => p.d, "duration") + line((p) => p.w, "wait") + waits + dots +
     `<text x="${L}" y="${H - 6}">${esc(first)}</text><text x="${W - R}" y="${H - 6}" text-anchor="end">${esc(last)}</text></svg>` +
     `<div class="legend"><span class="l-duration">— duration</span> &nbsp; <span class="l-wait">- - queue wait</span> &nbsp; (${pts.length} jobs)</div>`;
 }
