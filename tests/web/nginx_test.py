@@ -6,6 +6,7 @@ ends. nginx runs as the test's user from a temporary prefix, in the foreground."
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -138,6 +139,12 @@ class Stream:
             return False
 
     def close(self):
+        # Shut the socket first: the reader thread, blocked in a read, holds the file's lock
+        # that close() needs.
+        try:
+            self.resp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass
         self.conn.close()
 
 
