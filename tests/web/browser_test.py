@@ -162,6 +162,17 @@ def run(b, stack, web):
                "the job in the branch history")
     b.shot("branch.png")
 
+    # simpleci-web restarts: the page reconnects by itself, starts over from a new status (its
+    # old Last-Event-ID means nothing to the new server: resync) and shows new jobs as before.
+    b.go("#/")
+    stack.restart_web()
+    second = stack.commit({"README": "after the restart\n"}, "after the restart")
+    stack.submit(second)
+    row = f'#recent tr.job[data-status="passed"] a.commit[title="{second}"]'
+    wait_until(lambda: b.d.find_elements(By.CSS_SELECTOR, row), 60, "a job after the restart passed on the page")
+    wait_until(lambda: b.attr("#conn", "data-state") == "open", 10, "the event stream open again")
+    b.shot("dashboard-after-restart.png")
+
     assert b.js("return window.__loadedOnce") == "yes", "the page reloaded"
 
 

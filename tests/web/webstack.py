@@ -161,26 +161,36 @@ class Stack:
         """Each component is the leader of its own process group: SIGTERM to the group (its
         children, such as nginx's workers or chromium, go with it), SIGKILL after 10 s, and
         SIGKILL to what is left of the group once the leader is gone."""
-        for name, p in reversed(self.procs):
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-                if p.poll() is not None:
-                    break
-                try:
-                    os.killpg(p.pid, sig)
-                    p.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    continue
-                except ProcessLookupError:
-                    break
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        for _, p in reversed(self.procs):
+            self._end(p)
         self.procs = []
         if self.check_running in _guards:
             _guards.remove(self.check_running)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _end(p):
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            if p.poll() is not None:
+                break
+            try:
+                os.killpg(p.pid, sig)
+                p.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop_one(self, name):
+        for n, p in self.procs:
+            if n == name:
+                self._end(p)
+        self.procs = [(n, p) for n, p in self.procs if n != name]
 
     def check_running(self):
         for name, p in self.procs:
@@ -266,11 +276,13 @@ class Stack:
         self.start(f"runner-{name}", [self.exe("simpleci-runner"), "--dispatcher", self.endpoint,
                                       "--name", name, "--log-dir", self.logs, clone])
 
-    def start_web(self):
+    def start_web(self, listen="127.0.0.1:0"):
         # Port 0: the OS picks; simpleci-web writes where it listens to the address file.
         address = os.path.join(self.root, "web.address")
+        if os.path.exists(address):
+            os.remove(address)
         self.start("web", [self.exe("simpleci-web"), "--dispatcher", self.endpoint,
-                           "--listen", "127.0.0.1:0", "--address-file", address,
+                           "--listen", listen, "--address-file", address,
                            "--log-dir", self.logs])
 
         def listening():
@@ -288,6 +300,11 @@ class Stack:
             return get(self.web + "/api/status", timeout=2)[0] == 200
         wait_until(up, 30, f"simpleci-web answering on {self.web}")
         return self.web
+
+    def restart_web(self):
+        """A new simpleci-web on the same address (a new model, feed and event ring)."""
+        self.stop_one("web")
+        return self.start_web(self.web[len("http://"):])
 
     def submit(self, commit, branch="main"):
         r = subprocess.run([self.exe("simpleci"), "submit", commit, "--branch", branch,
