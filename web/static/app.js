@@ -313,8 +313,14 @@ function showError(e) {
 }
 
 // The dashboard: runners, queue, running jobs with their tails, recent results by branch, chart.
+function stopTails() {
+  for (const t of tails.values()) t.stream.stop();
+  tails.clear();
+}
+
 function dashboardView() {
-  const v = { name: "dashboard", leave: () => {} };
+  // Leaving it frees the tails' connections (a browser has about six per host).
+  const v = { name: "dashboard", leave: stopTails };
   let chartJobs = [];
   getJSON(`/api/jobs?limit=${CHART_JOBS}`).then((r) => { chartJobs = r.jobs || []; refresh(); })
     .catch(() => {});
