@@ -8,7 +8,34 @@ namespace {
 constexpr uint64_t kMarkerReserve = 128;  // room for the truncation line
 }
 
-OutputCapture::OutputCapture(uint64_t cap) {
+void LiveBacklog::append(std::string_view data) {
+  if (data.size() >= limit_) {  // only its newest limit_ bytes can stay
+    offset_ += size() + (data.size() - limit_);
+    buf_.assign(data.substr(data.size() - limit_));
+    start_ = 0;
+    return;
+  }
+  const size_t over = size() + data.size() > limit_ ? size() + data.size() - limit_ : 0;
+  start_ += over;
+  offset_ += over;
+  if (start_ > buf_.size() / 2) {
+    buf_.erase(0, start_);
+    start_ = 0;
+  }
+  buf_.append(data);
+}
+
+void LiveBacklog::pop(size_t n) {
+  n = std::min(n, size());
+  start_ += n;
+  offset_ += n;
+  if (start_ == buf_.size()) {
+    buf_.clear();
+    start_ = 0;
+  }
+}
+
+OutputCapture::OutputCapture(uint64_t cap, size_t live_limit) : live_(live_limit) {
   cap = std::max<uint64_t>(cap, 1024);
   head_cap_ = cap / 2;
   tail_cap_ = cap - head_cap_ - kMarkerReserve;
@@ -16,6 +43,7 @@ OutputCapture::OutputCapture(uint64_t cap) {
 
 void OutputCapture::append(std::string_view data) {
   total_ += data.size();
+  live_.append(data);
   if (head_.size() < head_cap_) {
     size_t n = std::min<size_t>(data.size(), head_cap_ - head_.size());
     head_.append(data.substr(0, n));

@@ -197,6 +197,9 @@ std::vector<Finished> ProcessExecutor::poll() {
       }
       f.output = p.capture->result();
       f.truncated = p.capture->truncated();
+      LiveBacklog& live = p.capture->live();
+      f.unsent_offset = live.offset();
+      f.unsent = std::string(live.front(live.size()));
       done.push_back(std::move(f));
     }
     it = jobs_.erase(it);
@@ -225,9 +228,9 @@ Millis ProcessExecutor::max_sleep() const {
   return sleep;
 }
 
-const std::string* ProcessExecutor::head(uint64_t job_id) const {
+LiveBacklog* ProcessExecutor::live(uint64_t job_id) const {
   auto it = jobs_.find(job_id);
-  return it == jobs_.end() ? nullptr : &it->second.capture->head();
+  return it == jobs_.end() ? nullptr : &it->second.capture->live();
 }
 
 std::string supervisor_beside(const std::string& self, std::string* err) {

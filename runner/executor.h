@@ -30,6 +30,10 @@ struct Finished {
   int32_t exit_code = -1;
   std::string output;
   bool truncated = false;
+  // Live output the runner had not streamed when the job ended (it goes before RESULT), and
+  // the stream position of its first byte.
+  std::string unsent;
+  uint64_t unsent_offset = 0;
 };
 
 class Executor {
@@ -46,8 +50,8 @@ class Executor {
   // a short tick when the end of a job cannot be waited for on a descriptor.
   virtual Millis max_sleep() const = 0;
   virtual size_t running() const = 0;
-  // Output captured so far from the start of the stream (for live OUTPUT chunks).
-  virtual const std::string* head(uint64_t job_id) const = 0;
+  // A running job's output not streamed yet (for live OUTPUT chunks); nullptr for no such job.
+  virtual LiveBacklog* live(uint64_t job_id) const = 0;
 };
 
 // Real processes. Each job runs under simpleci-supervise (runner/supervise_main.cpp, which
@@ -68,7 +72,7 @@ class ProcessExecutor final : public Executor {
   std::vector<int> fds() const override;
   Millis max_sleep() const override;
   size_t running() const override { return jobs_.size(); }
-  const std::string* head(uint64_t job_id) const override;
+  LiveBacklog* live(uint64_t job_id) const override;
 
  private:
   struct Proc {

@@ -134,7 +134,6 @@ void Runner::start_checkout(int slot) {
   Slot& s = slots_[slot];
   s.checking_out = true;
   s.started_ms = clock_.wall_ms();
-  s.streamed = 0;
   if (s.worker.joinable()) s.worker.join();
   // A thread per checkout, not one kept per slot: a kept thread made the runner's heap grow by
   // about 400 bytes a job over a 3,000-job soak (one per job stays flat); starting a thread
@@ -282,24 +281,37 @@ void Runner::on_ack(const msg::ResultAck& a) {
 
 bool Runner::output_to_stream(const Slot& s) const {
   if (!s.running) return false;
-  const std::string* head = exec_.head(s.job->job_id);
-  return head && head->size() > s.streamed;
+  const LiveBacklog* live = exec_.live(s.job->job_id);
+  return live && live->size() > 0;
 }
 
 // Live output goes out at most every kStreamEvery per job (or as soon as a whole chunk is
 // there): the loop now wakes for every pipe read, and a test printing line by line must not
-// become a message per line.
+// become a message per line. Bytes stay in the backlog while the link cannot take them; the
+// backlog skips what it cannot hold.
 void Runner::stream_output() {
   if (!registered_) return;
   const SteadyTime now = clock_.now();
   for (auto& s : slots_) {
     if (!output_to_stream(s)) continue;
-    const std::string* head = exec_.head(s.job->job_id);
-    size_t n = std::min<size_t>(head->size() - s.streamed, msg::kMaxChunkBytes);
-    if (n < msg::kMaxChunkBytes && now - s.last_streamed < kStreamEvery) continue;
-    send(msg::Output{s.job->job_id, s.job->attempt, s.streamed, head->substr(s.streamed, n)});
-    s.streamed += n;
-    s.last_streamed = now;
+    LiveBacklog* live = exec_.live(s.job->job_id);
+    while (live->size() > 0) {
+      const std::string_view chunk = live->front(msg::kMaxChunkBytes);
+      if (chunk.size() < msg::kMaxChunkBytes && now - s.last_streamed < kStreamEvery) break;
+      if (!link_.send(msg::Output{s.job->job_id, s.job->attempt, live->offset(), std::string(chunk)})) break;
+      live->pop(chunk.size());
+      s.last_streamed = now;
+    }
+  }
+}
+
+// The end of a job's live output goes out before its RESULT, so a watcher has seen every byte
+// when it hears that the job finished.
+void Runner::stream_rest(const Slot& s, const Finished& f) {
+  if (!registered_) return;
+  for (size_t at = 0; at < f.unsent.size(); at += msg::kMaxChunkBytes) {
+    const std::string chunk = f.unsent.substr(at, msg::kMaxChunkBytes);
+    if (!link_.send(msg::Output{f.job_id, s.job->attempt, f.unsent_offset + at, chunk})) return;
   }
 }
 
@@ -308,6 +320,7 @@ void Runner::tick() {
   for (auto& f : exec_.poll()) {
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].running && slots_[i].job->job_id == f.job_id) {
+        stream_rest(slots_[i], f);
         complete(static_cast<int>(i), f.status, f.exit_code, std::move(f.output), f.truncated);
         break;
       }

@@ -67,7 +67,6 @@ class Runner {
     std::optional<msg::Job> job;
     bool checking_out = false, running = false, cancelled = false;
     int64_t started_ms = 0;
-    uint64_t streamed = 0;
     SteadyTime last_streamed{};
     std::thread worker;  // the checkout of the slot's current job (the slot's repository stays open)
   };
@@ -95,6 +94,7 @@ class Runner {
   void cancel_job(uint64_t job_id);
   void on_ack(const msg::ResultAck& a);
   void stream_output();
+  void stream_rest(const Slot& s, const Finished& f);
   size_t slots_used() const;
 
   Clock& clock_;

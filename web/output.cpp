@@ -1,5 +1,6 @@
 #include "web/output.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,7 @@ class OutputStream : public std::enable_shared_from_this<OutputStream> {
     if (attempt_ != 0 && w->attempt != attempt_) {
       // The job was started again: its bytes begin the new attempt's output.
       head += chunk(fmt::format("\n[simpleci-web: attempt {} started; its output follows]\n", w->attempt));
+      offset_ = w->offset;
     }
     attempt_ = w->attempt;
     if (w->offset > offset_ && !msg::is_final(w->status)) {
@@ -68,10 +70,14 @@ class OutputStream : public std::enable_shared_from_this<OutputStream> {
       spdlog::warn("web: job {} output: bytes {}..{} are not stored (output cap)", job_id_, offset_, w->offset);
     }
     waiting_final_ = false;
-    offset_ = w->offset + w->data.size();
-    if (!w->data.empty()) head += chunk(w->data);
+    // A reply may start before the offset asked for (the first one, asked without an attempt,
+    // starts the attempt at 0): the bytes before it were written already or not wanted.
+    std::string_view data = w->data;
+    data.remove_prefix(std::min<uint64_t>(offset_ > w->offset ? offset_ - w->offset : 0, data.size()));
+    offset_ = std::max<uint64_t>(offset_, w->offset + w->data.size());
+    if (!data.empty()) head += chunk(data);
     if (w->complete) head += "0\r\n\r\n";
-    if (head.empty()) return wait();
+    if (head.empty()) return w->data.empty() ? wait() : ask();  // all skipped: more may be there
     write(std::move(head), w->complete);
   }
 

@@ -41,5 +41,40 @@ TEST(OutputCapture, OneHugeWriteKeepsOnlyItsEnd) {
   EXPECT_TRUE(c.result().ends_with("end"));
 }
 
+TEST(LiveBacklog, HandsOutBytesInOrderWithTheirOffset) {
+  LiveBacklog b(100);
+  b.append("hello ");
+  b.append("world");
+  EXPECT_EQ(b.front(5), "hello");
+  b.pop(6);
+  EXPECT_EQ(b.offset(), 6u);
+  EXPECT_EQ(b.front(100), "world");
+  b.pop(5);
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_EQ(b.offset(), 11u);
+}
+
+TEST(LiveBacklog, MoreThanTheLimitSkipsTheOldestUnsent) {
+  LiveBacklog b(10);
+  b.append("0123456");
+  b.pop(2);
+  b.append("789abc");  // 11 unsent: "2" goes
+  EXPECT_EQ(b.offset(), 3u);
+  EXPECT_EQ(b.front(100), "3456789abc");
+  b.append(std::string(25, 'z'));  // bigger than the limit on its own: its last 10 bytes stay
+  EXPECT_EQ(b.offset(), 28u);
+  EXPECT_EQ(b.front(100), std::string(10, 'z'));
+}
+
+TEST(OutputCapture, StreamsEverythingAndStillStoresHeadAndTail) {
+  OutputCapture c(1024, 1 << 20);
+  std::string all;
+  for (int i = 0; i < 5000; ++i) all += std::to_string(i) + ",";
+  c.append(all);
+  EXPECT_EQ(c.live().front(all.size()), all);
+  EXPECT_TRUE(c.truncated());
+  EXPECT_LE(c.result().size(), 1024u);
+}
+
 }  // namespace
 }  // namespace simpleci::runner

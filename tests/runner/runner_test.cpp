@@ -46,27 +46,32 @@ class FakeExecutor : public Executor {
  public:
   bool start(const RunSpec& spec, std::string*) override {
     started.push_back(spec);
-    live.insert(spec.job_id);
+    active[spec.job_id] = std::make_unique<OutputCapture>(spec.output_cap);
     return true;
   }
   void cancel(uint64_t id) override {
     cancelled.push_back(id);
-    live.erase(id);
+    active.erase(id);
   }
   std::vector<Finished> poll() override {
     std::vector<Finished> out;
     out.swap(finish);
-    for (auto& f : out) live.erase(f.job_id);
+    for (auto& f : out) active.erase(f.job_id);
     return out;
   }
   std::vector<int> fds() const override { return {}; }
   Millis max_sleep() const override { return sleep; }
-  size_t running() const override { return live.size(); }
-  const std::string* head(uint64_t) const override { return nullptr; }
+  size_t running() const override { return active.size(); }
+  LiveBacklog* live(uint64_t id) const override {
+    auto it = active.find(id);
+    return it == active.end() ? nullptr : &it->second->live();
+  }
+  // The job printed data.
+  void print(uint64_t id, std::string_view data) { active.at(id)->append(data); }
   std::vector<RunSpec> started;
   std::vector<uint64_t> cancelled;
   std::vector<Finished> finish;
-  std::set<uint64_t> live;
+  std::map<uint64_t, std::unique_ptr<OutputCapture>> active;
   Millis sleep{1000};
 };
 
@@ -144,7 +149,7 @@ class RunnerTest : public ::testing::Test {
   void run_job(uint64_t id, int exit_code) {
     deliver(job(id));
     r_->wait_checkouts();
-    exec_.finish.push_back({id, exit_code ? JobStatus::kFailed : JobStatus::kPassed, exit_code, "out", false});
+    exec_.finish.push_back({id, exit_code ? JobStatus::kFailed : JobStatus::kPassed, exit_code, "out", false, "", 0});
     r_->tick();
   }
 
@@ -315,7 +320,7 @@ TEST_F(RunnerTest, JobsBeyondCapacityWaitForAFreeSlot) {
   ASSERT_EQ(exec_.started.size(), 2u);
   std::set<std::string> dirs = {exec_.started[0].workdir, exec_.started[1].workdir};
   EXPECT_EQ(dirs, (std::set<std::string>{"/nonexistent/slot0", "/nonexistent/slot1"}));
-  exec_.finish.push_back({exec_.started[0].job_id, JobStatus::kPassed, 0, "", false});
+  exec_.finish.push_back({exec_.started[0].job_id, JobStatus::kPassed, 0, "", false, "", 0});
   r_->tick();
   r_->wait_checkouts();
   ASSERT_EQ(exec_.started.size(), 3u);
@@ -329,7 +334,7 @@ TEST_F(RunnerTest, CheckoutsRunOffTheLoopThreadAndKnowTheBranch) {
   for (uint64_t id = 1; id <= 6; ++id) {
     deliver(job(id));
     r_->wait_checkouts();
-    exec_.finish.push_back({id, JobStatus::kPassed, 0, "", false});
+    exec_.finish.push_back({id, JobStatus::kPassed, 0, "", false, "", 0});
     r_->tick();
   }
   ASSERT_EQ(ws_.calls.size(), 6u);
@@ -359,7 +364,7 @@ TEST_F(RunnerTest, DrainFinishesRunningWorkThenIsDone) {
   r_->drain();
   EXPECT_EQ(link_.take<msg::Drain>().size(), 1u);
   EXPECT_FALSE(r_->done());
-  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false});
+  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false, "", 0});
   r_->tick();
   EXPECT_FALSE(r_->done());  // result not yet acknowledged
   deliver(msg::ResultAck{1, 1});
@@ -390,6 +395,63 @@ TEST_F(RunnerTest, AFloodOfBadFramesIsLoggedWithHowManyWereHeldBack) {
   ASSERT_GE(lines.size(), 2u);
   EXPECT_LT(lines.size(), 20u) << "the flood was not limited";
   EXPECT_NE(lines.back().find("similar lines held back"), std::string::npos) << lines.back();
+}
+
+TEST_F(RunnerTest, TheWholeOutputIsStreamedLiveWhateverTheCap) {
+  welcome();
+  deliver(job(5));  // output cap 4096
+  r_->wait_checkouts();
+  r_->tick();
+  std::string printed;
+  for (int i = 0; i < 50; ++i) {  // 10,000 bytes, far past the cap
+    const std::string line(199, static_cast<char>('a' + i % 26));
+    exec_.print(5, line + "\n");
+    printed += line + "\n";
+    deliver(msg::Heartbeat{});  // the dispatcher is there
+    advance(20);
+  }
+  std::string streamed;
+  for (const auto& o : link_.take<msg::Output>()) {
+    EXPECT_EQ(o.offset, streamed.size());  // nothing skipped: it never fell behind
+    streamed += o.data;
+  }
+  EXPECT_EQ(streamed, printed);
+}
+
+TEST_F(RunnerTest, ABacklogOverTheLimitSkipsTheOldestUnsentBytes) {
+  welcome();
+  deliver(job(5));
+  r_->wait_checkouts();
+  r_->tick();
+  exec_.print(5, std::string(100, 'x'));
+  exec_.print(5, std::string(msg::kRunnerLiveBacklog - 1, 'y') + "z");  // before the runner had a turn
+  advance(20);
+  const auto out = link_.take<msg::Output>();
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.front().offset, 100u);  // the 100 oldest bytes were skipped
+  uint64_t next = out.front().offset;
+  for (const auto& o : out) {
+    EXPECT_EQ(o.offset, next);
+    next += o.data.size();
+  }
+  EXPECT_EQ(next, 100 + msg::kRunnerLiveBacklog);
+  EXPECT_EQ(out.back().data.back(), 'z');
+}
+
+TEST_F(RunnerTest, TheUnsentEndOfTheOutputGoesBeforeTheResult) {
+  welcome();
+  deliver(job(5));
+  r_->wait_checkouts();
+  r_->tick();
+  link_.sent.clear();
+  exec_.finish.push_back({5, JobStatus::kPassed, 0, "out", false, "the end\n", 100});
+  r_->tick();
+  ASSERT_GE(link_.sent.size(), 2u);
+  const auto* o = std::get_if<msg::Output>(&link_.sent[0]);
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->offset, 100u);
+  EXPECT_EQ(o->data, "the end\n");
+  EXPECT_TRUE(std::holds_alternative<msg::Result>(link_.sent[1]));
 }
 
 }  // namespace

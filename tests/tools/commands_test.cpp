@@ -3,14 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <atomic>
 #include <deque>
+#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "messages/limits.h"
 #include "tools/client/commands.h"
+#include "tools/client/events.h"
 #include "tools/client/watch.h"
 
 namespace simpleci::client {
@@ -53,6 +57,27 @@ class Captured {
   char* buf_ = nullptr;
   size_t size_ = 0;
   std::FILE* f_;
+};
+
+// A feed that plays a script: each run_for() does the next step to the handler.
+class ScriptedFeed final : public FeedSource {
+ public:
+  std::deque<std::function<void(net::FeedHandler&)>> script;
+  std::vector<uint64_t> followed;
+  bool all_output = false, step = false, stopped = false;
+  int start(std::vector<uint64_t> follow, bool all) override {
+    followed = std::move(follow);
+    all_output = all;
+    return 0;
+  }
+  void run_for(Millis, net::FeedHandler& h) override {
+    if (script.empty()) throw std::runtime_error("the feed's script ran out");
+    auto next = std::move(script.front());
+    script.pop_front();
+    next(h);
+  }
+  bool in_step() const override { return step; }
+  void stop() override { stopped = true; }
 };
 
 msg::JobSummary job(uint64_t id, msg::JobStatus status) {
@@ -190,6 +215,87 @@ TEST(ClientCommands, KeygenWritesAPairAndAuthorisesItForItsRole) {
   EXPECT_EQ(keygen((dir / "keys").string(), "x", (dir / "allowed").string(), "", out.file()), 2);
   EXPECT_EQ(keygen((dir / "keys").string(), "x", (dir / "allowed").string(), "king", out.file()), 2);
   fs::remove_all(dir);
+}
+
+TEST(ClientCommands, WatchWithAFeedShowsPushedOutputAndAsksOnlyForGaps) {
+  ScriptedAsker d;
+  ScriptedFeed f;
+  Captured out, err;
+  auto reply = [](uint64_t offset, std::string data, msg::JobStatus st = msg::JobStatus::kRunning) {
+    return msg::WatchReply{0, 9, 1, st, 0, 0, "r1", offset, std::move(data), msg::is_final(st)};
+  };
+  d.replies = {reply(0, "one\n"), reply(4, ""), reply(8, "thr\nfour\n"), reply(17, "five\n", msg::JobStatus::kPassed)};
+  auto chunk = [](uint64_t offset, std::string data) { return msg::JobOutput{5, 9, 1, offset, std::move(data)}; };
+  f.script = {
+      [&](net::FeedHandler& h) {
+        f.step = true;
+        h.on_snapshot(msg::Snapshot{});
+      },
+      [&](net::FeedHandler& h) { h.on_output(chunk(0, "one\ntwo\n")); },  // overlaps what was shown
+      [&](net::FeedHandler& h) { h.on_output(chunk(12, "four\n")); },      // bytes 8..11 missing
+      [&](net::FeedHandler& h) {
+        msg::Event e;
+        e.kind = static_cast<uint32_t>(msg::EventKind::kJobFinished);
+        e.jobs.push_back(job(9, msg::JobStatus::kPassed));
+        h.on_event(e);
+      },
+  };
+  ASSERT_NO_THROW(EXPECT_EQ(watch(d, "9", 1000, out.file(), err.file(), &f), 0));
+  EXPECT_EQ(f.followed, std::vector<uint64_t>{9});
+  EXPECT_TRUE(f.stopped);
+  EXPECT_EQ(out.text(), "one\ntwo\nthr\nfour\nfive\n");
+  std::vector<uint64_t> offsets;
+  for (const auto& m : d.asked) offsets.push_back(std::get<msg::WatchRequest>(m).offset);
+  EXPECT_EQ(offsets, (std::vector<uint64_t>{0, 4, 8, 17}));
+  EXPECT_NE(err.text().find("simpleci: job 9 passed"), std::string::npos);
+}
+
+TEST(ClientCommands, WatchOfAFinishedJobNeedsNoFeed) {
+  ScriptedAsker d;
+  ScriptedFeed f;
+  Captured out, err;
+  d.replies = {msg::WatchReply{0, 9, 1, msg::JobStatus::kFailed, 1, 10, "r1", 0, "all\n", true}};
+  EXPECT_EQ(watch(d, "9", 1000, out.file(), err.file(), &f), kJobNotPassed);
+  EXPECT_TRUE(f.followed.empty());
+  EXPECT_EQ(out.text(), "all\n");
+}
+
+TEST(ClientCommands, EventsPrintsALinePerEventUntilStopped) {
+  ScriptedFeed f;
+  FakeClock clock;
+  Captured out;
+  std::atomic<bool> stop{false};
+  f.script = {
+      [&](net::FeedHandler& h) { h.on_snapshot(msg::Snapshot{}); },
+      [&](net::FeedHandler& h) {
+        msg::Event e;
+        e.seq = 1;
+        e.kind = static_cast<uint32_t>(msg::EventKind::kJobQueued);
+        e.at_ms = clock.wall_ms();
+        e.jobs.push_back(job(3, msg::JobStatus::kQueued));
+        e.queue_length = 1;
+        h.on_event(e);
+      },
+      [&](net::FeedHandler& h) { h.on_output(msg::JobOutput{5, 3, 1, 0, "x"}); },  // not followed: not printed
+      [&](net::FeedHandler& h) {
+        h.on_interrupted("dropped by the dispatcher");
+        stop = true;
+      },
+  };
+  ASSERT_NO_THROW(EXPECT_EQ(events(f, clock, true, false, out.file(), stop), 0));
+  EXPECT_TRUE(f.stopped);
+  EXPECT_FALSE(f.all_output);
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out.text());
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["kind"], "snapshot");
+  EXPECT_EQ(lines[1]["kind"], "job_queued");
+  EXPECT_EQ(lines[1]["job"]["job_id"], 3);
+  EXPECT_EQ(lines[1]["seq"], 1);
+  EXPECT_EQ(lines[1]["at"], "2026-01-01T00:00:00.000Z");
+  EXPECT_EQ(lines[2]["kind"], "interrupted");
+  EXPECT_EQ(lines[2]["reason"], "dropped by the dispatcher");
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/integration/cluster.h"
 
 namespace simpleci::itest {
@@ -123,40 +125,32 @@ uint64_t finished_passed(const std::string& metrics) {
   return at == std::string::npos ? 0 : std::stoull(metrics.substr(at + key.size()));
 }
 
-TEST_F(Web, StatusJobsOutputEventsMetricsAndBadgeOfARealJob) {
-  // The feed is up once the status names the runner.
-  ASSERT_TRUE(wait_until([&] {
-    auto r = get(port, "/api/status");
-    return r.status == 200 && has(r.body, "\"r1\"") && has(r.body, "\"feed\":\"live\"");
-  }, 15s)) << logs();
+// Submits a commit whose test runs `body` and returns its job id (as text).
+std::string submit(Cluster& c, const std::string& commit) {
+  RunResult sub = run({bin("simpleci"), "submit", commit, "--branch", "main", "--dispatcher", c.endpoint()});
+  if (sub.exit_code != 0) return "";
+  auto sp = sub.output.rfind(' ');
+  return sub.output.substr(sp + 1, sub.output.size() - sp - 2);
+}
+
+TEST_F(Web, JobsOutputMetricsAndBadgeOfARealJob) {
   auto m0 = get(port, "/metrics");
   ASSERT_EQ(m0.status, 200) << m0.body << logs();
   EXPECT_TRUE(has(m0.head, "Content-Type: text/plain; version=0.0.4")) << m0.head;
+  EXPECT_TRUE(has(m0.body, "# TYPE simpleci_job_duration_seconds histogram")) << m0.body;
   uint64_t passed_before = finished_passed(m0.body);
 
-  Conn events(port);
-  ASSERT_TRUE(events.ok());
-  ASSERT_TRUE(events.send_all("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(events.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); }, 5s));
-  EXPECT_TRUE(has(events.in(), "Content-Type: text/event-stream")) << events.in();
-  EXPECT_TRUE(has(events.in(), "X-Accel-Buffering: no")) << events.in();
-
   const std::string id = c.upstream().commit({{".simpleci/test", script(0, "seq 1 2000\n")}}, "passing");
-  RunResult sub = run({bin("simpleci"), "submit", id, "--branch", "main", "--dispatcher", c.endpoint()});
-  ASSERT_EQ(sub.exit_code, 0) << sub.output;
-  const std::string job = sub.output.substr(sub.output.rfind(' ') + 1, sub.output.size() - sub.output.rfind(' ') - 2);
+  const std::string job = submit(c, id);
+  ASSERT_FALSE(job.empty());
   ASSERT_TRUE(c.wait_result(id)) << logs();
-
-  EXPECT_TRUE(events.read_until([&](const std::string& s) {
-    return has(s, "event: job_finished\ndata: ") && has(s, "\"job_id\":" + job + ",");
-  }, 10s)) << events.in() << logs();
-  EXPECT_TRUE(has(events.in(), "event: job_queued")) << events.in();
 
   auto list = get(port, "/api/jobs?branch=main&status=passed&limit=5");
   ASSERT_EQ(list.status, 200) << list.body << logs();
   auto lj = nlohmann::json::parse(list.body);
   ASSERT_EQ(lj["jobs"].size(), 1u) << list.body;
   EXPECT_EQ(lj["jobs"][0]["commit"], id);
+  EXPECT_EQ(nlohmann::json::parse(get(port, "/api/jobs?status=failed").body)["jobs"].size(), 0u);
 
   auto one = get(port, "/api/jobs/" + job);
   ASSERT_EQ(one.status, 200) << one.body;
@@ -165,24 +159,84 @@ TEST_F(Web, StatusJobsOutputEventsMetricsAndBadgeOfARealJob) {
   auto out = get(port, "/api/jobs/" + job + "/output");
   ASSERT_EQ(out.status, 200) << out.body << logs();
   EXPECT_TRUE(has(out.head, "Content-Type: text/plain; charset=utf-8")) << out.head;
-  EXPECT_EQ(out.body, read_text(c.results_dir() / id));
+  const std::string stored = read_text(c.results_dir() / id);
+  EXPECT_TRUE(out.body == stored) << out.body.size() << " bytes, stored " << stored.size();
   auto tail = get(port, "/api/jobs/" + job + "/output?offset=10");
-  EXPECT_EQ(tail.body, read_text(c.results_dir() / id).substr(10));
+  EXPECT_TRUE(tail.body == stored.substr(10)) << tail.body.substr(0, 100);
+  EXPECT_EQ(get(port, "/api/jobs/" + job + "/output?offset=99999999").body, "");
 
   EXPECT_TRUE(wait_until([&] { return finished_passed(get(port, "/metrics").body) == passed_before + 1; }, 5s))
       << get(port, "/metrics").body;
+  // The format as Prometheus reads it (promtool comes with Debian's prometheus package).
+  if (fs::exists("/usr/bin/promtool")) {
+    fs::path file = c.root() / "metrics.txt";
+    std::ofstream(file) << get(port, "/metrics").body;
+    RunResult check = run({"sh", "-c", "promtool check metrics < " + file.string()});
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(check.output, "") << check.output;  // not even a lint warning
+  }
 
   auto badge = get(port, "/badge/main.svg");
   EXPECT_EQ(badge.status, 200);
   EXPECT_TRUE(has(badge.head, "Content-Type: image/svg+xml")) << badge.head;
   EXPECT_TRUE(has(badge.body, ">passed<")) << badge.body;
   EXPECT_TRUE(has(get(port, "/badge/nothing-here.svg").body, ">none<"));
+}
+
+TEST_F(Web, OutputOfARunningJobStreamsUntilItEnds) {
+  const fs::path go = c.root() / "go";
+  const std::string id = c.upstream().commit(
+      {{".simpleci/test", script(0, "echo first-line\nwhile [ ! -e " + go.string() + " ]; do sleep 0.02; done\nseq 1 5000\n")}},
+      "waits for the test");
+  const std::string job = submit(c, id);
+  ASSERT_FALSE(job.empty());
+  Conn out(port);
+  // The stream is asked for while the job may still be queued: it waits for the first bytes.
+  ASSERT_TRUE(out.send_all("GET /api/jobs/" + job + "/output HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(out.read_until([](const std::string& s) { return has(s, "first-line"); }, 20s)) << out.in() << logs();
+  EXPECT_FALSE(fs::exists(c.results_dir() / id));  // streamed while running
+  std::ofstream(go).put('\n');
+  ASSERT_TRUE(out.read_until([](const std::string& s) { return s.ends_with("\r\n0\r\n\r\n"); }, 20s))
+      << out.in() << logs();
+  ASSERT_TRUE(c.wait_result(id)) << logs();
+  std::string body = unchunk(out.in().substr(out.in().find("\r\n\r\n") + 4));
+  const std::string stored = read_text(c.results_dir() / id);
+  EXPECT_TRUE(body == stored) << body.size() << " bytes streamed, stored " << stored.size();
+}
+
+TEST_F(Web, StatusAndEventsFollowARealJob) {
+  // The feed is up once the status names the runner.
+  ASSERT_TRUE(wait_until([&] {
+    auto r = get(port, "/api/status");
+    return r.status == 200 && has(r.body, "\"r1\"") && has(r.body, "\"feed\":\"live\"");
+  }, 15s)) << get(port, "/api/status").body << logs();
+
+  Conn events(port);
+  ASSERT_TRUE(events.ok());
+  ASSERT_TRUE(events.send_all("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(events.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); }, 5s));
+  EXPECT_TRUE(has(events.in(), "Content-Type: text/event-stream")) << events.in();
+  EXPECT_TRUE(has(events.in(), "X-Accel-Buffering: no")) << events.in();
+
+  const std::string id = c.upstream().commit({{".simpleci/test", script(0)}}, "passing");
+  const std::string job = submit(c, id);
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(c.wait_result(id)) << logs();
+  EXPECT_TRUE(events.read_until([&](const std::string& s) {
+    return has(s, "event: job_finished\ndata: ") && has(s, "\"job_id\":" + job + ",");
+  }, 10s)) << events.in() << logs();
+  EXPECT_TRUE(has(events.in(), "event: job_queued")) << events.in();
+  auto st = nlohmann::json::parse(get(port, "/api/status").body);
+  ASSERT_FALSE(st["recent"].empty()) << st.dump();
+  EXPECT_EQ(st["recent"][0]["commit"], id);
 
   // A reconnect from an id it has seen replays what followed.
+  uint64_t seq = st["seq"].get<uint64_t>();
   Conn again(port);
-  ASSERT_TRUE(again.send_all("GET /api/events HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n"));
-  EXPECT_TRUE(again.read_until([](const std::string& s) { return has(s, "event: job_finished") || has(s, "event: resync"); }, 5s))
+  ASSERT_TRUE(again.send_all("GET /api/events?last_event_id=" + std::to_string(seq - 1) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  EXPECT_TRUE(again.read_until([&](const std::string& s) { return has(s, "id: " + std::to_string(seq) + "\n"); }, 5s))
       << again.in();
+  EXPECT_FALSE(has(again.in(), "event: resync")) << again.in();
 }
 
 TEST_F(Web, RefusesWhatItDoesNotServe) {

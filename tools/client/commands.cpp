@@ -12,6 +12,7 @@
 #include "messages/validate.h"
 #include "net/curve.h"
 #include "net/roles.h"
+#include "tools/client/events.h"
 #include "tools/client/format.h"
 #include "tools/client/watch.h"
 
@@ -65,6 +66,69 @@ void show(const WatchView::Step& s, std::FILE* out, std::FILE* err) {
   std::fflush(out);
   if (s.ended) std::fprintf(err, "%s\n", s.summary.c_str());
 }
+
+// How long watch waits on a feed in step before it looks again (the feed's own timers cut it
+// short when they are due).
+constexpr Millis kFeedWait(1000);
+
+// What `simpleci watch` does with the dispatcher's replies and the feed's pushes: each byte of
+// the job's output shown once, in order. Asks (WATCH_REQUEST) for what the pushes do not bring:
+// the output before the subscription, after a break, a gap before a chunk, the rest at the end.
+class Watcher final : public net::FeedHandler {
+ public:
+  Watcher(Asker& d, uint64_t job, Millis interval, std::FILE* out, std::FILE* err)
+      : d_(d), job_(job), interval_(interval), view_(job), out_(out), err_(err) {}
+
+  bool going_on() const { return rc_ < 0; }
+  int exit_code() const { return rc_; }
+
+  // Asks until the dispatcher has nothing more for now (a reply that is not full); once the
+  // job finished, until its reply is complete.
+  void catch_up() {
+    while (going_on()) {
+      msg::Message rep;
+      const msg::WatchReply* w = nullptr;
+      if (int rc = ask_for(d_, view_.next_request(++request_id_), &rep, &w)) {
+        rc_ = rc;
+        return;
+      }
+      const WatchView::Step step = view_.take(*w);
+      show(step, out_, err_);
+      if (step.ended) rc_ = step.exit_code;
+      if (w->data.size() >= msg::kMaxWatchBytes) continue;
+      if (!finished_) return;
+      std::this_thread::sleep_for(interval_);  // finished, but not all of it stored yet
+    }
+  }
+
+  void on_snapshot(const msg::Snapshot&) override { catch_up(); }
+  void on_event(const msg::Event& e) override {
+    if (e.jobs.empty() || e.jobs[0].job_id != job_) return;
+    const auto kind = static_cast<msg::EventKind>(e.kind);
+    if (kind == msg::EventKind::kJobFinished) finished_ = true;
+    if (finished_ || kind == msg::EventKind::kJobStarted || kind == msg::EventKind::kJobRequeued) catch_up();
+  }
+  void on_output(const msg::JobOutput& o) override {
+    if (o.job_id != job_ || !going_on()) return;
+    std::optional<WatchView::Step> step = view_.take_chunk(o, false);
+    if (!step) {
+      catch_up();  // the bytes before it first
+      if (!going_on()) return;
+      step = view_.take_chunk(o, true);
+    }
+    show(*step, out_, err_);
+  }
+
+ private:
+  Asker& d_;
+  uint64_t job_;
+  Millis interval_;
+  WatchView view_;
+  std::FILE *out_, *err_;
+  uint64_t request_id_ = 1;
+  bool finished_ = false;
+  int rc_ = -1;  // the exit code once the job ended (or a request failed)
+};
 
 }  // namespace
 
@@ -134,7 +198,8 @@ int notify(Asker& d, const std::vector<std::string>& branches, std::FILE* out) {
   return print(out, ok->text + "\n");
 }
 
-int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err) {
+int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err,
+          FeedSource* feed) {
   if (!cli::in_range(kProgram, "--interval-ms", interval_ms, msg::kMinWatchIntervalMs, msg::kMaxWatchIntervalMs)) {
     return cli::kUsageError;
   }
@@ -147,16 +212,31 @@ int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* o
   if (!commit.empty()) {
     if (int rc = newest_job(d, commit, &job)) return rc;
   }
-  WatchView view(job);
-  for (uint64_t id = 2;; ++id) {
-    msg::Message rep;
-    const msg::WatchReply* w = nullptr;
-    if (int rc = ask_for(d, view.next_request(id), &rep, &w)) return rc;
-    const WatchView::Step step = view.take(*w);
-    show(step, out, err);
-    if (step.ended) return step.exit_code;
-    if (w->data.size() < msg::kMaxWatchBytes) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  const Millis interval(interval_ms);
+  Watcher w(d, job, interval, out, err);
+  w.catch_up();  // what there is now; the job may be over
+  if (!w.going_on()) return w.exit_code();
+  if (!feed) {
+    while (w.going_on()) {
+      std::this_thread::sleep_for(interval);
+      w.catch_up();
+    }
+    return w.exit_code();
   }
+  if (int rc = feed->start({job}, false)) return rc;
+  // Pushed output while the feed is in step; asking every interval while it is not.
+  auto next_ask = std::chrono::steady_clock::now() + interval;
+  while (w.going_on()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!feed->in_step() && now >= next_ask) {
+      w.catch_up();
+      next_ask = now + interval;
+      continue;
+    }
+    feed->run_for(feed->in_step() ? kFeedWait : std::chrono::ceil<Millis>(next_ask - now), w);
+  }
+  feed->stop();
+  return w.exit_code();
 }
 
 int find_log(const std::string& component_arg, const std::string& log_dir, fs::path* path) {

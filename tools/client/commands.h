@@ -14,6 +14,8 @@
 
 namespace simpleci::client {
 
+class FeedSource;  // events.h
+
 // runners, queue length, running jobs and counters; json: the JSON of format.h.
 int status(Asker& d, bool json, int64_t now_ms, std::FILE* out);
 
@@ -39,9 +41,12 @@ int prune(Asker& d, int64_t days, std::FILE* out);
 int notify(Asker& d, const std::vector<std::string>& branches, std::FILE* out);
 
 // Prints a job's output (target: a job number, or a commit: its newest job) to out as it is
-// produced, asking every interval_ms while there is nothing new, and what happens to the job
-// (queued, running, restarted, bytes not kept, how it ended) to err, until the job ends.
-int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err);
+// produced, and what happens to the job (queued, running, restarted, bytes not kept, how it
+// ended) to err, until the job ends. With a feed the output is pushed (following the job) and
+// asked for only to fill gaps; while the feed is down, and without one, it asks every
+// interval_ms.
+int watch(Asker& d, const std::string& target, int64_t interval_ms, std::FILE* out, std::FILE* err,
+          FeedSource* feed = nullptr);
 
 // The log file of component (dispatcher, observer, runner-NAME; "runner" when exactly one
 // runner log is in log_dir): 0 with *path set, or the exit code after one line (2 for a name

@@ -1,6 +1,6 @@
 // simpleci: the command-line client. Parses the command line and calls the subcommand in
-// tools/client/commands.h: status, results, submit, watch, cancel, retry, prune, notify (they
-// talk to the dispatcher), logs (reads a component's log), keygen (makes CurveZMQ key pairs).
+// tools/client/commands.h: status, results, submit, watch, events, cancel, retry, prune, notify
+// (they talk to the dispatcher), logs (reads a component's log), keygen (makes CurveZMQ key pairs).
 #include <cstdio>
 #include <functional>
 #include <vector>
@@ -10,6 +10,7 @@
 #include "common/logging.h"
 #include "messages/limits.h"
 #include "tools/client/commands.h"
+#include "tools/client/events.h"
 
 using namespace simpleci;
 
@@ -18,7 +19,7 @@ namespace {
 // Every value the command line can give, whichever subcommand it is for.
 struct Args {
   client::ConnectOptions connect;
-  bool json = false, force = false, follow = false;
+  bool json = false, force = false, follow = false, follow_output = false;
   std::string commit, branch, target, component, log_dir = kDefaultLogDir;
   std::string key_dir = ".", name, authorize_dir, role;
   std::vector<std::string> branches;
@@ -31,7 +32,7 @@ struct Command {
   std::function<int()> run;
 };
 
-std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d) {
+std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d, client::FeedSource& f) {
   std::vector<Command> c;
   auto* s = app.add_subcommand("status", "runners, queue, running jobs, counters");
   s->add_flag("--json", a.json, "print JSON");
@@ -49,8 +50,18 @@ std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d
   s = app.add_subcommand("watch", "print a job's output as it runs; exit 0 if it passes, 3 if not");
   s->add_option("JOB_OR_COMMIT", a.target, "job number, or commit id (its newest job)")->required();
   s->add_option("--interval-ms", a.interval_ms,
-                cli::with_range("how often to ask for new output", msg::kMinWatchIntervalMs, msg::kMaxWatchIntervalMs));
-  c.push_back({s, [&] { return client::watch(d, a.target, a.interval_ms, stdout, stderr); }});
+                cli::with_range("how often to ask for new output while the event feed is down (output is pushed "
+                                "otherwise)",
+                                msg::kMinWatchIntervalMs, msg::kMaxWatchIntervalMs));
+  c.push_back({s, [&] { return client::watch(d, a.target, a.interval_ms, stdout, stderr, &f); }});
+  s = app.add_subcommand("events", "print one line per event as it happens, until interrupted");
+  s->add_flag("--json", a.json, "one JSON object per line");
+  s->add_flag("--follow-output", a.follow_output, "also print every running job's output chunks");
+  c.push_back({s, [&] {
+                 client::install_stop_signals();
+                 SystemClock clock;
+                 return client::events(f, clock, a.json, a.follow_output, stdout);
+               }});
   s = app.add_subcommand("cancel", "cancel a queued or running job");
   s->add_option("JOB", a.job, "job number")->required();
   c.push_back({s, [&] { return client::cancel(d, a.job, stdout); }});
@@ -106,7 +117,8 @@ int run_main(int argc, char** argv) {
                  cli::with_range("how long to wait for an answer, default " +
                                      std::to_string(msg::kDefaultClientTimeoutMs), 1, msg::kMaxClientTimeoutMs));
   client::Session dispatcher(a.connect);
-  std::vector<Command> commands = talking_commands(app, a, dispatcher);
+  client::NetFeedSource feed(a.connect);
+  std::vector<Command> commands = talking_commands(app, a, dispatcher, feed);
   for (auto& c : local_commands(app, a)) commands.push_back(std::move(c));
   if (auto stop = unknown_command(argc, argv, commands)) return *stop;
   if (auto stop = cli::parse(app, argc, argv, client::kProgram)) return *stop;

@@ -43,9 +43,10 @@ WatchView::Step WatchView::take(const msg::WatchReply& w) {
     attempt_ = w.attempt;
     offset_ = 0;
   }
+  if (!w.runner.empty()) runner_ = w.runner;
   if (w.status != shown_ && !msg::is_final(w.status)) {
     s.notes.push_back(w.status == msg::JobStatus::kRunning
-                          ? job_line(job_, "running on " + w.runner + " (attempt " + std::to_string(w.attempt) + ")")
+                          ? job_line(job_, "running on " + runner_ + " (attempt " + std::to_string(w.attempt) + ")")
                           : job_line(job_, "queued"));
     shown_ = w.status;
   }
@@ -64,6 +65,18 @@ WatchView::Step WatchView::take(const msg::WatchReply& w) {
     s.exit_code = w.status == msg::JobStatus::kPassed ? 0 : kJobNotPassed;
   }
   return s;
+}
+
+std::optional<WatchView::Step> WatchView::take_chunk(const msg::JobOutput& o, bool skip_gap) {
+  if (o.attempt < attempt_) return Step{};
+  if (!skip_gap && (o.attempt != attempt_ || o.offset > offset_)) return std::nullopt;
+  msg::WatchReply w;
+  w.job_id = job_;
+  w.attempt = o.attempt;
+  w.status = msg::JobStatus::kRunning;  // the job streams: it runs
+  w.offset = o.offset;
+  w.data = o.data;
+  return take(w);
 }
 
 }  // namespace simpleci::client

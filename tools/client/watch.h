@@ -32,11 +32,17 @@ class WatchView {
   // Takes one reply to next_request(). A new attempt starts the output again at 0 (a note says
   // so after the first); bytes the dispatcher no longer holds are named in a note.
   Step take(const msg::WatchReply& w);
+  // Takes a pushed chunk of the job's live output. When bytes before it were not shown (or it
+  // is of a newer attempt), nullopt: ask with next_request() first, then offer it again with
+  // skip_gap (what is still missing was skipped by the runner, and a note says so). A chunk of
+  // an older attempt shows nothing.
+  std::optional<Step> take_chunk(const msg::JobOutput& o, bool skip_gap);
 
  private:
   uint64_t job_;
   uint32_t attempt_ = 0;
   uint64_t offset_ = 0;  // output bytes of this attempt shown
+  std::string runner_;
   std::optional<msg::JobStatus> shown_;
 };
 
