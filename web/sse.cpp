@@ -82,11 +82,12 @@ class SseClient : public std::enable_shared_from_this<SseClient> {
   char scratch_[256];
 };
 
-SseHub::SseHub(asio::io_context& ioc) : timer_(ioc) { keepalive(); }
+SseHub::SseHub(asio::io_context& ioc) : timer_(ioc), batch_timer_(ioc) { keepalive(); }
 
 SseHub::~SseHub() = default;
 
 void SseHub::start(tcp::socket sock, std::optional<uint64_t> last_id, const Model& m) {
+  flush();  // what the model already holds must not reach the newcomer twice (replay + batch)
   auto c = std::make_shared<SseClient>(*this, std::move(sock));
   clients_.insert(c);
   std::string first(kSseHead);
@@ -100,7 +101,23 @@ void SseHub::start(tcp::socket sock, std::optional<uint64_t> last_id, const Mode
 
 void SseHub::broadcast(const std::string& frame) {
   if (clients_.empty()) return;
-  auto shared = std::make_shared<const std::string>(frame);
+  batch_ += frame;
+  if (batch_armed_) return;
+  batch_armed_ = true;
+  batch_timer_.expires_after(kSseBatch);
+  batch_timer_.async_wait([this](auto ec) {
+    if (!ec) flush();
+  });
+}
+
+void SseHub::flush() {
+  if (batch_armed_) {
+    batch_armed_ = false;
+    batch_timer_.cancel();
+  }
+  if (batch_.empty()) return;
+  auto shared = std::make_shared<const std::string>(std::move(batch_));
+  batch_.clear();
   // push may close a client and erase it from the set: iterate over a copy.
   std::vector<std::shared_ptr<SseClient>> all(clients_.begin(), clients_.end());
   for (auto& c : all) c->push(shared);

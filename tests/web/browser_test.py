@@ -14,12 +14,12 @@ from webstack import wait_until  # noqa: E402
 CHROMIUM = webstack.tool("chromium")
 DRIVER = webstack.tool("chromedriver")
 if not CHROMIUM or not DRIVER:
-    webstack.skip("chromium and chromium-driver are not installed (tools/install-deps)")
+    webstack.missing("chromium and chromium-driver are not installed (tools/install-deps)")
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 except ImportError:
-    webstack.skip("python3-selenium is not installed (tools/install-deps)")
+    webstack.missing("python3-selenium is not installed (tools/install-deps)")
 
 
 class Browser:

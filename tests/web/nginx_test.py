@@ -17,7 +17,7 @@ from webstack import wait_until  # noqa: E402
 
 NGINX = webstack.tool("nginx")
 if not NGINX:
-    webstack.skip("nginx is not installed (tools/install-deps)")
+    webstack.missing("nginx is not installed (tools/install-deps)")
 
 # The location block is the one docs/WEB.md shows; the rest keeps nginx inside its prefix.
 CONFIG = """daemon off;

@@ -16,7 +16,7 @@ from webstack import wait_until  # noqa: E402
 PROMETHEUS = webstack.tool("prometheus")
 PROMTOOL = webstack.tool("promtool")
 if not PROMETHEUS or not PROMTOOL:
-    webstack.skip("prometheus (with promtool) is not installed (tools/install-deps)")
+    webstack.missing("prometheus (with promtool) is not installed (tools/install-deps)")
 
 CONFIG = """global:
   scrape_interval: 1s

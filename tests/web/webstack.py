@@ -21,12 +21,10 @@ import time
 import urllib.error
 import urllib.request
 
-SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests
-
-
-def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(SKIP)
+def missing(why):
+    """A tool the test needs is not installed: a failure, not a skip (tools/test installs it)."""
+    print(f"FAILED: {why}", file=sys.stderr)
+    sys.exit(1)
 
 
 def args(description):
