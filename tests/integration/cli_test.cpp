@@ -128,6 +128,7 @@ TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
   struct Case {
     std::vector<std::string> args;
     std::vector<std::string> keys;
+    bool may_miss_target = false;  // exit 3 (a target missed on a busy machine) is still a run
   };
   const std::vector<Case> cases = {
       {{"dispatch", "--runners", "2", "--jobs", "300"},
@@ -143,18 +144,31 @@ TEST(Benchmarks, EachSubcommandEndsWithItsJsonLine) {
         "cpu_ratio_to_floor"}},
       {{"latency", "--samples", "3"}, {"p50_ms", "p90_ms", "floor_p50_ms", "over_floor_ms"}},
       {{"idle", "--seconds", "2"}, {"observer_cpu_pct", "dispatcher_rss_kb", "runner_rss_kb"}},
+      {{"dispatch", "--runners", "2", "--jobs", "300", "--subscribers", "2"},
+       {"jobs_per_s", "jobs_per_s_with_subscribers", "ratio_with_subscribers"}},
+      {{"web", "--commits", "10", "--clients", "5", "--output-mib", "1", "--read-kb-s", "20000"},
+       {"event_after_file_ms_p99", "late_events", "missing_events", "fanout_ms_p99", "web_rss_mb_max",
+        "reader_matches_stored", "web_rss_mb_after_readers", "web_fds_before_readers", "web_fds_after_readers"},
+       true},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {bin("simpleci-bench")};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
     RunResult r = run(argv);
-    ASSERT_EQ(r.exit_code, 0) << c.args[0] << ": " << r.output;
+    if (!(c.may_miss_target && r.exit_code == 3)) {
+      ASSERT_EQ(r.exit_code, 0) << c.args[0] << ": " << r.output;
+    }
     std::string text = r.output;
     while (!text.empty() && text.back() == '\n') text.pop_back();
     const std::string last = text.substr(text.rfind('\n') + 1);
     nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << c.args[0] << ": last line is not JSON: " << last;
     for (const auto& k : c.keys) EXPECT_TRUE(j.contains(k)) << c.args[0] << " lacks " << k << ": " << last;
+    if (c.may_miss_target) {  // late is a matter of load; lost events or bytes are not
+      EXPECT_EQ(j.value("missing_events", -1), 0) << last;
+      EXPECT_EQ(j.value("reader_matches_stored", false), true) << last;
+      EXPECT_LE(j.value("web_fds_after_readers", 1000), j.value("web_fds_before_readers", 0)) << last;
+    }
   }
 }
 
