@@ -207,9 +207,10 @@ void describe(const msg::JobSummary& s, const msg::WatchRequest& q, msg::WatchRe
 }
 }  // namespace
 
-// A running job's bytes come from its live window; a finished job's from its stored output,
-// which begins with the same bytes the runner streamed (its head), so a watcher's offset stays
-// valid across the end of the job.
+// A running job's bytes come from its live window; a finished job's from its stored output.
+// Within the output cap the stored output is the bytes the runner streamed, so a watcher's offset
+// stays valid across the end of the job; past the cap the stored output keeps only the head and
+// the tail, and a watcher beyond its end is answered at the end, complete (PROTOCOL.md).
 void Dispatcher::on_watch(std::string_view peer, const msg::WatchRequest& q) {
   if (output_busy(peer, q.request_id)) return;
   msg::WatchReply rep;
