@@ -1,6 +1,7 @@
 #include "web/model.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "common/clock.h"
 #include "messages/summary_json.h"
@@ -15,11 +16,34 @@ nlohmann::json jobs_json(const auto& jobs) {
   return a;
 }
 
+// Decimal digits only (no sign, space or hex), at most 20 of them, below 2^64.
+std::optional<uint64_t> parse_decimal(std::string_view s) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (s.empty() || s.size() > 20 || !std::all_of(s.begin(), s.end(), digit)) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;  // out of range
+  return v;
+}
+
 }  // namespace
 
-std::string sse_frame(uint64_t id, std::string_view kind, const nlohmann::json& data) {
+std::string event_id_text(EventId id) {
+  return std::to_string(id.feed) + "-" + std::to_string(id.seq);
+}
+
+std::optional<EventId> parse_event_id(std::string_view s) {
+  auto dash = s.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto feed = parse_decimal(s.substr(0, dash));
+  auto seq = parse_decimal(s.substr(dash + 1));
+  if (!feed || !seq) return std::nullopt;
+  return EventId{*feed, *seq};
+}
+
+std::string sse_frame(EventId id, std::string_view kind, const nlohmann::json& data) {
   // json_text never emits a raw newline (they are escaped in strings), so data is one line.
-  std::string out = "id: " + std::to_string(id) + "\nevent: ";
+  std::string out = "id: " + event_id_text(id) + "\nevent: ";
   out.append(kind);
   out += "\ndata: ";
   out += msg::json_text(data);
@@ -27,8 +51,8 @@ std::string sse_frame(uint64_t id, std::string_view kind, const nlohmann::json& 
   return out;
 }
 
-std::string sse_resync(uint64_t seq, std::string_view why) {
-  return sse_frame(seq, "resync", {{"seq", seq}, {"why", std::string(why)}});
+std::string sse_resync(EventId id, std::string_view why) {
+  return sse_frame(id, "resync", {{"seq", id.seq}, {"why", std::string(why)}});
 }
 
 nlohmann::json runner_json(const msg::RunnerInfo& r) {
@@ -68,12 +92,12 @@ std::string Model::on_snapshot(const msg::Snapshot& s) {
   queued_.assign(s.queued.begin(), s.queued.end());
   running_.clear();
   for (const auto& j : s.running) running_[j.job_id] = j;
-  return sse_resync(seq_, "snapshot");
+  return sse_resync(event_id(), "snapshot");
 }
 
 std::string Model::on_interrupted(std::string_view why) {
   in_step_ = false;
-  return sse_resync(seq_, why);
+  return sse_resync(event_id(), why);
 }
 
 void Model::erase_queued(uint64_t job_id) {
@@ -122,7 +146,7 @@ std::string Model::on_event(const msg::Event& e) {
       runners_[r.name] = r;
     }
   }
-  std::string frame = sse_frame(e.seq, msg::to_string(kind), event_json(e));
+  std::string frame = sse_frame({e.feed, e.seq}, msg::to_string(kind), event_json(e));
   ring_.emplace_back(e.seq, frame);
   if (ring_.size() > ring_cap_) {
     ring_base_ = ring_.front().first;
@@ -139,6 +163,7 @@ nlohmann::json Model::status() const {
   return {{"feed", in_step_ ? "live" : "interrupted"},
           {"feed_id", feed_},
           {"seq", seq_},
+          {"event_id", event_id_text(event_id())},
           {"queue_length", queue_length_},
           {"runners", std::move(runners)},
           {"queued", jobs_json(queued_)},
@@ -146,11 +171,12 @@ nlohmann::json Model::status() const {
           {"recent", jobs_json(recent_)}};
 }
 
-std::optional<std::string> Model::replay_after(uint64_t last_id) const {
-  if (!in_step_ || last_id > seq_ || last_id < ring_base_) return std::nullopt;
+std::optional<std::string> Model::replay_after(uint64_t feed, uint64_t seq) const {
+  // Another feed's seq says nothing about this one's: the dispatcher restarted since.
+  if (!in_step_ || feed != feed_ || seq > seq_ || seq < ring_base_) return std::nullopt;
   std::string out;
-  for (const auto& [seq, frame] : ring_) {
-    if (seq > last_id) out += frame;
+  for (const auto& [s, frame] : ring_) {
+    if (s > seq) out += frame;
   }
   return out;
 }

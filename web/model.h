@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,11 +23,21 @@ inline constexpr size_t kEventRing = 4096;   // SSE events kept for Last-Event-I
 inline constexpr size_t kRecentJobs = 1000;  // finished jobs /api/status lists
 inline constexpr size_t kQueuedShown = 1000;  // the head of the queue /api/status lists
 
-// One SSE frame: "id: <seq>\nevent: <kind>\ndata: <json>\n\n".
-std::string sse_frame(uint64_t id, std::string_view kind, const nlohmann::json& data);
-// The frame that tells a page to refetch /api/status: "event: resync" (with the model's seq as
-// id, so a reconnect from it replays what came after).
-std::string sse_resync(uint64_t seq, std::string_view why);
+// An SSE event id, written "<feed>-<seq>": the seq alone starts over when the dispatcher
+// restarts, and an id from the old feed must not pass for one of the new.
+struct EventId {
+  uint64_t feed = 0, seq = 0;
+};
+std::string event_id_text(EventId id);
+// "<feed>-<seq>", both decimal digits only and below 2^64; nullopt for anything else (a bare
+// seq included).
+std::optional<EventId> parse_event_id(std::string_view s);
+
+// One SSE frame: "id: <feed>-<seq>\nevent: <kind>\ndata: <json>\n\n".
+std::string sse_frame(EventId id, std::string_view kind, const nlohmann::json& data);
+// The frame that tells a page to refetch /api/status: "event: resync" (with the model's event id,
+// so a reconnect from it replays what came after).
+std::string sse_resync(EventId id, std::string_view why);
 // The JSON of a runner as /api/status and events show it.
 nlohmann::json runner_json(const msg::RunnerInfo& r);
 // The data of an event frame: {feed, seq, kind, at, queue_length, job, runner} (job and runner
@@ -46,15 +57,16 @@ class Model {
 
   // /api/status.
   nlohmann::json status() const;
-  // The frames after last_id, when the ring still holds every one of them (empty: nothing
-  // missed); nullopt when it does not (the client must resync).
-  std::optional<std::string> replay_after(uint64_t last_id) const;
+  // The frames after event seq of feed, when that is the model's feed and the ring still holds
+  // every one of them (empty: nothing missed); nullopt when not (the client must resync).
+  std::optional<std::string> replay_after(uint64_t feed, uint64_t seq) const;
 
   // A running job as the model knows it; nullptr when it is not running.
   const msg::JobSummary* running(uint64_t job_id) const;
   bool in_step() const { return in_step_; }
   uint64_t seq() const { return seq_; }
   uint64_t feed() const { return feed_; }
+  EventId event_id() const { return {feed_, seq_}; }
   size_t recent_size() const { return recent_.size(); }
   size_t queued_size() const { return queued_.size(); }
 

@@ -116,14 +116,20 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void start_events(const Target& t) {
-    std::optional<uint64_t> last;
+    std::optional<EventId> last;
     const auto& req = parser_->get();
     auto header = req["Last-Event-ID"];
     std::string value(header.data(), header.size());
     if (auto q = t.query.find("last_event_id"); value.empty() && q != t.query.end()) value = q->second;
     if (!value.empty()) {
-      last = parse_offset(value);
-      if (!last) return send(error_answer(400, "Last-Event-ID must be an event id, got '" + value + "'"), false);
+      last = parse_event_id(value);
+      // A bare seq (an id from before ids named their feed) is refused too: it cannot say
+      // which feed it counts in.
+      if (!last) {
+        return send(error_answer(400, "Last-Event-ID must be an event id <feed>-<seq> (two decimal "
+                                      "numbers, as /api/status's event_id), got '" + value + "'"),
+                    false);
+      }
     }
     ctx_.hub->start(stream_.release_socket(), last, ctx_.model);
   }

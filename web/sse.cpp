@@ -86,14 +86,14 @@ SseHub::SseHub(asio::io_context& ioc) : timer_(ioc), batch_timer_(ioc) { keepali
 
 SseHub::~SseHub() = default;
 
-void SseHub::start(tcp::socket sock, std::optional<uint64_t> last_id, const Model& m) {
+void SseHub::start(tcp::socket sock, std::optional<EventId> last_id, const Model& m) {
   flush();  // what the model already holds must not reach the newcomer twice (replay + batch)
   auto c = std::make_shared<SseClient>(*this, std::move(sock));
   clients_.insert(c);
   std::string first(kSseHead);
   if (last_id) {
-    auto replay = m.replay_after(*last_id);
-    first += replay ? *replay : sse_resync(m.seq(), "missed events");
+    auto replay = m.replay_after(last_id->feed, last_id->seq);
+    first += replay ? *replay : sse_resync(m.event_id(), "missed events");
   }
   c->push(std::make_shared<const std::string>(std::move(first)));
   c->watch_hangup();

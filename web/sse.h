@@ -36,7 +36,7 @@ class SseHub {
 
   // Takes over a connection whose request asked for /api/events: writes the head, then with
   // last_id the events after it when the model still holds them all, else a resync frame.
-  void start(boost::asio::ip::tcp::socket sock, std::optional<uint64_t> last_id, const Model& m);
+  void start(boost::asio::ip::tcp::socket sock, std::optional<EventId> last_id, const Model& m);
   // Queues frame for every client: it leaves within kSseBatch, with the frames queued meanwhile.
   void broadcast(const std::string& frame);
   size_t clients() const { return clients_.size(); }

@@ -4,7 +4,9 @@ against a real pipeline: a submitted commit goes queued -> running -> passed on 
 without a reload, and the job page shows the lines of the running test as it prints them.
 Screenshots of each page are kept under --artifacts."""
 
+import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,12 +40,28 @@ class Browser:
                   "--window-size=1280,1200", f"--user-data-dir={os.path.join(stack.root, 'chromium')}",
                   "--no-first-run", "--disable-extensions"):
             o.add_argument(a)
+        # The requests the page sends, for requested().
+        o.set_capability("goog:loggingPrefs", {"performance": "ALL"})
         self.d = webdriver.Remote(command_executor=url, options=o)
         self.d.set_page_load_timeout(30)
         self.d.set_script_timeout(10)
 
     def quit(self):
         self.d.quit()
+
+    def requested(self, part):
+        """(url, headers) of each request the page sent since the last call whose URL has part.
+        Headers the network stack adds (Last-Event-ID among them) come in a second event."""
+        urls, headers = {}, {}
+        for entry in self.d.get_log("performance"):
+            m = json.loads(entry["message"])["message"]
+            p = m.get("params", {})
+            if m["method"] == "Network.requestWillBeSent":
+                urls[p["requestId"]] = p["request"]["url"]
+                headers.setdefault(p["requestId"], {}).update(p["request"].get("headers", {}))
+            elif m["method"] == "Network.requestWillBeSentExtraInfo":
+                headers.setdefault(p["requestId"], {}).update(p.get("headers", {}))
+        return [(url, headers.get(rid, {})) for rid, url in urls.items() if part in url]
 
     def js(self, script, *a):
         return self.d.execute_script(script, *a)
@@ -88,6 +106,9 @@ def run(b, stack, web):
     b.d.get(web + "/")
     wait_until(lambda: b.attr("#conn", "data-state") == "open", 30, "the page's event stream to open")
     wait_until(lambda: b.d.find_elements(By.CSS_SELECTOR, "#runners"), 30, "the dashboard")
+    # The stream starts where the status the page loaded ends: its event_id, "<feed>-<seq>".
+    streams = b.requested("/api/events")
+    assert len(streams) == 1 and re.search(r"/api/events\?last_event_id=\d+-\d+$", streams[0][0]), streams
     # The page's ANSI converter: HTML escaped, state kept across chunks, a sequence cut between
     # two chunks held until it is whole, unknown escapes dropped.
     html = b.js("const a = new Ansi(); return [a.push('<b>\\x1b[1;3'), a.push('2mok\\x1b['),"
@@ -172,6 +193,9 @@ def run(b, stack, web):
     wait_until(lambda: b.d.find_elements(By.CSS_SELECTOR, row), 60, "a job after the restart passed on the page")
     wait_until(lambda: b.attr("#conn", "data-state") == "open", 10, "the event stream open again")
     b.shot("dashboard-after-restart.png")
+    # The browser's own reconnect, with the id of the last event it got.
+    again = b.requested("/api/events")
+    assert again and all(re.fullmatch(r"\d+-\d+", h.get("Last-Event-ID", "")) for _, h in again), again
 
     assert b.js("return window.__loadedOnce") == "yes", "the page reloaded"
 

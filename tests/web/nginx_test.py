@@ -148,15 +148,21 @@ class Stream:
         self.conn.close()
 
 
-def events(text, kind):
-    """The data objects of the SSE events of kind in text."""
+def frames(text, kind):
+    """(id, data object) of each SSE event of kind in text."""
     out = []
     for block in text.split("\n\n"):
         lines = block.split("\n")
         if f"event: {kind}" in lines:
             data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
-            out.append(json.loads(data))
+            ids = [line[3:].strip() for line in lines if line.startswith("id:")]
+            out.append((ids[0] if ids else "", json.loads(data)))
     return out
+
+
+def events(text, kind):
+    """The data objects of the SSE events of kind in text."""
+    return [data for _, data in frames(text, kind)]
 
 
 def test(opts, stack):
@@ -193,6 +199,17 @@ def test(opts, stack):
         assert finished(sse.seen)[0]["job"]["status"] == "passed", finished(sse.seen)
     finally:
         sse.close()
+
+    # A reconnect through nginx with the id of job_started ("<feed>-<seq>") replays what followed.
+    [(start_id, start)] = [(i, e) for i, e in frames(sse.seen, "job_started") if e["job"]["commit"] == commit]
+    assert start_id == f"{start['feed']}-{start['seq']}", (start_id, start)
+    again = Stream(proxy, "/api/events", {"Accept": "text/event-stream", "Last-Event-ID": start_id})
+    try:
+        assert again.resp.status == 200, again.resp.status
+        again.read_until(lambda t: finished(t), 30, "job_finished replayed through nginx")
+        assert not events(again.seen, "resync") and not events(again.seen, "job_started"), again.seen
+    finally:
+        again.close()
     if opts.artifacts:
         os.makedirs(opts.artifacts, exist_ok=True)
         with open(os.path.join(opts.artifacts, "nginx-access.log"), "w") as f:

@@ -134,24 +134,29 @@ TEST_F(WebServer, EventStreamResumesFromLastEventIdOrResyncs) {
   snapshot(5);
   for (uint64_t s = 6; s <= 8; ++s) on_io([&] { server.on_event(queued(s)); return 0; });
 
-  Client resume(port, events_request("Last-Event-ID: 6\r\n"));
-  ASSERT_TRUE(resume.read_until([](const std::string& s) { return has(s, "id: 8\n"); }, 5s)) << resume.in();
+  Client resume(port, events_request("Last-Event-ID: 3-6\r\n"));
+  ASSERT_TRUE(resume.read_until([](const std::string& s) { return has(s, "id: 3-8\n"); }, 5s)) << resume.in();
   EXPECT_TRUE(has(resume.in(), "Content-Type: text/event-stream\r\n")) << resume.in();
   EXPECT_TRUE(has(resume.in(), "Cache-Control: no-cache\r\n"));
   EXPECT_TRUE(has(resume.in(), "X-Accel-Buffering: no\r\n"));
-  EXPECT_FALSE(has(resume.in(), "id: 6\n"));
-  EXPECT_TRUE(has(resume.in(), "id: 7\nevent: job_queued\ndata: {"));
+  EXPECT_FALSE(has(resume.in(), "id: 3-6\n"));
+  EXPECT_TRUE(has(resume.in(), "id: 3-7\nevent: job_queued\ndata: {"));
 
-  Client old(port, "GET /api/events?last_event_id=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+  Client old(port, "GET /api/events?last_event_id=3-2 HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_TRUE(old.read_until([](const std::string& s) { return has(s, "event: resync\n"); }, 5s)) << old.in();
+  EXPECT_TRUE(has(old.in(), "id: 3-8\nevent: resync\n")) << old.in();
+  // The same seq counted in another feed (a dispatcher since restarted) replays nothing.
+  Client other(port, events_request("Last-Event-ID: 4-6\r\n"));
+  EXPECT_TRUE(other.read_until([](const std::string& s) { return has(s, "event: resync\n"); }, 5s)) << other.in();
+  EXPECT_FALSE(has(other.in(), "event: job_queued")) << other.in();
 
   Client fresh(port, events_request());
   ASSERT_TRUE(fresh.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); }, 5s));
-  ASSERT_TRUE(io_until([&] { return server.context().hub->clients() == 3; }, 5s));
+  ASSERT_TRUE(io_until([&] { return server.context().hub->clients() == 4; }, 5s));
   on_io([&] { server.on_event(queued(9)); return 0; });
-  EXPECT_TRUE(fresh.read_until([](const std::string& s) { return has(s, "id: 9\n"); }, 5s)) << fresh.in();
-  EXPECT_FALSE(has(fresh.in(), "id: 8\n"));
-  EXPECT_TRUE(resume.read_until([](const std::string& s) { return has(s, "id: 9\n"); }, 5s));
+  EXPECT_TRUE(fresh.read_until([](const std::string& s) { return has(s, "id: 3-9\n"); }, 5s)) << fresh.in();
+  EXPECT_FALSE(has(fresh.in(), "id: 3-8\n"));
+  EXPECT_TRUE(resume.read_until([](const std::string& s) { return has(s, "id: 3-9\n"); }, 5s));
 
   // The web's feed breaks: every page is told to resync.
   on_io([&] { server.on_interrupted("no word from the dispatcher for 15 s"); return 0; });
@@ -173,12 +178,32 @@ TEST_F(WebServer, AClientThatStopsReadingIsClosedAndTheOthersGoOn) {
       for (int i = 0; i < 1000; ++i) server.on_event(queued(++seq, branch));
       return 0;
     });
-    last = "id: " + std::to_string(seq) + "\n";
+    last = "id: 3-" + std::to_string(seq) + "\n";
     ASSERT_TRUE(reader.read_until([&](const std::string& s) { return has(s, last); }, 10s)) << seq;
   }
   EXPECT_EQ(on_io([&] { return server.context().hub->clients(); }), 1u);
   on_io([&] { server.on_event(queued(++seq, branch)); return 0; });
-  EXPECT_TRUE(reader.read_until([&](const std::string& s) { return has(s, "id: " + std::to_string(seq) + "\n"); }, 5s));
+  EXPECT_TRUE(reader.read_until([&](const std::string& s) { return has(s, "id: 3-" + std::to_string(seq) + "\n"); }, 5s));
+}
+
+TEST_F(WebServer, AnEventIdThatIsNotFeedDashSeqIs400) {
+  snapshot(5);
+  // A bare seq included: it cannot say which feed it counts in.
+  for (std::string bad : {"6", "3-", "-6", "3-6x", "x", "3-18446744073709551616", "3-6-7"}) {
+    for (std::string request : {events_request("Last-Event-ID: " + bad + "\r\n"),
+                                "GET /api/events?last_event_id=" + bad + " HTTP/1.1\r\nHost: t\r\n\r\n"}) {
+      Client c(port, request);
+      ASSERT_TRUE(c.read_until([](const std::string& s) { return has(s, "}\n"); }, 5s)) << request << c.in();
+      EXPECT_TRUE(c.in().starts_with("HTTP/1.1 400")) << request << c.in();
+      EXPECT_TRUE(has(c.in(), "Last-Event-ID must be an event id <feed>-<seq>")) << c.in();
+      EXPECT_TRUE(has(c.in(), "got '" + bad + "'")) << c.in();
+    }
+  }
+  EXPECT_EQ(on_io([&] { return server.context().hub->clients(); }), 0u);
+  // The header wins over the query (a browser reconnecting keeps the URL it first opened).
+  Client both(port, "GET /api/events?last_event_id=6 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 3-5\r\n\r\n");
+  ASSERT_TRUE(both.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); }, 5s)) << both.in();
+  EXPECT_TRUE(both.in().starts_with("HTTP/1.1 200")) << both.in();
 }
 
 TEST_F(WebServer, NoDispatcherIs503AndGarbageIs400) {

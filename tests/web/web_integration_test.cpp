@@ -232,10 +232,14 @@ TEST_F(Web, StatusAndEventsFollowARealJob) {
   EXPECT_EQ(st["recent"][0]["commit"], id);
 
   // A reconnect from an id it has seen replays what followed.
-  uint64_t seq = st["seq"].get<uint64_t>();
+  const std::string feed = std::to_string(st["feed_id"].get<uint64_t>());
+  const uint64_t seq = st["seq"].get<uint64_t>();
+  const std::string newest = st["event_id"].get<std::string>();
+  EXPECT_EQ(newest, feed + "-" + std::to_string(seq));
   Conn again(port);
-  ASSERT_TRUE(again.send_all("GET /api/events?last_event_id=" + std::to_string(seq - 1) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
-  EXPECT_TRUE(again.read_until([&](const std::string& s) { return has(s, "id: " + std::to_string(seq) + "\n"); }, 5s))
+  ASSERT_TRUE(again.send_all("GET /api/events?last_event_id=" + feed + "-" + std::to_string(seq - 1) +
+                             " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  EXPECT_TRUE(again.read_until([&](const std::string& s) { return has(s, "id: " + newest + "\n"); }, 5s))
       << again.in();
   EXPECT_FALSE(has(again.in(), "event: resync")) << again.in();
 }
@@ -249,6 +253,7 @@ TEST_F(Web, RefusesWhatItDoesNotServe) {
   EXPECT_EQ(get(port, "/api/jobs/abc").status, 400);
   EXPECT_EQ(get(port, "/api/jobs/1/output?offset=x").status, 400);
   EXPECT_EQ(get(port, "/api/events?last_event_id=x").status, 400);
+  EXPECT_EQ(get(port, "/api/events?last_event_id=42").status, 400);  // a bare seq names no feed
   EXPECT_EQ(get(port, "/api/status", "POST").status, 405);
   EXPECT_EQ(get(port, "/api/jobs/999999").status, 404) << logs();
   EXPECT_EQ(get(port, "/api/jobs/999999/output").status, 404) << logs();

@@ -41,9 +41,9 @@ msg::Event event(uint64_t seq, msg::EventKind k, std::optional<msg::JobSummary> 
   return e;
 }
 
-msg::Snapshot snapshot(uint64_t seq) {
+msg::Snapshot snapshot(uint64_t seq, uint64_t feed = 7) {
   msg::Snapshot s;
-  s.feed = 7;
+  s.feed = feed;
   s.seq = seq;
   s.runners = {runner("r1", "idle")};
   s.queue_length = 2;
@@ -63,6 +63,8 @@ TEST(WebModel, BuildsStatusFromSnapshotAndEvents) {
   auto st = m.status();
   EXPECT_EQ(st["feed"], "live");
   EXPECT_EQ(st["seq"], 10u);
+  EXPECT_EQ(st["feed_id"], 7u);
+  EXPECT_EQ(st["event_id"], "7-10");
   EXPECT_EQ(st["queue_length"], 2u);
   EXPECT_EQ(ids(st["queued"]), (std::vector<uint64_t>{1, 2}));
   ASSERT_EQ(st["runners"].size(), 1u);
@@ -88,6 +90,7 @@ TEST(WebModel, BuildsStatusFromSnapshotAndEvents) {
   EXPECT_EQ(ids(st["queued"]), (std::vector<uint64_t>{3}));
   EXPECT_TRUE(st["runners"].empty());
   EXPECT_EQ(st["seq"], 15u);
+  EXPECT_EQ(st["event_id"], "7-15");
   EXPECT_EQ(st["queue_length"], 1u);
 }
 
@@ -113,7 +116,7 @@ TEST(WebSse, FrameIsIdEventAndOneLineOfJson) {
   Model m;
   m.on_snapshot(snapshot(41));
   std::string f = m.on_event(e);
-  ASSERT_TRUE(f.starts_with("id: 42\nevent: job_finished\ndata: {")) << f;
+  ASSERT_TRUE(f.starts_with("id: 7-42\nevent: job_finished\ndata: {")) << f;
   ASSERT_TRUE(f.ends_with("}\n\n")) << f;
   std::string data = f.substr(f.find("data: ") + 6);
   data.resize(data.size() - 2);
@@ -131,29 +134,29 @@ TEST(WebSse, FrameIsIdEventAndOneLineOfJson) {
 
 TEST(WebSse, ReplaysFromTheRingOrAsksForResync) {
   Model m(4);
-  EXPECT_FALSE(m.replay_after(0));  // no snapshot yet
+  EXPECT_FALSE(m.replay_after(0, 0));  // no snapshot yet
   m.on_snapshot(snapshot(10));
-  EXPECT_EQ(m.replay_after(10), "");
-  EXPECT_FALSE(m.replay_after(9));   // before the snapshot: not in the ring
-  EXPECT_FALSE(m.replay_after(11));  // from the future (another feed)
+  EXPECT_EQ(m.replay_after(7, 10), "");
+  EXPECT_FALSE(m.replay_after(7, 9));   // before the snapshot: not in the ring
+  EXPECT_FALSE(m.replay_after(7, 11));  // from the future
   std::vector<std::string> frames;
   for (uint64_t s = 11; s <= 13; ++s) frames.push_back(m.on_event(event(s, msg::EventKind::kJobQueued, job(s, msg::JobStatus::kQueued))));
-  EXPECT_EQ(m.replay_after(11), frames[1] + frames[2]);
-  EXPECT_EQ(m.replay_after(10), frames[0] + frames[1] + frames[2]);
+  EXPECT_EQ(m.replay_after(7, 11), frames[1] + frames[2]);
+  EXPECT_EQ(m.replay_after(7, 10), frames[0] + frames[1] + frames[2]);
   // Two more: the ring of 4 forgets event 11.
   m.on_event(event(14, msg::EventKind::kKeepalive));
   m.on_event(event(15, msg::EventKind::kKeepalive));
-  EXPECT_FALSE(m.replay_after(10));
-  EXPECT_TRUE(m.replay_after(11));
+  EXPECT_FALSE(m.replay_after(7, 10));
+  EXPECT_TRUE(m.replay_after(7, 11));
   // A broken feed: nothing can be promised until the next snapshot.
   std::string r = m.on_interrupted("missed events 16..17");
-  EXPECT_TRUE(r.starts_with("id: 15\nevent: resync\ndata: ")) << r;
+  EXPECT_TRUE(r.starts_with("id: 7-15\nevent: resync\ndata: ")) << r;
   EXPECT_EQ(m.status()["feed"], "interrupted");
-  EXPECT_FALSE(m.replay_after(15));
+  EXPECT_FALSE(m.replay_after(7, 15));
   // Back with events missed: the ring starts over at the snapshot.
   m.on_snapshot(snapshot(17));
-  EXPECT_FALSE(m.replay_after(15));
-  EXPECT_EQ(m.replay_after(17), "");
+  EXPECT_FALSE(m.replay_after(7, 15));
+  EXPECT_EQ(m.replay_after(7, 17), "");
 }
 
 TEST(WebSse, ResnapshotWithoutAGapKeepsTheRing) {
@@ -161,7 +164,54 @@ TEST(WebSse, ResnapshotWithoutAGapKeepsTheRing) {
   m.on_snapshot(snapshot(0));
   std::string f = m.on_event(event(1, msg::EventKind::kJobQueued, job(1, msg::JobStatus::kQueued)));
   m.on_snapshot(snapshot(1));
-  EXPECT_EQ(m.replay_after(0), f);
+  EXPECT_EQ(m.replay_after(7, 0), f);
+}
+
+// The dispatcher restarts while a page is away: its new feed counts seq from 0 again and soon
+// passes the page's last seq. The page's id names the old feed, so it must resync; replaying
+// the new feed's events after the same number would skip the state change between the feeds.
+TEST(WebSse, AnIdFromTheFeedBeforeARestartResyncsEvenWhenItsSeqIsInTheRing) {
+  const uint64_t a = 7, b = 8'000'000'001;
+  Model m;
+  m.on_snapshot(snapshot(0, a));
+  for (uint64_t s = 1; s <= 10; ++s) m.on_event(event(s, msg::EventKind::kKeepalive));
+  std::string r = m.on_snapshot(snapshot(0, b));
+  EXPECT_TRUE(r.starts_with("id: 8000000001-0\nevent: resync\n")) << r;
+  std::vector<std::string> frames;
+  for (uint64_t s = 1; s <= 50; ++s) {
+    auto e = event(s, msg::EventKind::kJobQueued, job(s, msg::JobStatus::kQueued));
+    e.feed = b;
+    frames.push_back(m.on_event(e));
+  }
+  EXPECT_TRUE(frames[42].starts_with("id: 8000000001-43\n")) << frames[42];
+  EXPECT_EQ(m.status()["event_id"], "8000000001-50");
+
+  auto from_a = parse_event_id("7-42");
+  ASSERT_TRUE(from_a);
+  EXPECT_FALSE(m.replay_after(from_a->feed, from_a->seq));  // resync
+  auto from_b = parse_event_id("8000000001-42");
+  ASSERT_TRUE(from_b);
+  std::string want;
+  for (size_t i = 42; i < 50; ++i) want += frames[i];  // events 43..50
+  EXPECT_EQ(m.replay_after(from_b->feed, from_b->seq), want);
+}
+
+TEST(WebSse, EventIdsAreFeedDashSeqAndNothingElse) {
+  EXPECT_EQ(event_id_text({7, 42}), "7-42");
+  auto id = parse_event_id("7-42");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->feed, 7u);
+  EXPECT_EQ(id->seq, 42u);
+  id = parse_event_id("18446744073709551615-18446744073709551615");  // 2^64 - 1 twice
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->feed, UINT64_MAX);
+  EXPECT_EQ(id->seq, UINT64_MAX);
+  EXPECT_TRUE(parse_event_id("0-0"));  // a status before the first snapshot says so
+  for (std::string_view bad : {"", "42", "-", "7-", "-42", "7--42", "7-4-2", "+7-42", "7-+42", " 7-42", "7-42 ",
+                               "7 -42", "0x7-42", "7-42a", "a-42", "7.0-42", "18446744073709551616-1",
+                               "1-18446744073709551616", "1-000000000000000000001"}) {
+    EXPECT_FALSE(parse_event_id(bad)) << "'" << bad << "'";
+  }
 }
 
 TEST(WebMetrics, ConvertsNamesToPrometheusConventions) {

@@ -257,11 +257,22 @@ async function loadStatus() {
   refresh();
 }
 
-function connectEvents() {
+// The stream starts where the status it is given ends (its event_id, "<feed>-<seq>"), so no event
+// falls between the two. After that the browser resumes by itself: on a reconnect it sends the id
+// of the last event it got as Last-Event-ID, which the server takes over the URL's.
+function connectEvents(eventId) {
   const conn = document.getElementById("conn");
-  const es = new EventSource("/api/events");
+  const url = eventId ? `/api/events?last_event_id=${encodeURIComponent(eventId)}` : "/api/events";
+  const es = new EventSource(url);
   const show = (st, text) => { conn.dataset.state = st; conn.textContent = text; };
-  es.onopen = () => show("open", "live");
+  let opened = false;
+  es.onopen = () => {
+    show("open", "live");
+    // Started without a status (it failed to load): ask again now the stream is open; events
+    // that come first wait in state.pending.
+    if (!eventId && !opened) loadStatus().catch(showError);
+    opened = true;
+  };
   es.onerror = () => show(es.readyState === EventSource.CLOSED ? "error" : "connecting",
                           es.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting");
   const kinds = ["job_queued", "job_started", "job_finished", "job_requeued",
@@ -551,6 +562,8 @@ function branchView(branch) {
 
 window.addEventListener("hashchange", route);
 setInterval(tickClocks, 1000);
-connectEvents();
 route();
-loadStatus().catch(showError);
+loadStatus().then(() => connectEvents(state.status.event_id), (e) => {
+  showError(e);
+  connectEvents("");
+});
