@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "messages/codec.h"
 #include "messages/limits.h"
 #include "messages/messages.h"
 
@@ -28,6 +30,13 @@ struct Config {
   uint32_t prune_after_days = 0;  // prune final jobs older than this, hourly; 0 = never
 };
 
+// A message encoded once and sent as is to many peers (the event feed's EVENT, EVENTS and
+// JOB_OUTPUT): each peer's copy shares these bytes.
+struct SharedBody {
+  std::shared_ptr<const std::string> bytes;
+  msg::MessageType type{};
+};
+
 // Where replies go. The server implements it over the ROUTER; tests capture.
 class Outbox {
  public:
@@ -35,6 +44,12 @@ class Outbox {
   // False when the peer is gone or its queue is full; the message is then dropped. An outbox
   // with a reply budget (net::ReplyBudget) may answer a reply with ERROR busy instead.
   virtual bool send(std::string_view peer, const msg::Message& m) = 0;
+  // The same for a shared body, which has no ERROR busy form (a feed message is never an answer).
+  // This default decodes it and calls send(), for outboxes that look at messages (tests).
+  virtual bool send_shared(std::string_view peer, const SharedBody& b) {
+    msg::Decoded d = msg::decode_body(*b.bytes);
+    return d.ok() && send(peer, d.message);
+  }
   // True while an output-carrying reply (RESULTS_REPLY with output, WATCH_REPLY with data) sent
   // to peer is not released by the transport: the dispatcher then answers another request for
   // output with ERROR busy before reading any output.

@@ -246,6 +246,7 @@ bool Dispatcher::commit_round(std::string* err, bool* wrote) {
 
 bool Dispatcher::flush() {
   dispatch();
+  send_round_events();
   std::string err;
   bool wrote = false;
   if (commit_round(&err, &wrote)) {

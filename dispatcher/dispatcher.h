@@ -206,8 +206,14 @@ class Dispatcher {
   // A chunk of a job's output, to the subscribers that follow the job.
   void publish_output(const msg::Output& o);
   msg::Event event(msg::EventKind kind) const;
+  // A new event (numbered here), or a keepalive (seq as is): to every subscriber with room.
   void publish(msg::Event e);
-  void feed_out(const Subscribers::Fanout& f, const msg::Message& m);
+  void queue_event(msg::Event e);
+  // Those f drops: one EVENT dropped each, and nothing more of this round.
+  void drop_subscribers(const Subscribers::Fanout& f);
+  // At the round's end: each subscriber's events of the round in one message (EVENTS, or EVENT
+  // when there is one), encoded once for all who get the same ones.
+  void send_round_events();
   msg::Snapshot snapshot(uint64_t request_id) const;
   // From tick(): keepalives, and pauses that ended.
   void feed_tick();
@@ -245,6 +251,11 @@ class Dispatcher {
   Round round_;
   Subscribers feed_;
   SteadyTime feed_ticked_{};  // the previous feed_tick()
+  struct RoundEvents {
+    std::vector<msg::Event> events;                                // in seq order
+    std::map<std::string, std::vector<uint32_t>, std::less<>> to;  // peer -> its events' indices
+  };
+  RoundEvents round_events_;  // this round's, sent by send_round_events()
   std::optional<Authorized> authorized_;  // key names allowed and their roles (CURVE)
   bool tx_failed_ = false;  // a write of this round failed: its commit is refused
   std::string tx_error_;

@@ -1,6 +1,9 @@
 // The event feed: SUBSCRIBE, UNSUBSCRIBE and the events of state changes (PROTOCOL.md "Events").
 // Feed messages leave with the round that made them, after its commit, like JOB; who gets each
-// one, and who is dropped for it, is Subscribers' business (subscribers.h).
+// one, and who is dropped for it, is Subscribers' business (subscribers.h). A round's events go
+// to each subscriber as one message, encoded once and shared by every subscriber that gets the
+// same ones: the cost of the feed grows with rounds and subscribers, not with events times
+// subscribers.
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -28,6 +31,7 @@ void Dispatcher::on_subscribe(std::string_view peer, const msg::Subscribe& s) {
     send_later(peer, msg::Error{s.request_id, msg::ErrorCode::kBusy, "too many subscribers"});
     return;
   }
+  round_events_.to.erase(std::string(peer));  // the snapshot covers this round's events so far
   msg::Snapshot snap = snapshot(s.request_id);
   // Refused by no budget (the peer asked for it), but the events behind it are held to it.
   feed_.charge(peer, msg::encode(snap).size());
@@ -36,6 +40,7 @@ void Dispatcher::on_subscribe(std::string_view peer, const msg::Subscribe& s) {
 
 void Dispatcher::on_unsubscribe(std::string_view peer, const msg::Unsubscribe& u) {
   const bool was = feed_.remove(peer);
+  round_events_.to.erase(std::string(peer));
   send_later(peer, msg::Ok{u.request_id, 0, was ? "unsubscribed" : "not subscribed"});
 }
 
@@ -84,8 +89,12 @@ void Dispatcher::publish_runner(EventKind kind, const std::string& name) {
 void Dispatcher::publish_output(const msg::Output& o) {
   if (feed_.empty()) return;
   const Subscribers::Fanout f = feed_.output(o.job_id, o.data.size() + kOutputOverhead);
-  if (f.to.empty() && f.dropped.empty()) return;
-  feed_out(f, msg::JobOutput{feed_.feed(), o.job_id, o.attempt, o.offset, o.data});
+  drop_subscribers(f);
+  if (f.to.empty()) return;
+  SharedBody b{std::make_shared<const std::string>(
+                   msg::encode(msg::JobOutput{feed_.feed(), o.job_id, o.attempt, o.offset, o.data})),
+               msg::MessageType::kJobOutput};
+  for (const auto& peer : f.to) round_.send_shared_later(peer, b);
 }
 
 // An event of the feed as it is now: seq is the newest (publish() numbers a new one).
@@ -101,13 +110,23 @@ msg::Event Dispatcher::event(EventKind kind) const {
 
 void Dispatcher::publish(msg::Event e) {
   e.seq = feed_.next_seq();
-  feed_out(feed_.event(msg::encode(e).size()), e);
+  queue_event(std::move(e));
 }
 
-// The message to those it fits; an EVENT dropped (outside the budget, repeating the newest seq)
-// to those it did not, which Subscribers has forgotten already.
-void Dispatcher::feed_out(const Subscribers::Fanout& f, const msg::Message& m) {
-  for (const auto& peer : f.to) send_later(peer, m);
+// Charged to each subscriber now, sent at the round's end with the round's other events.
+void Dispatcher::queue_event(msg::Event e) {
+  const Subscribers::Fanout f = feed_.event(msg::encoded_size_bound(e));
+  drop_subscribers(f);
+  if (f.to.empty()) return;
+  const auto index = static_cast<uint32_t>(round_events_.events.size());
+  round_events_.events.push_back(std::move(e));
+  for (const auto& peer : f.to) round_events_.to[peer].push_back(index);
+}
+
+// An EVENT dropped (outside the budget, repeating the newest seq) to each subscriber that a
+// message did not fit, which Subscribers has forgotten already; its unsent events of the round
+// go too (it subscribes again and starts from a snapshot).
+void Dispatcher::drop_subscribers(const Subscribers::Fanout& f) {
   if (f.dropped.empty()) return;
   counters_["feed.dropped"] += f.dropped.size();
   uint64_t held = 0;
@@ -116,7 +135,39 @@ void Dispatcher::feed_out(const Subscribers::Fanout& f, const msg::Message& m) {
                  msg::kFeedBudgetBytes >> 20, LogLimiter::held_back(held));
   }
   const msg::Event dropped = event(EventKind::kDropped);
-  for (const auto& peer : f.dropped) send_later(peer, dropped);
+  for (const auto& peer : f.dropped) {
+    round_events_.to.erase(peer);
+    send_later(peer, dropped);
+  }
+}
+
+void Dispatcher::send_round_events() {
+  if (round_events_.events.empty()) return;
+  const RoundEvents r = std::exchange(round_events_, {});
+  // Encoded once per distinct list of events (nearly always one: every subscriber got them all).
+  std::vector<std::pair<const std::vector<uint32_t>*, std::vector<SharedBody>>> encoded;
+  auto bodies_of = [&](const std::vector<uint32_t>& list) -> const std::vector<SharedBody>& {
+    for (const auto& [l, b] : encoded) {
+      if (*l == list) return b;
+    }
+    std::vector<SharedBody> bodies;
+    for (size_t at = 0; at < list.size(); at += msg::kMaxListLen) {
+      const size_t n = std::min(msg::kMaxListLen, list.size() - at);
+      if (n == 1) {
+        bodies.push_back({std::make_shared<const std::string>(msg::encode(r.events[list[at]])),
+                          msg::MessageType::kEvent});
+        continue;
+      }
+      msg::Events batch;
+      batch.events.reserve(n);
+      for (size_t i = at; i < at + n; ++i) batch.events.push_back(r.events[list[i]]);
+      bodies.push_back({std::make_shared<const std::string>(msg::encode(batch)), msg::MessageType::kEvents});
+    }
+    return encoded.emplace_back(&list, std::move(bodies)).second;
+  };
+  for (const auto& [peer, list] : r.to) {
+    for (const SharedBody& b : bodies_of(list)) round_.send_shared_later(peer, b);
+  }
 }
 
 void Dispatcher::feed_tick() {
@@ -128,8 +179,7 @@ void Dispatcher::feed_tick() {
     if (r.paused_until > since && r.paused_until <= now) publish_runner(EventKind::kRunnerChanged, name);
   }
   if (!feed_.keepalive_due(now)) return;
-  const msg::Event k = event(EventKind::kKeepalive);
-  feed_out(feed_.event(msg::encode(k).size()), k);
+  queue_event(event(EventKind::kKeepalive));
 }
 
 void Dispatcher::feed_sent() {

@@ -12,14 +12,16 @@ namespace simpleci::dispatcher {
 
 namespace {
 // Replies that promise nothing a crash could take back leave right after the COMMIT; the others
-// wait for the round's flush (see the header).
-bool needs_flush(const msg::Message& m) {
-  return std::holds_alternative<msg::Accepted>(m) || std::holds_alternative<msg::ResultAck>(m) ||
-         std::holds_alternative<msg::Ok>(m) || std::holds_alternative<msg::Error>(m);
+// wait for the round's flush (see the header). Shared bodies are feed messages: never held.
+bool needs_flush(const std::variant<msg::Message, SharedBody>& w) {
+  const auto* m = std::get_if<msg::Message>(&w);
+  return m && (std::holds_alternative<msg::Accepted>(*m) || std::holds_alternative<msg::ResultAck>(*m) ||
+               std::holds_alternative<msg::Ok>(*m) || std::holds_alternative<msg::Error>(*m));
 }
-bool is_feed(const msg::Message& m) {
-  return std::holds_alternative<msg::Event>(m) || std::holds_alternative<msg::JobOutput>(m) ||
-         std::holds_alternative<msg::Snapshot>(m);
+bool is_feed(const std::variant<msg::Message, SharedBody>& w) {
+  const auto* m = std::get_if<msg::Message>(&w);
+  return !m || std::holds_alternative<msg::Event>(*m) || std::holds_alternative<msg::JobOutput>(*m) ||
+         std::holds_alternative<msg::Snapshot>(*m);
 }
 }  // namespace
 
@@ -28,10 +30,15 @@ void Round::send_later(std::string_view peer, msg::Message m) {
   replies_.push_back({std::string(peer), std::move(m)});
 }
 
+void Round::send_shared_later(std::string_view peer, SharedBody b) {
+  replies_.push_back({std::string(peer), std::move(b)});
+}
+
 void Round::send_now(const Reply& r) {
-  if (out_.send(r.peer, r.m)) return;
+  const auto* m = std::get_if<msg::Message>(&r.what);
+  if (m ? out_.send(r.peer, *m) : out_.send_shared(r.peer, std::get<SharedBody>(r.what))) return;
   ++counters_["send.dropped"];
-  if (is_feed(r.m)) unsent_feed_.push_back(r.peer);
+  if (is_feed(r.what)) unsent_feed_.push_back(r.peer);
 }
 
 std::vector<Round::Reply> Round::take_replies() {
@@ -49,6 +56,10 @@ void Round::failed() {
   files_.drop_round();
   std::vector<Reply> answers;
   for (auto& d : take_replies()) {
+    if (const auto* b = std::get_if<SharedBody>(&d.what)) {
+      if (b->type == msg::MessageType::kJobOutput) answers.push_back(std::move(d));
+      continue;  // EVENT and EVENTS told of what was rolled back
+    }
     std::visit(
         [&](auto& v) {
           using T = std::decay_t<decltype(v)>;
@@ -62,7 +73,7 @@ void Round::failed() {
             answers.push_back({std::move(d.peer), std::move(v)});
           }
         },
-        d.m);
+        std::get<msg::Message>(d.what));
   }
   // Nothing new committed: the ERRORs wait only for the rounds before (per-peer order).
   hold_or_send(std::move(answers), ResultWriter::Batch{});
@@ -76,7 +87,7 @@ void Round::hold_or_send(std::vector<Reply> out, ResultWriter::Batch files) {
   if (sync_failed_) return;  // nothing can be promised any more; the dispatcher is stopping
   std::vector<Reply> later;
   for (auto& d : out) {
-    if (needs_flush(d.m)) later.push_back(std::move(d));
+    if (needs_flush(d.what)) later.push_back(std::move(d));
     else send_now(d);
   }
   if (!syncer_ || (committed_seq_ <= durable_seq_ && held_.empty())) {

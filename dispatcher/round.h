@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "dispatcher/config.h"
@@ -33,6 +34,8 @@ class Round {
 
   // A reply of this round, sent at its end (or once it is durable).
   void send_later(std::string_view peer, msg::Message m);
+  // A feed message encoded once for many peers, sent after the round's commit like EVENT.
+  void send_shared_later(std::string_view peer, SharedBody b);
   // True while this round holds an output-carrying reply to peer.
   bool output_pending(std::string_view peer) const { return output_pending_.contains(peer); }
 
@@ -64,7 +67,7 @@ class Round {
  private:
   struct Reply {
     std::string peer;
-    msg::Message m;
+    std::variant<msg::Message, SharedBody> what;
   };
   struct Held {  // a committed round waiting for its flush
     uint64_t seq = 0;

@@ -93,6 +93,14 @@ class RouterOutbox final : public Outbox {
     const size_t bytes = body.size();
     return net::send_encoded_to(s_, peer, std::move(body), budget_.charge(peer, bytes, output));
   }
+  bool send_shared(std::string_view peer, const SharedBody& b) override {
+    const size_t bytes = b.bytes->size();
+    if (budget_.admit(peer, bytes, false) != net::ReplyBudget::Verdict::kSend) {
+      ++over_budget_;
+      return false;
+    }
+    return net::send_shared_to(s_, peer, b.bytes, budget_.charge(peer, bytes, false));
+  }
   bool output_in_flight(std::string_view peer) const override {
     return budget_.output_in_flight(peer);
   }

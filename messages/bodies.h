@@ -521,6 +521,15 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
+// Several EVENTs in one message: those one dispatcher round made for this subscriber, in seq
+// order. Each means exactly what it would alone; one message per round instead of one per event
+// is what keeps many subscribers cheap.
+struct Events {
+  std::vector<Event> events;  // 1..kMaxListLen
+  template <class V> void fields(V& v) { v.list("events", events, kMaxListLen); }
+  bool operator==(const Events&) const = default;
+};
+
 // A chunk of a followed job's live output, as its runner streamed it (OUTPUT), forwarded.
 struct JobOutput {
   uint64_t feed = 1;

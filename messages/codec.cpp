@@ -170,6 +170,16 @@ std::string encode(const Message& m) {
   return std::move(buf.out);
 }
 
+size_t encoded_size_bound(const Message& m) {
+  return std::visit(
+      [](const auto& body) {
+        SizeBound bound;
+        const_cast<std::decay_t<decltype(body)>&>(body).fields(bound);
+        return bound.n + 2 * SizeBound::kHeader;  // the array header and the type
+      },
+      m);
+}
+
 namespace {
 
 Decoded rejected(DecodeError e, std::string detail) {

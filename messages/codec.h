@@ -42,6 +42,9 @@ struct Decoded {
 
 // Body bytes of one message. Never fails for a message that passes validate().
 std::string encode(const Message& m);
+// At least encode(m).size() (a few bytes more per value), found without encoding: what the
+// event feed charges a subscriber's budget for an event it has not encoded yet.
+size_t encoded_size_bound(const Message& m);
 
 // Checks the header frame alone (used to answer a version mismatch with a clear ERROR).
 DecodeError check_header(std::string_view header);

@@ -25,7 +25,7 @@ inline constexpr size_t kMaxOutputCap = 16 * 1024 * 1024;  // largest output a j
 inline constexpr size_t kMaxListLen = 1000;          // results / runners / job ids in one message
 inline constexpr size_t kMaxCounters = 64;           // entries of a counters map
 inline constexpr size_t kMaxMetrics = 1000;          // entries of a METRICS_REPLY
-inline constexpr int kMaxDepth = 4;                  // msgpack nesting
+inline constexpr int kMaxDepth = 6;                  // msgpack nesting (EVENTS > event > runners > runner > jobs)
 // msgpack values in one body, counted before unpacking (each costs a 24-byte msgpack::object
 // however short its encoding). The largest legal message is a STATUS_REPLY listing 1000 runners
 // with 1000 job ids each (~1,020,000 values); anything a dispatcher receives (requests, runner

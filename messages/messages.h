@@ -58,6 +58,7 @@ enum class MessageType : uint8_t {
   kMetricsRequest = 32,
   kMetricsReply = 33,
   kJobsRequest = 34,   // client -> dispatcher: jobs by branch and status (RESULTS_REPLY)
+  kEvents = 35,        // dispatcher -> subscriber: the EVENTs of one round, in order
 };
 
 std::string_view to_string(MessageType t);  // the row's name: "register", ...
@@ -135,6 +136,7 @@ inline constexpr std::tuple kMessageTypes{
                        .request_id = RequestId::kEchoes}},
     Row<JobsRequest>{{.wire = MessageType::kJobsRequest, .name = "jobs_request",
                       .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
+    Row<Events>{{.wire = MessageType::kEvents, .name = "events"}},
 };
 
 // ---- Derived from the table ----------------------------------------------------------------

@@ -86,6 +86,12 @@ struct Feed::State {
     resubscribe();
   }
 
+  // One round's events: each as if it came alone (after a gap or a drop the rest wait for the
+  // new snapshot).
+  void take(FeedHandler& h, msg::Events& b) {
+    for (msg::Event& e : b.events) take(h, e);
+  }
+
   void take(FeedHandler& h, msg::JobOutput& o) {
     if (in_step && o.feed == feed) h.on_output(o);
   }

@@ -40,6 +40,19 @@ zmq::message_t owning_frame(std::string body, std::shared_ptr<void> attached = {
       [](void*, void* hint) { delete static_cast<Owned*>(hint); }, owned);
 }
 
+// A frame over bytes that other frames share: it holds them until libzmq lets go.
+struct Shared {
+  std::shared_ptr<const std::string> body;
+  std::shared_ptr<void> attached;
+};
+zmq::message_t shared_frame(std::shared_ptr<const std::string> body, std::shared_ptr<void> attached) {
+  auto* held = new Shared{std::move(body), std::move(attached)};
+  // libzmq never writes through the pointer it is given for a frame it sends.
+  return zmq::message_t(
+      const_cast<char*>(held->body->data()), held->body->size(),
+      [](void*, void* hint) { delete static_cast<Shared*>(hint); }, held);
+}
+
 bool send_parts(zmq::socket_t& s, std::string_view peer, zmq::message_t body) {
   const std::string header = msg::header_frame();
   try {
@@ -72,6 +85,12 @@ bool send_encoded_to(zmq::socket_t& router, std::string_view peer, std::string b
                      std::shared_ptr<void> attached) {
   if (peer.empty()) return false;
   return send_parts(router, peer, owning_frame(std::move(body), std::move(attached)));
+}
+
+bool send_shared_to(zmq::socket_t& router, std::string_view peer,
+                    std::shared_ptr<const std::string> body, std::shared_ptr<void> attached) {
+  if (peer.empty() || !body) return false;
+  return send_parts(router, peer, shared_frame(std::move(body), std::move(attached)));
 }
 
 std::optional<Received> recv(zmq::socket_t& s, bool dontwait, size_t max_frames) {

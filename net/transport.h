@@ -40,6 +40,10 @@ bool send_to(zmq::socket_t& router, std::string_view peer, const msg::Message& m
 // net::ReplyBudget charge there gives the bytes back.
 bool send_encoded_to(zmq::socket_t& router, std::string_view peer, std::string body,
                      std::shared_ptr<void> attached);
+// The same for a body that many peers are sent: libzmq reads these bytes in place and holds
+// them (and `attached`) until it releases this peer's copy.
+bool send_shared_to(zmq::socket_t& router, std::string_view peer,
+                    std::shared_ptr<const std::string> body, std::shared_ptr<void> attached);
 
 // One received multipart message. src_fd is the file descriptor of the connection it arrived
 // on (ZMQ_SRCFD), or -1.

@@ -132,6 +132,45 @@ class FeedTest : public DispatcherTest {
   uint64_t request_ = 0;
 };
 
+// A round's events reach each subscriber as one message, encoded once for all of them: the
+// feed's cost grows with rounds x subscribers, not events x subscribers.
+TEST_F(FeedTest, ARoundsEventsAreOneMessagePerSubscriberEncodedOnce) {
+  add_runner("r1");
+  const std::vector<std::string> subs = {"s1", "s2", "s3", "s4", "s5"};
+  for (const auto& s : subs) subscribe(s);
+  out_.batches.clear();
+  out_.bodies.clear();
+  for (int n = 1; n <= 30; ++n) queue("obs", msg::Commit{uint64_t(n), commit_id(n), "main", false});
+  flush();
+  EXPECT_EQ(out_.bodies.size(), 1u);
+  for (const auto& s : subs) {
+    EXPECT_EQ(out_.batches[s], 1u) << s;
+    const auto es = events(s);
+    // 30 queued, then the first one started.
+    ASSERT_EQ(es.size(), 31u) << s;
+    for (size_t i = 1; i < es.size(); ++i) EXPECT_EQ(es[i].seq, es[i - 1].seq + 1) << s;
+    EXPECT_EQ(es.back().kind, uint32_t(EventKind::kJobStarted));
+  }
+}
+
+// A SUBSCRIBE in the middle of a round: its SNAPSHOT covers the round's events so far, and only
+// the later ones follow it.
+TEST_F(FeedTest, ASubscribeInTheMiddleOfARoundGetsOnlyTheEventsAfterItsSnapshot) {
+  subscribe("early");
+  queue("obs", msg::Commit{1, commit_id(1), "main", false});
+  queue("late", msg::Subscribe{++request_, {}, false});
+  queue("obs", msg::Commit{2, commit_id(2), "main", false});
+  flush();
+  const auto snap = out_.take<msg::Snapshot>("late");
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].queue_length, 1u);
+  const auto late = events("late");
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].seq, snap[0].seq + 1);
+  EXPECT_EQ(late[0].jobs.at(0).commit, commit_id(2));
+  EXPECT_EQ(events("early").size(), 2u);
+}
+
 TEST_F(FeedTest, ASnapshotThenTheEventsOfACommitInOrderWithConsecutiveSeq) {
   add_runner("r1");
   const msg::Snapshot snap = subscribe("sub");

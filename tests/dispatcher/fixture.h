@@ -27,6 +27,22 @@ class RecordingOutbox : public Outbox {
     sent.emplace_back(std::string(peer), m);
     return true;
   }
+  // Shared bodies (the feed) are decoded; an EVENTS is recorded as its EVENTs one by one, and
+  // counted in `batches` (messages per peer).
+  bool send_shared(std::string_view peer, const SharedBody& b) override {
+    if (gone.contains(peer)) return false;
+    ++batches[std::string(peer)];
+    bodies.insert(b.bytes.get());
+    msg::Decoded d = msg::decode_body(*b.bytes);
+    if (!d.ok()) return false;
+    if (deaf.contains(peer)) unread[std::string(peer)] += b.bytes->size();
+    if (auto* e = std::get_if<msg::Events>(&d.message)) {
+      for (auto& ev : e->events) sent.emplace_back(std::string(peer), std::move(ev));
+    } else {
+      sent.emplace_back(std::string(peer), std::move(d.message));
+    }
+    return true;
+  }
   size_t peer_bytes(std::string_view peer) const override {
     auto it = unread.find(peer);
     return it == unread.end() ? 0 : it->second;
@@ -48,6 +64,8 @@ class RecordingOutbox : public Outbox {
   // sends to them fail.
   std::set<std::string, std::less<>> deaf, gone;
   std::map<std::string, size_t, std::less<>> unread;
+  std::map<std::string, size_t, std::less<>> batches;
+  std::set<const void*> bodies;  // the distinct shared bodies sent
 };
 
 inline std::string commit_id(int n) {

@@ -2,7 +2,9 @@
 // queued -> started -> finished with consecutive seq, and a subscriber that never reads, while a
 // job floods its output, is dropped (told so, counted) while the dispatcher's memory stays
 // bounded and the other subscriber is served as before.
+#include <deque>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
@@ -18,15 +20,26 @@ using namespace std::chrono_literals;
 using msg::EventKind;
 using SteadyClock = std::chrono::steady_clock;
 
-// The next message on a subscriber's DEALER, or nullopt when none decodes within timeout.
+// The next message on a subscriber's DEALER, or nullopt when none decodes within timeout. An
+// EVENTS is handed out as its EVENTs, one per call (the rest wait in `pending`, per socket).
 std::optional<msg::Message> next(zmq::socket_t& s, milliseconds timeout) {
-  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
-  auto r = net::recv(s, true, 4);
-  if (!r || r->frames.size() != 2) return std::nullopt;
-  msg::Decoded d = msg::decode(net::view(r->frames[0]), net::view(r->frames[1]));
-  if (!d.ok()) return std::nullopt;
-  return std::move(d.message);
+  static std::map<void*, std::deque<msg::Message>> pending;
+  auto& mine = pending[s.handle()];
+  if (mine.empty()) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    auto r = net::recv(s, true, 4);
+    if (!r || r->frames.size() != 2) return std::nullopt;
+    msg::Decoded d = msg::decode(net::view(r->frames[0]), net::view(r->frames[1]));
+    if (!d.ok()) return std::nullopt;
+    auto* batch = std::get_if<msg::Events>(&d.message);
+    if (!batch) return std::move(d.message);
+    for (auto& e : batch->events) mine.emplace_back(std::move(e));
+    if (mine.empty()) return std::nullopt;
+  }
+  msg::Message m = std::move(mine.front());
+  mine.pop_front();
+  return m;
 }
 
 // Reads until a message of type T arrives (others are handed to `seen`), within timeout.

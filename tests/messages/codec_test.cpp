@@ -275,6 +275,27 @@ TEST(Codec, ValidateCatchesWhatDecodeWouldReject) {
   EXPECT_NE(validate(Job{1, 0, kSha1, "", "t", 1, 4096}), "");  // attempt 0
 }
 
+// EVENTS is the deepest message (EVENTS > event > runners > runner > its jobs): the decoder's
+// depth limit must let the fullest one through, or subscribers drop every batch.
+TEST(Codec, AFullEventsBatchRoundTripsAndItsSizeBoundHolds) {
+  Events b;
+  for (uint64_t i = 1; i <= kMaxListLen; ++i) {
+    Event e;
+    e.seq = i;
+    e.kind = static_cast<uint32_t>(EventKind::kJobStarted);
+    e.jobs.push_back(JobSummary{i, kSha1, "main", JobStatus::kRunning, 0, 0, "r1", 1, 1, 2, 0, false});
+    e.runners.push_back(RunnerInfo{"r1", "busy", 2, {i, i + 1}, 123});
+    b.events.push_back(e);
+  }
+  ASSERT_EQ(validate(b), "");
+  const std::string body = encode(b);
+  EXPECT_LE(body.size(), encoded_size_bound(b));
+  EXPECT_LE(encode(b.events[0]).size(), encoded_size_bound(b.events[0]));
+  const Decoded d = decode_body(body);
+  ASSERT_TRUE(d.ok()) << d.detail;
+  EXPECT_EQ(std::get<Events>(d.message), b);
+}
+
 TEST(Codec, LargestLegalResultFitsTheFrameLimit) {
   Result r{1, 1, JobStatus::kPassed, 0, 1, 2, true, std::string(kMaxOutputCap, 'x')};
   const std::string body = encode(r);

@@ -234,7 +234,7 @@ std::vector<double> latencies(const Submission& run, const Shared& sh) {
 // after a drop, as a real one does).
 struct Feeds {
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> events{0}, drops{0};
+  std::atomic<uint64_t> events{0}, drops{0}, messages{0};
 };
 
 void subscriber(zmq::context_t& ctx, const std::string& ep, Feeds& f) {
@@ -246,12 +246,17 @@ void subscriber(zmq::context_t& ctx, const std::string& ep, Feeds& f) {
     zmq::poll(&item, 1, std::chrono::milliseconds(50));
     while (auto r = net::recv(s, true, 2)) {
       msg::Decoded d = net::decode_frames(*r, 0);
-      const auto* e = d.ok() ? std::get_if<msg::Event>(&d.message) : nullptr;
-      if (!e) continue;
-      ++f.events;
-      if (e->kind == static_cast<uint32_t>(msg::EventKind::kDropped)) {
-        ++f.drops;
-        net::send(s, msg::Subscribe{++rid, {}, false});
+      if (!d.ok()) continue;
+      std::vector<msg::Event> events;
+      if (auto* e = std::get_if<msg::Event>(&d.message)) events.push_back(std::move(*e));
+      if (auto* b = std::get_if<msg::Events>(&d.message)) events = std::move(b->events);
+      f.messages += !events.empty();
+      for (const auto& e : events) {
+        ++f.events;
+        if (e.kind == static_cast<uint32_t>(msg::EventKind::kDropped)) {
+          ++f.drops;
+          net::send(s, msg::Subscribe{++rid, {}, false});
+        }
       }
     }
   }
@@ -263,6 +268,7 @@ struct Figures {
   std::vector<double> lat;
   long rss = 0, hwm = 0;
   size_t files = 0;
+  double cpu_ms_per_job = 0;  // the dispatcher's, from its start until the last result file
 };
 
 // Measures and prints the two ceilings (now, after the dispatcher stopped).
@@ -273,7 +279,20 @@ void measure_ceilings(const DispatchOptions& o, const fs::path& tmp, Figures& f)
   std::printf("disk ceiling (2 atomic result files per job, same folder): %.0f jobs/s\n", f.disk_rate);
 }
 
-void print_json(const DispatchOptions& o, const Figures& f, double with_subscribers) {
+// The runs with subscribers beside those without (alternating, each on a fresh dispatcher):
+// throughput and the dispatcher's CPU per job, medians of each side.
+struct Comparison {
+  std::vector<double> rate_without, rate_with, cpu_without, cpu_with;
+};
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void print_json(const DispatchOptions& o, const Figures& f, const Comparison& c) {
   nlohmann::json j = {{"jobs_per_s", std::round(f.rate)},
                       {"p50_ms", std::round(percentile(f.lat, 50) * 100) / 100},
                       {"p99_ms", std::round(percentile(f.lat, 99) * 100) / 100},
@@ -285,18 +304,24 @@ void print_json(const DispatchOptions& o, const Figures& f, double with_subscrib
                       {"jobs", o.jobs},
                       {"dispatcher_rss_kb", f.rss},
                       {"dispatcher_peak_rss_kb", f.hwm},
+                      {"dispatcher_cpu_ms_per_job", std::round(f.cpu_ms_per_job * 1000) / 1000},
                       {"result_files", f.files},
                       {"files_jobs_per_s", std::round(f.files_rate)}};
   if (o.subscribers > 0) {
+    const double rw = median_of(c.rate_without), rs = median_of(c.rate_with);
+    const double cw = median_of(c.cpu_without), cs = median_of(c.cpu_with);
     j["subscribers"] = o.subscribers;
-    j["jobs_per_s_with_subscribers"] = std::round(with_subscribers);
-    j["ratio_with_subscribers"] = std::round(with_subscribers / f.rate * 1000) / 1000;
+    j["pairs"] = c.rate_with.size();
+    j["median_jobs_per_s_without"] = std::round(rw);
+    j["median_jobs_per_s_with_subscribers"] = std::round(rs);
+    j["ratio_with_subscribers"] = rw > 0 ? std::round(rs / rw * 1000) / 1000 : 0;
+    j["median_cpu_ms_per_job_without"] = std::round(cw * 1000) / 1000;
+    j["median_cpu_ms_per_job_with_subscribers"] = std::round(cs * 1000) / 1000;
+    j["cpu_ratio_with_subscribers"] = cw > 0 ? std::round(cs / cw * 1000) / 1000 : 0;
   }
   std::printf("%s\n", j.dump().c_str());
 }
 
-// The files are written behind the acknowledgements, on the dispatcher's writer thread: waits
-// for the last one (a noisy disk may be far behind); the number written.
 size_t wait_for_files(const fs::path& tmp, const Submission& run, const DispatchOptions& o) {
   auto count_files = [&] {
     size_t n = 0;
@@ -329,17 +354,20 @@ Figures measure(const DispatchOptions& o, const fs::path& tmp, const std::string
   feeds.stop = true;
   for (auto& t : subs) t.join();
   if (subscribers > 0) {
-    std::printf("%d subscribers: %llu events read, %llu drops\n", subscribers,
-                static_cast<unsigned long long>(feeds.events.load()), static_cast<unsigned long long>(feeds.drops.load()));
+    std::printf("%d subscribers: %llu events read in %llu messages, %llu drops\n", subscribers,
+                static_cast<unsigned long long>(feeds.events.load()), static_cast<unsigned long long>(feeds.messages.load()),
+                static_cast<unsigned long long>(feeds.drops.load()));
   }
   f.files = wait_for_files(tmp, run, o);
   const double files_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  f.cpu_ms_per_job = ticks_ms(cpu_ticks(pid)) / static_cast<double>(o.jobs);
   stop(pid);
   f.lat = latencies(run, sh);
   f.rate = static_cast<double>(sh.done.load()) / run.secs;
   f.files_rate = static_cast<double>(f.files) / files_secs;
-  std::printf("dispatcher: %zu jobs done in %.2f s = %.0f jobs/s, p50 %.2f ms, p99 %.2f ms, RSS %ld KiB (peak %ld KiB)\n",
-              sh.done.load(), run.secs, f.rate, percentile(f.lat, 50), percentile(f.lat, 99), f.rss, f.hwm);
+  std::printf("dispatcher%s: %zu jobs done in %.2f s = %.0f jobs/s, p50 %.2f ms, p99 %.2f ms, RSS %ld KiB (peak %ld KiB), CPU %.3f ms/job\n",
+              subscribers > 0 ? " (with subscribers)" : "", sh.done.load(), run.secs, f.rate, percentile(f.lat, 50),
+              percentile(f.lat, 99), f.rss, f.hwm, f.cpu_ms_per_job);
   std::printf("result files: %zu, the last written %.2f s after the first commit = %.0f jobs/s\n", f.files,
               files_secs, f.files_rate);
   return f;
@@ -359,25 +387,45 @@ int run_dispatch(const DispatchOptions& o) {
   Figures f = measure(o, tmp, ep, pid, sh, run);
   measure_ceilings(o, tmp, f);
   bool ok = !run.timed_out && sh.done == o.jobs && f.files == o.jobs && sh.duplicates == 0;
-  double with_subs = 0;
-  if (ok && o.subscribers > 0) {  // the same run again, with subscribers, on a fresh dispatcher
-    const fs::path tmp2 = tmp / "with-subscribers";
-    pid_t pid2 = -1;
-    const std::string ep2 = start_dispatcher(tmp2, o.dispatcher_bin, &pid2, o.dispatcher_args);
-    if (ep2.empty()) return 1;
-    Shared sh2(o.jobs);
-    Submission run2(o.jobs);
-    const Figures f2 = measure(o, tmp2, ep2, pid2, sh2, run2, o.subscribers);
-    ok = !run2.timed_out && sh2.done == o.jobs && f2.files == o.jobs;
-    with_subs = f2.rate;
-    std::printf("with %d subscribers: %.0f jobs/s = %.3f of the run without (target >= 0.95)\n", o.subscribers,
-                with_subs, with_subs / f.rate);
-  }
   if (!ok) {
     std::fprintf(stderr, "simpleci-bench: FAILED: %zu/%zu acknowledged, %zu result files, %zu duplicate acks%s\n",
                  sh.done.load(), o.jobs, f.files, sh.duplicates.load(), run.timed_out ? ", timed out" : "");
   }
-  print_json(o, f, with_subs);
+  Comparison c;
+  c.rate_without.push_back(f.rate);
+  c.cpu_without.push_back(f.cpu_ms_per_job);
+  // The same run with subscribers, then without again, alternating: a noisy machine drifts
+  // during a run, and both sides then see the drift alike.
+  for (int i = 0; ok && i < o.subscriber_pairs && o.subscribers > 0; ++i) {
+    for (const int subs : {o.subscribers, 0}) {
+      if (subs == 0 && i + 1 == o.subscriber_pairs) break;  // as many runs without as with
+      const fs::path dir = tmp / ("run-" + std::to_string(c.rate_with.size() + c.rate_without.size()));
+      pid_t p = -1;
+      const std::string e = start_dispatcher(dir, o.dispatcher_bin, &p, o.dispatcher_args);
+      if (e.empty()) return 1;
+      Shared s2(o.jobs);
+      Submission r2(o.jobs);
+      const Figures f2 = measure(o, dir, e, p, s2, r2, subs);
+      ok = !r2.timed_out && s2.done == o.jobs && f2.files == o.jobs;
+      if (!ok) {
+        std::fprintf(stderr, "simpleci-bench: FAILED: a run with %d subscribers: %zu/%zu acknowledged, %zu result files\n",
+                     subs, s2.done.load(), o.jobs, f2.files);
+        break;
+      }
+      (subs > 0 ? c.rate_with : c.rate_without).push_back(f2.rate);
+      (subs > 0 ? c.cpu_with : c.cpu_without).push_back(f2.cpu_ms_per_job);
+      std::error_code ec;
+      if (!o.keep) fs::remove_all(dir, ec);
+    }
+  }
+  if (ok && o.subscribers > 0) {
+    const double rw = median_of(c.rate_without), rs = median_of(c.rate_with);
+    const double cw = median_of(c.cpu_without), cs = median_of(c.cpu_with);
+    std::printf("with %d subscribers (medians of %zu runs each): %.0f vs %.0f jobs/s = %.3f of the throughput "
+                "without (target >= 0.95); dispatcher CPU %.3f vs %.3f ms/job = %.3f of the cost without\n",
+                o.subscribers, c.rate_with.size(), rs, rw, rs / rw, cs, cw, cs / cw);
+  }
+  print_json(o, f, c);
   std::error_code ec;
   if (!o.keep) fs::remove_all(tmp, ec);
   return ok ? 0 : 1;

@@ -82,6 +82,7 @@ struct Dispatch : Subcommand {
     ranged("--window", o.window, "jobs in flight at once", 1, 100000);
     ranged("--subscribers", o.subscribers, "also run with this many event-feed subscribers and compare", 0,
            static_cast<int64_t>(msg::kMaxSubscribers));
+    ranged("--pairs", o.subscriber_pairs, "with --subscribers: runs with them, alternating with as many without", 1, 20);
     sub->add_option("--dispatcher-bin", o.dispatcher_bin, "dispatcher executable to measure");
     sub->add_option("--dispatcher-arg", o.dispatcher_args, "extra dispatcher argument (repeatable), e.g. --fsync-results")
         ->allow_extra_args(false);

@@ -20,7 +20,8 @@ struct DispatchOptions : RunDir {
   int runners = 8;
   size_t jobs = 20000;
   size_t window = 256;
-  int subscribers = 0;  // > 0: also a run with this many event-feed subscribers, and the ratio
+  int subscribers = 0;  // > 0: also runs with this many event-feed subscribers, and the ratio
+  int subscriber_pairs = 3;  // runs with subscribers (alternating with as many without)
   int timeout_s = 300;
   std::string dispatcher_bin;
   std::vector<std::string> dispatcher_args;  // added to the dispatcher's command line
