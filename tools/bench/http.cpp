@@ -6,7 +6,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <sys/uio.h>
+
 #include <chrono>
+#include <ctime>
 
 #include <cerrno>
 #include <cstring>
@@ -24,7 +27,9 @@ void HttpGet::close() {
 bool HttpGet::open(int port, const std::string& path, int rcvbuf) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return false;
-  if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (rcvbuf > 0 && ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -40,10 +45,36 @@ bool HttpGet::open(int port, const std::string& path, int rcvbuf) {
   return true;
 }
 
+void HttpGet::stamp_arrivals() {
+  const int on = 1;
+  if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+int HttpGet::receive_buffer() const {
+  int got = 0;
+  socklen_t len = sizeof got;
+  return fd_ >= 0 && ::getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 ? got : 0;
+}
+
 bool HttpGet::read_some(size_t max, std::string* body) {
   if (fd_ < 0) return false;
   char buf[65536];
-  const ssize_t n = ::recv(fd_, buf, std::min(max, sizeof buf), 0);
+  iovec iov{buf, std::min(max, sizeof buf)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd_, &m, 0);
+  // TCP stamps a read with the arrival of the last segment it took bytes from.
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); n > 0 && c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      rx_ns_ = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    }
+  }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return true;
     error_ = std::strerror(errno);

@@ -17,14 +17,22 @@ class HttpGet {
   HttpGet(const HttpGet&) = delete;
   HttpGet& operator=(const HttpGet&) = delete;
 
-  // Connects to 127.0.0.1:port and sends GET path. rcvbuf > 0 shrinks the socket's receive
-  // buffer, so a reader that does not read makes the server's writes wait. False on failure.
+  // Connects to 127.0.0.1:port and sends GET path. rcvbuf > 0 sets the socket's receive buffer
+  // before it connects (SO_RCVBUFFORCE when allowed): small, a reader that does not read makes
+  // the server's writes wait; large, the server never waits for this reader. False on failure.
   bool open(int port, const std::string& path, int rcvbuf = 0);
   int fd() const { return fd_; }
   // Reads at most max bytes from the socket (without blocking) and appends the body bytes they
   // complete to *body. False when the connection ended or failed (ended() tells which).
   bool read_some(size_t max, std::string* body);
   void close();
+  // Asks the kernel to stamp what arrives (SO_TIMESTAMPNS): from then on rx_time() is when the
+  // last bytes read_some() returned reached this socket, however late this process read them.
+  void stamp_arrivals();
+  // The receive buffer the kernel gave (after open()'s rcvbuf), in bytes.
+  int receive_buffer() const;
+  // CLOCK_REALTIME nanoseconds of that arrival; 0 when nothing stamped was read yet.
+  int64_t rx_time_ns() const { return rx_ns_; }
 
   int status() const { return status_; }        // 0 until the headers are in
   bool ended() const { return ended_; }          // the whole body arrived
@@ -43,6 +51,7 @@ class HttpGet {
   bool in_chunk_ = false;
   bool ended_ = false;
   uint64_t received_ = 0;     // body bytes so far
+  int64_t rx_ns_ = 0;         // see rx_time_ns()
   std::string error_;
 };
 
