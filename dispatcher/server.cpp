@@ -286,6 +286,10 @@ class Server {
 bool Server::open_store(std::string* err) {
   const std::string db_path = (opt_.state_dir / "simpleci.db").string();
   if (!store_.open(db_path, err)) return false;
+  if (store_.migrated_from() > 0) {
+    spdlog::info("store migrated from version {} to 2 (the version-{} store is kept as {})", store_.migrated_from(),
+                 store_.migrated_from(), store_.migration_copy());
+  }
   // Commits are flushed to the disk on the syncer's thread; durable replies wait for it.
   syncer_ = WalSyncer::open(db_path, err);
   return syncer_ != nullptr;

@@ -28,9 +28,20 @@ CREATE TABLE IF NOT EXISTS jobs (
   duration_ms    INTEGER NOT NULL DEFAULT 0,
   truncated      INTEGER NOT NULL DEFAULT 0,
   output         BLOB,
-  pruned         INTEGER NOT NULL DEFAULT 0
+  pruned         INTEGER NOT NULL DEFAULT 0,
+  repo           TEXT    NOT NULL DEFAULT '',
+  job_name       TEXT    NOT NULL DEFAULT '',
+  labels         TEXT    NOT NULL DEFAULT '',
+  timeout_s      INTEGER NOT NULL DEFAULT 0
 );
 )sql";
+
+// Version 2 added the last four columns (docs/MULTI.md "The store, version 2"); a store without
+// a user_version (0) or with 1 is a version-1 store.
+constexpr int64_t kStoreVersion = 2;
+constexpr const char* kV2Columns[] = {
+    "repo TEXT NOT NULL DEFAULT ''", "job_name TEXT NOT NULL DEFAULT ''",
+    "labels TEXT NOT NULL DEFAULT ''", "timeout_s INTEGER NOT NULL DEFAULT 0"};
 
 // After the migration below (a store made before prune existed has no `pruned` column).
 constexpr const char* kIndexes = R"sql(
@@ -43,8 +54,8 @@ CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >=
 // The columns read_row() reads, in its order; a query may select more after them.
 constexpr const char* kColumns =
     "id, commit_id, branch, status, attempt, runner, exit_code, duration_ms, created_at_ms, "
-    "started_at_ms, finished_at_ms, truncated, queue_pos, pruned";
-constexpr int kRowColumns = 14;
+    "started_at_ms, finished_at_ms, truncated, queue_pos, pruned, repo, job_name, labels";
+constexpr int kRowColumns = 17;
 // The owners query selects length(output) right after the row's columns.
 constexpr int kOutputLengthColumn = kRowColumns;
 
@@ -72,6 +83,14 @@ JobRow read_row(sqlite3_stmt* st) {
   s.truncated = sqlite3_column_int(st, 11) != 0;
   r.queue_pos = sqlite3_column_int64(st, 12);
   r.pruned = sqlite3_column_int(st, 13) != 0;
+  s.repo = text_col(st, 14);
+  s.job_name = text_col(st, 15);
+  const std::string labels = text_col(st, 16);  // comma-joined
+  for (size_t at = 0; at < labels.size();) {
+    const size_t comma = std::min(labels.find(',', at), labels.size());
+    if (comma > at) s.labels.push_back(labels.substr(at, comma - at));
+    at = comma + 1;
+  }
   return r;
 }
 
@@ -153,7 +172,7 @@ bool Store::open(const std::string& path, std::string* err) {
   }
   sqlite3_busy_timeout(db_, 2000);
   if (!exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err) ||
-      !exec(kSchema, err) || !migrate(err) || !exec(kIndexes, err)) {
+      !migrate(path, err) || !exec(kIndexes, err)) {
     *err = path + ": " + *err;
     return false;
   }
@@ -203,17 +222,69 @@ bool Store::open(const std::string& path, std::string* err) {
   return cache_.size() == kStatements;
 }
 
-// Stores made before prune existed lack the `pruned` column: add it (every job unpruned).
-bool Store::migrate(std::string* err) {
+bool Store::has_column(const char* name, bool* has, std::string* err) {
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'pruned'",
-                         -1, &st, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = ?1", -1, &st,
+                         nullptr) != SQLITE_OK) {
     *err = error_text("cannot read the schema");
     return false;
   }
-  const bool has = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  *has = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
   sqlite3_finalize(st);
-  return has || exec("ALTER TABLE jobs ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0", err);
+  return true;
+}
+
+// A new store gets the current schema. A version-1 store (one made before prune existed lacks
+// `pruned` too) is copied to <path>.v1 first, with SQLite's backup API (the WAL's pages
+// included), and then altered in one transaction: a failure leaves it as it was.
+bool Store::migrate(const std::string& path, std::string* err) {
+  const int64_t version = pragma_value("user_version");
+  bool has_jobs = false;
+  if (!has_column("id", &has_jobs, err)) return false;
+  if (!has_jobs) {
+    return exec(kSchema, err) && exec(("PRAGMA user_version = " + std::to_string(kStoreVersion)).c_str(), err);
+  }
+  if (version == kStoreVersion) return true;
+  if (version > kStoreVersion || version < 0) {
+    *err = "the store is version " + std::to_string(version) + ", newer than this dispatcher knows (" +
+           std::to_string(kStoreVersion) + "): use the simpleCI that wrote it";
+    return false;
+  }
+  const std::string copy = path + ".v1";
+  if (!backup_to(copy, err)) return false;
+  std::string sql = "BEGIN IMMEDIATE;";
+  bool has_pruned = false;
+  if (!has_column("pruned", &has_pruned, err)) return false;
+  if (!has_pruned) sql += "ALTER TABLE jobs ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;";
+  for (const char* col : kV2Columns) sql += std::string("ALTER TABLE jobs ADD COLUMN ") + col + ";";
+  sql += "PRAGMA user_version = " + std::to_string(kStoreVersion) + "; COMMIT;";
+  if (!exec(sql.c_str(), err)) {
+    std::string ignored;
+    exec("ROLLBACK", &ignored);
+    return false;
+  }
+  migrated_from_ = 1;
+  migration_copy_ = copy;
+  return true;
+}
+
+bool Store::backup_to(const std::string& copy, std::string* err) {
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(copy.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    *err = "cannot create " + copy + " (the copy of the version-1 store kept before migrating it): " +
+           (out ? sqlite3_errmsg(out) : "out of memory");
+    sqlite3_close(out);
+    return false;
+  }
+  sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+  const int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(out);
+  sqlite3_backup_finish(b);
+  const bool ok = rc == SQLITE_DONE;
+  if (!ok) *err = "cannot copy the version-1 store to " + copy + ": " + sqlite3_errmsg(out);
+  sqlite3_close(out);
+  if (ok) ::chmod(copy.c_str(), 0600);
+  return ok;
 }
 
 int64_t Store::pragma_value(const char* name) {

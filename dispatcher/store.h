@@ -65,6 +65,10 @@ class Store final : public JobStore {
 
   // A PRAGMA's integer value on this connection (e.g. "synchronous": 1 is NORMAL); -1 on error.
   int64_t pragma_value(const char* name);
+  // When open() migrated an older store: the version it was (else 0), and where the copy of it
+  // was kept.
+  int64_t migrated_from() const { return migrated_from_; }
+  const std::string& migration_copy() const { return migration_copy_; }
 
  private:
   sqlite3_stmt* prepare(const char* sql, std::string* err);
@@ -73,11 +77,15 @@ class Store final : public JobStore {
   Lookup one_row(sqlite3_stmt* st, JobRow* row, std::string* err);
   // Steps st to the end, appending each row's summary; resets it.
   bool collect(sqlite3_stmt* st, std::vector<msg::JobSummary>* out, std::string* err);
-  bool migrate(std::string* err);
+  bool migrate(const std::string& path, std::string* err);
+  bool has_column(const char* name, bool* has, std::string* err);
+  bool backup_to(const std::string& copy, std::string* err);
   std::string error_text(const char* what) const;
 
   sqlite3* db_ = nullptr;
   bool in_tx_ = false;
+  int64_t migrated_from_ = 0;
+  std::string migration_copy_;
   std::vector<sqlite3_stmt*> cache_;
   // Every prepared statement, finalized by the destructor; open() prepares kStatements of them.
   struct Stmts {

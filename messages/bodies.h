@@ -68,18 +68,40 @@ struct Register {
   std::string name;                // kMaxNameLen, safe-name characters (see is_safe_name)
   uint32_t capacity = 1;           // 1..256 jobs at once
   std::vector<uint64_t> held_jobs; // jobs this runner still runs or holds an unacked result for
+  std::vector<std::string> labels{};  // at most kMaxLabels, its automatic ones included
+  bool serves_unnamed = true;      // has a clone of the unnamed repository (the original flow)
+  bool serves_all = false;         // --cache: serves every declared repository
   template <class V> void fields(V& v) {
     v.name("name", name);
     v.u32("capacity", capacity, 1, kMaxCapacity);
     v.ids("held_jobs", held_jobs);
+    v.names("labels", labels, kMaxLabels);
+    v.boolean("serves_unnamed", serves_unnamed);
+    v.boolean("serves_all", serves_all);
   }
   bool operator==(const Register&) const = default;
 };
 
+// A repository the dispatcher declares (--repo NAME=URL). The url is sent only where the peer
+// has authenticated the dispatcher (CURVE); elsewhere it is "" (docs/MULTI.md, the trust rule).
+struct RepoInfo {
+  std::string name;
+  std::string url;
+  uint32_t limit = 0;  // jobs of it running at once; 0: no limit
+  template <class V> void fields(V& v) {
+    v.name("name", name);
+    v.text("url", url, kMaxTextLen);
+    v.u32("limit", limit, 0, kMaxRepoLimit);
+  }
+  bool operator==(const RepoInfo&) const = default;
+};
+
 struct Welcome {
   uint32_t heartbeat_ms = 1000;  // interval both sides use; silence for 3 intervals = dead
+  std::vector<RepoInfo> repos{};  // the declared repositories
   template <class V> void fields(V& v) {
     v.u32("heartbeat_ms", heartbeat_ms, kMinHeartbeatMs, kMaxHeartbeatMs);
+    v.list("repos", repos, kMaxRepos);
   }
   bool operator==(const Welcome&) const = default;
 };
@@ -97,6 +119,9 @@ struct Job {
   std::string test_command;     // used when the commit has no executable .simpleci/test
   uint32_t timeout_s = 600;     // 1..604800
   uint64_t output_cap = kMaxOutputCap;  // 1024..kMaxOutputCap bytes
+  std::string repo{};           // "": the unnamed repository
+  std::string job_name{};       // "": the commit's one job (.simpleci/test); else .simpleci/jobs/NAME
+  std::string url{};            // the repository's URL, "" unless the dispatcher is authenticated
   template <class V> void fields(V& v) {
     v.u64("job_id", job_id, 1);
     v.u32("attempt", attempt, 1, kMaxAttempt);
@@ -105,6 +130,9 @@ struct Job {
     v.text("test_command", test_command, kMaxCommandLen);
     v.u32("timeout_s", timeout_s, 1, kMaxTimeoutS);
     v.u64("output_cap", output_cap, 1024, kMaxOutputCap);
+    v.repo("repo", repo);
+    v.repo("job_name", job_name);
+    v.text("url", url, kMaxTextLen);
   }
   bool operator==(const Job&) const = default;
 };
@@ -172,16 +200,35 @@ struct CancelJob {
 
 // Requests from observers and clients carry a request_id chosen by the sender; the reply
 // (ACCEPTED, *_REPLY, OK or ERROR) echoes it so a sender can pipeline requests.
+// One job of a commit, as its .simpleci/jobs/NAME says (docs/MULTI.md "The settings line").
+struct JobSpec {
+  std::string name;
+  std::vector<std::string> labels{};  // a runner must have every one
+  uint32_t timeout_s = 0;             // 0: the dispatcher's default
+  std::string problem{};              // not "": the settings line is wrong; the job ends as error
+  template <class V> void fields(V& v) {
+    v.name("name", name);
+    v.names("labels", labels, kMaxJobLabels);
+    v.u32("timeout_s", timeout_s, 0, kMaxTimeoutS);
+    v.text("problem", problem, kMaxTextLen);
+  }
+  bool operator==(const JobSpec&) const = default;
+};
+
 struct Commit {
   uint64_t request_id = 0;
   std::string commit;
   std::string branch;
   bool force = false;  // true: test again even if the commit already has a finished job
+  std::string repo{};           // "": the unnamed repository
+  std::vector<JobSpec> jobs{};  // none: one unnamed job (the original flow)
   template <class V> void fields(V& v) {
     v.u64("request_id", request_id);
     v.commit("commit", commit, false);
     v.branch("branch", branch);
     v.boolean("force", force);
+    v.repo("repo", repo);
+    v.list("jobs", jobs, kMaxJobsPerCommit);
   }
   bool operator==(const Commit&) const = default;
 };
@@ -200,7 +247,13 @@ struct Accepted {
 
 struct StatusRequest {
   uint64_t request_id = 0;
-  template <class V> void fields(V& v) { v.u64("request_id", request_id); }
+  bool by_repo = false;  // only the jobs of `repo` ("" being the unnamed repository)
+  std::string repo{};
+  template <class V> void fields(V& v) {
+    v.u64("request_id", request_id);
+    v.boolean("by_repo", by_repo);
+    v.repo("repo", repo);
+  }
   bool operator==(const StatusRequest&) const = default;
 };
 
@@ -233,6 +286,10 @@ struct JobSummary {
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   bool truncated = false;
+  std::string repo{};                 // "": the unnamed repository
+  std::string job_name{};             // "": the commit's one job
+  std::vector<std::string> labels{};  // what the job asks of a runner
+  std::string waiting{};              // queued and no connected runner can take it: why
   template <class V> void fields(V& v) {
     v.u64("job_id", job_id, 1);
     v.commit("commit", commit, false);
@@ -246,6 +303,10 @@ struct JobSummary {
     v.time("started_at_ms", started_at_ms);
     v.time("finished_at_ms", finished_at_ms);
     v.boolean("truncated", truncated);
+    v.repo("repo", repo);
+    v.repo("job_name", job_name);
+    v.names("labels", labels, kMaxJobLabels);
+    v.text("waiting", waiting, kMaxWaitingLen);
   }
   bool operator==(const JobSummary&) const = default;
 };
@@ -281,11 +342,15 @@ struct ResultsRequest {
   std::string commit;  // empty: most recent jobs; else that commit's jobs (newest first)
   uint32_t limit = 20; // 1..kMaxListLen
   bool with_output = false;  // include the newest job's output (only with a commit)
+  bool by_repo = false;      // only the jobs of `repo` ("" being the unnamed repository)
+  std::string repo{};
   template <class V> void fields(V& v) {
     v.u64("request_id", request_id);
     v.commit("commit", commit, true);
     v.u32("limit", limit, 1, kMaxListLen);
     v.boolean("with_output", with_output);
+    v.boolean("by_repo", by_repo);
+    v.repo("repo", repo);
   }
   bool operator==(const ResultsRequest&) const = default;
 };
@@ -421,7 +486,8 @@ struct BranchName {
 // dispatcher knows whom to WAKE. No reply; the dispatcher forgets an observer silent for
 // kObserverExpiryMs.
 struct ObserverHello {
-  template <class V> void fields(V&) {}
+  bool serves_all = false;  // --cache: watches every declared repository (answered with REPOS)
+  template <class V> void fields(V& v) { v.boolean("serves_all", serves_all); }
   bool operator==(const ObserverHello&) const = default;
 };
 
@@ -580,14 +646,26 @@ struct JobsRequest {
   uint32_t statuses = 0;       // bit (1 << JobStatus) for each status wanted; 0: every status
   uint32_t limit = 20;         // 1..kMaxListLen
   uint64_t before_job_id = 0;  // only jobs with a lower id (paging); 0: from the newest
+  bool by_repo = false;        // only the jobs of `repo` ("" being the unnamed repository)
+  std::string repo{};
   template <class V> void fields(V& v) {
     v.u64("request_id", request_id);
     v.branch("branch", branch);
     v.u32("statuses", statuses, 0, (1u << (kMaxJobStatus + 1)) - 1);
     v.u32("limit", limit, 1, kMaxListLen);
     v.u64("before_job_id", before_job_id);
+    v.boolean("by_repo", by_repo);
+    v.repo("repo", repo);
   }
   bool operator==(const JobsRequest&) const = default;
+};
+
+// The declared repositories, to an observer whose OBSERVER_HELLO says serves_all (urls as in
+// WELCOME).
+struct Repos {
+  std::vector<RepoInfo> repos;
+  template <class V> void fields(V& v) { v.list("repos", repos, kMaxRepos); }
+  bool operator==(const Repos&) const = default;
 };
 
 }  // namespace simpleci::msg

@@ -38,6 +38,15 @@ struct Checker {
   void branch(const char* f, std::string& s) {
     if (!is_valid_branch(s)) fail(f, "not a valid branch name");
   }
+  void repo(const char* f, std::string& s) {
+    if (!s.empty() && !is_safe_name(s)) fail(f, "not a repository name");
+  }
+  void names(const char* f, std::vector<std::string>& v, size_t max) {
+    if (v.size() > max) fail(f, "too many elements");
+    for (const auto& s : v) {
+      if (!is_safe_name(s)) fail(f, "not a safe name");
+    }
+  }
   void text(const char* f, std::string& s, size_t max) {
     if (!is_valid_text(s, max)) fail(f, "too long or contains NUL");
   }

@@ -28,6 +28,8 @@ struct FieldCounter {
   template <class... A> void name(A&&...) { ++n; }
   template <class... A> void commit(A&&...) { ++n; }
   template <class... A> void branch(A&&...) { ++n; }
+  template <class... A> void repo(A&&...) { ++n; }
+  template <class... A> void names(A&&...) { ++n; }
   template <class... A> void text(A&&...) { ++n; }
   template <class... A> void bytes(A&&...) { ++n; }
   template <class... A> void status(A&&...) { ++n; }
@@ -57,6 +59,11 @@ struct SizeBound {
   template <class... A> void name(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
   template <class... A> void commit(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
   template <class... A> void branch(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
+  void repo(const char*, std::string& s) { n += kHeader + s.size(); }
+  void names(const char*, std::vector<std::string>& v, size_t) {
+    n += kHeader;
+    for (const auto& s : v) n += kHeader + s.size();
+  }
   template <class... A> void text(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
   template <class... A> void bytes(const char*, std::string& s, A&&...) { n += kHeader + s.size(); }
   void ids(const char*, std::vector<uint64_t>& v) { n += kHeader * (1 + v.size()); }
@@ -92,6 +99,11 @@ struct Writer {
   void name(const char*, std::string& s) { str(s); }
   void commit(const char*, std::string& s, bool) { str(s); }
   void branch(const char*, std::string& s) { str(s); }
+  void repo(const char*, std::string& s) { str(s); }
+  void names(const char*, std::vector<std::string>& v, size_t) {
+    pk.pack_array(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v) str(s);
+  }
   void text(const char*, std::string& s, size_t) { str(s); }
   void bytes(const char*, std::string& s, size_t) {
     pk.pack_bin(static_cast<uint32_t>(s.size()));

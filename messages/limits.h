@@ -62,6 +62,13 @@ inline constexpr int64_t kObserverExpiryMs = 35000;   // the dispatcher forgets 
 inline constexpr size_t kMaxObservers = 256;          // observers the dispatcher wakes (the oldest-heard go)
 inline constexpr int64_t kMinWakeGapMs = 50;
 // The event feed (PROTOCOL.md "Events").
+// Repositories, jobs per commit and labels (docs/MULTI.md; protocol version 2).
+inline constexpr size_t kMaxRepos = 256;          // repositories one dispatcher declares
+inline constexpr size_t kMaxLabels = 32;          // labels of one runner (its automatic ones too)
+inline constexpr size_t kMaxJobLabels = 16;       // labels one job asks for
+inline constexpr size_t kMaxJobsPerCommit = 32;   // .simpleci/jobs/* of one commit
+inline constexpr size_t kMaxWaitingLen = 256;     // a queued job's waiting reason
+inline constexpr uint32_t kMaxRepoLimit = 100000; // --repo-limit
 inline constexpr size_t kMaxSubscribers = 64;            // peers subscribed at once
 inline constexpr int64_t kFeedKeepaliveMs = 5000;        // a keepalive EVENT at least this often
 inline constexpr int64_t kFeedSilenceMs = 3 * kFeedKeepaliveMs;  // a subscriber's "dispatcher gone"

@@ -20,7 +20,7 @@
 namespace simpleci::msg {
 
 // Bumped only for incompatible changes. Carried in the header frame of every message.
-inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr uint8_t kProtocolVersion = 2;
 
 // Wire values: never renumber. Each has its row in kMessageTypes (below), which says who sends it.
 enum class MessageType : uint8_t {
@@ -59,6 +59,7 @@ enum class MessageType : uint8_t {
   kMetricsReply = 33,
   kJobsRequest = 34,   // client -> dispatcher: jobs by branch and status (RESULTS_REPLY)
   kEvents = 35,        // dispatcher -> subscriber: the EVENTs of one round, in order
+  kRepos = 36,         // dispatcher -> observer: the declared repositories
 };
 
 std::string_view to_string(MessageType t);  // the row's name: "register", ...
@@ -137,6 +138,7 @@ inline constexpr std::tuple kMessageTypes{
     Row<JobsRequest>{{.wire = MessageType::kJobsRequest, .name = "jobs_request",
                       .sent_by = sb::kReader, .request_id = RequestId::kAsks}},
     Row<Events>{{.wire = MessageType::kEvents, .name = "events"}},
+    Row<Repos>{{.wire = MessageType::kRepos, .name = "repos"}},
 };
 
 // ---- Derived from the table ----------------------------------------------------------------

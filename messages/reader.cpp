@@ -91,6 +91,22 @@ void Reader::branch(const char* f, std::string& s) {
   if (!is_valid_branch(s)) fail(f, "not a valid branch name");
 }
 
+void Reader::repo(const char* f, std::string& s) {
+  s = raw_str(f, msgpack::type::STR, kMaxNameLen);
+  if (!s.empty() && !is_safe_name(s)) fail(f, "not a repository name (empty, or 1-64 of A-Z a-z 0-9 . _ -)");
+}
+
+void Reader::names(const char* f, std::vector<std::string>& v, size_t max) {
+  const msgpack::object& o = array_field(f, max);
+  v.clear();
+  v.reserve(o.via.array.size);
+  Reader sub{o.via.array.ptr, o.via.array.size, 0, where + "." + f};
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    std::string& s = v.emplace_back();
+    sub.name("[]", s);
+  }
+}
+
 void Reader::text(const char* f, std::string& s, size_t max) {
   s = raw_str(f, msgpack::type::STR, max);
   if (!is_valid_text(s, max)) fail(f, "contains NUL");

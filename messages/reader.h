@@ -48,6 +48,8 @@ struct Reader {
   void name(const char* f, std::string& s);
   void commit(const char* f, std::string& s, bool allow_empty);
   void branch(const char* f, std::string& s);
+  void repo(const char* f, std::string& s);  // "" or a safe name
+  void names(const char* f, std::vector<std::string>& v, size_t max);  // safe names
   void text(const char* f, std::string& s, size_t max);
   void bytes(const char* f, std::string& s, size_t max) { s = raw_str(f, msgpack::type::BIN, max); }
   void status(const char* f, JobStatus& s, bool final_only);

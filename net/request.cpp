@@ -26,6 +26,11 @@ std::optional<msg::Message> next_reply(zmq::socket_t& s, Clock::time_point deadl
     if (!r) continue;
     msg::Decoded d = decode_frames(*r, 0);
     if (d.ok()) return std::move(d.message);
+    // Another protocol version cannot answer anything we ask: an error the caller shows.
+    if (d.error == msg::DecodeError::kVersion) {
+      return msg::Error{0, msg::ErrorCode::kVersionMismatch,
+                        "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both"};
+    }
   }
 }
 

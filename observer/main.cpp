@@ -87,7 +87,12 @@ int run(app::Component& c, const Flags& f, int stale_locks) {
     return false;
   });
   loop.max_messages = 1024;
+  loop.done = [&obs] { return !obs.version_error().empty(); };
   app::run_peer_loop(conn, c.signal_fd(), loop);
+  if (!obs.version_error().empty()) {
+    spdlog::error("{}", obs.version_error());
+    return c.fail(obs.version_error(), cli::kRuntimeError);
+  }
   return 0;
 }
 

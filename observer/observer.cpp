@@ -88,6 +88,10 @@ bool Observer::poll_git() {
 
 void Observer::on_frames(const std::string& header, const std::string& body) {
   msg::Decoded d = msg::decode(header, body);
+  if (d.error == msg::DecodeError::kVersion) {
+    if (version_error_.empty()) version_error_ = "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both";
+    return;
+  }
   if (!d.ok()) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) {

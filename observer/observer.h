@@ -41,6 +41,8 @@ class Observer {
 
   // Reads the cursors from the state file (missing file: first start).
   bool load_state(std::string* err);
+  // Set when the dispatcher speaks another protocol version: main stops, prints it, exits 1.
+  const std::string& version_error() const { return version_error_; }
   // Fetches origin when a watched branch moved there, and queues new commits. False (logged)
   // when origin could not be read or fetched.
   bool poll_git();
@@ -78,6 +80,7 @@ class Observer {
   bool waiting_reconnect_ = false;
   Millis backoff_{1000};
   LogLimiter bad_log_;
+  std::string version_error_;
 };
 
 }  // namespace simpleci::observer

@@ -123,6 +123,10 @@ int run(app::Component& c, const Flags& f, const std::string& supervisor, int st
   if (!r.start(&err)) return c.fail(err, cli::kRuntimeError);
   log_start(f, trust, stale_locks);
   if (app::run_peer_loop(conn, c.signal_fd(), loop_of(r, exec)) == app::LoopEnd::kDone) {
+    if (!r.version_error().empty()) {
+      spdlog::error("{}", r.version_error());
+      return c.fail(r.version_error(), cli::kRuntimeError);
+    }
     spdlog::info("drained; exiting");
   }
   return 0;

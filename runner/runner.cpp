@@ -64,6 +64,11 @@ void Runner::send_register() {
 
 void Runner::on_frames(const std::string& header, const std::string& body) {
   msg::Decoded d = msg::decode(header, body);
+  if (d.error == msg::DecodeError::kVersion) {
+    // Nothing it sends can be read here, nor anything we send there: say so once and stop.
+    if (version_error_.empty()) version_error_ = "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both";
+    return;
+  }
   if (!d.ok()) {
     uint64_t held = 0;
     if (bad_log_.allow(clock_.now(), &held)) {
@@ -372,6 +377,7 @@ void Runner::drain() {
 }
 
 bool Runner::done() const {
+  if (!version_error_.empty()) return true;
   if (!draining_ || slots_used() > 0 || !waiting_.empty()) return false;
   return pending_.empty() || clock_.now() - drain_since_ >= 3 * hb_;
 }

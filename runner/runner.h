@@ -55,6 +55,9 @@ class Runner {
   // the wait for acks passed 3 heartbeat intervals).
   void drain();
   bool done() const;
+  // Set when the dispatcher speaks another protocol version: the runner stops (done()) and its
+  // main prints this one line and exits 1.
+  const std::string& version_error() const { return version_error_; }
 
   int checkout_fd() const { return event_fd_; }
   bool registered() const { return registered_; }
@@ -115,6 +118,7 @@ class Runner {
   std::mutex done_mu_;
   std::vector<CheckoutDone> done_;
   LogLimiter bad_log_;
+  std::string version_error_;
   std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
 };
 

@@ -27,6 +27,17 @@ class StoreTest : public ::testing::Test {
 
 const std::string kA(40, 'a'), kB(40, 'b'), kC(64, 'c');
 
+// The jobs table of a store written before version 2 (`extra`: columns that version had after
+// `output`; before prune there were none).
+std::string old_jobs_table(const std::string& extra) {
+  return "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, commit_id TEXT NOT NULL, "
+         "branch TEXT NOT NULL, status INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, "
+         "queue_pos INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '', exit_code "
+         "INTEGER NOT NULL DEFAULT -1, created_at_ms INTEGER NOT NULL, started_at_ms INTEGER "
+         "NOT NULL DEFAULT 0, finished_at_ms INTEGER NOT NULL DEFAULT 0, duration_ms INTEGER "
+         "NOT NULL DEFAULT 0, truncated INTEGER NOT NULL DEFAULT 0, output BLOB" + extra + ");";
+}
+
 TEST_F(StoreTest, CommittedJobsSurviveReopenInQueueOrder) {
   {
     Store s;
@@ -240,13 +251,7 @@ TEST_F(StoreTest, PruneDropsOldOutputKeepsTheRowsAndSaysWhoOwnsTheFiles) {
 TEST_F(StoreTest, AStoreFromBeforePruneGainsTheColumnAndKeepsItsJobs) {
   sqlite3* old = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &old), SQLITE_OK);
-  const std::string sql =
-                         "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, commit_id TEXT NOT NULL, "
-                         "branch TEXT NOT NULL, status INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, "
-                         "queue_pos INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '', exit_code "
-                         "INTEGER NOT NULL DEFAULT -1, created_at_ms INTEGER NOT NULL, started_at_ms INTEGER "
-                         "NOT NULL DEFAULT 0, finished_at_ms INTEGER NOT NULL DEFAULT 0, duration_ms INTEGER "
-                         "NOT NULL DEFAULT 0, truncated INTEGER NOT NULL DEFAULT 0, output BLOB);"
+  const std::string sql = old_jobs_table("") +
                          "INSERT INTO jobs(commit_id, branch, status, created_at_ms, finished_at_ms, output) "
                          "VALUES('" + kA + "', 'main', 2, 1, 5, x'6f6b');";
   ASSERT_EQ(sqlite3_exec(old, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
@@ -261,6 +266,72 @@ TEST_F(StoreTest, AStoreFromBeforePruneGainsTheColumnAndKeepsItsJobs) {
   ASSERT_TRUE(s.prune(10, 10, &pruned, &err_)) << err_;
   ASSERT_TRUE(s.commit(&err_));
   EXPECT_EQ(pruned.size(), 1u);
+}
+
+// A store written by the version-1 dispatcher (with `pruned`, no user_version): migrated in
+// place on the first open, its jobs kept, and the old file kept beside it, untouched.
+TEST_F(StoreTest, AVersionOneStoreIsMigratedInPlaceAndACopyIsKept) {
+  sqlite3* old = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &old), SQLITE_OK);
+  const std::string sql =
+      "PRAGMA journal_mode=WAL;" + old_jobs_table(", pruned INTEGER NOT NULL DEFAULT 0") +
+      "INSERT INTO jobs(commit_id, branch, status, created_at_ms, finished_at_ms, output) "
+      "VALUES('" + kA + "', 'main', 2, 1, 5, x'6f6b');"
+      "INSERT INTO jobs(commit_id, branch, status, created_at_ms, queue_pos) VALUES('" + kB + "', 'dev', 0, 2, 2);";
+  ASSERT_EQ(sqlite3_exec(old, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(old);
+  {
+    Store s;
+    ASSERT_TRUE(s.open(path_, &err_)) << err_;
+    EXPECT_EQ(s.migrated_from(), 1);
+    EXPECT_EQ(s.migration_copy(), path_ + ".v1");
+    EXPECT_EQ(s.pragma_value("user_version"), 2);
+    JobRow row;
+    ASSERT_EQ(s.job(1, &row, &err_), Lookup::kFound) << err_;
+    EXPECT_EQ(row.summary.commit, kA);
+    EXPECT_EQ(row.summary.status, msg::JobStatus::kPassed);
+    EXPECT_EQ(row.summary.repo, "");
+    EXPECT_EQ(row.summary.job_name, "");
+    EXPECT_TRUE(row.summary.labels.empty());
+    std::vector<uint64_t> active;
+    ASSERT_TRUE(s.for_each_active([&](const JobRow& r) { active.push_back(r.summary.job_id); return true; }, &err_));
+    EXPECT_EQ(active, std::vector<uint64_t>{2});
+  }
+  // The copy is the version-1 store as it was: its rows, none of the new columns.
+  sqlite3* copy = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((path_ + ".v1").c_str(), &copy, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(copy, "SELECT COUNT(*), (SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'repo') FROM jobs",
+                               -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(st, 1), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(copy);
+  struct stat m{};
+  ASSERT_EQ(::stat((path_ + ".v1").c_str(), &m), 0);
+  EXPECT_EQ(m.st_mode & 0777, 0600u);
+  // Opened again: already version 2, nothing migrated.
+  Store again;
+  ASSERT_TRUE(again.open(path_, &err_)) << err_;
+  EXPECT_EQ(again.migrated_from(), 0);
+}
+
+TEST_F(StoreTest, ANewStoreIsVersionTwoAndAStoreFromANewerDispatcherIsRefused) {
+  {
+    Store s;
+    ASSERT_TRUE(s.open(path_, &err_)) << err_;
+    EXPECT_EQ(s.pragma_value("user_version"), 2);
+    EXPECT_EQ(s.migrated_from(), 0);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".v1"));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  Store s;
+  EXPECT_FALSE(s.open(path_, &err_));
+  EXPECT_NE(err_.find("version 3, newer than this dispatcher knows (2)"), std::string::npos) << err_;
 }
 
 }  // namespace

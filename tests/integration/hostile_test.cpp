@@ -1,6 +1,8 @@
 // Hostile input against the real dispatcher: every kind of bad frame is dropped and counted,
 // and the dispatcher keeps serving real work afterwards.
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
@@ -46,8 +48,8 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
   zmq::context_t ctx(1);
   zmq::socket_t s = net::make_dealer(ctx, c.endpoint());
   const std::string hdr = msg::header_frame();
-  std::string v2 = hdr;
-  v2[3] = 2;
+  std::string v1 = hdr;  // a version-1 peer (simpleCI before repositories and labels)
+  v1[3] = 1;
 
   send_raw(s, {"just one frame"});                              // frame_count
   send_raw(s, {"XYZ\x01", msg::encode(msg::Heartbeat{})});     // bad_header
@@ -78,8 +80,9 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
     send_raw(s, {hdr, junk});
   }
 
-  // A version mismatch is answered with ERROR version_mismatch.
-  send_raw(s, {v2, msg::encode(msg::StatusRequest{1})});
+  // A version mismatch is answered with ERROR version_mismatch. (The body is a version-2 one:
+  // only the header is read.)
+  send_raw(s, {v1, msg::encode(msg::StatusRequest{1})});
   auto err = next_reply(s, 5s, [](const msg::Message& m) {
     auto* e = std::get_if<msg::Error>(&m);
     return e && e->code == msg::ErrorCode::kVersionMismatch;
@@ -120,6 +123,74 @@ TEST(Hostile, GarbageFramesAreCountedAndTheDispatcherKeepsServing) {
   auto r = c.wait_result(id);
   ASSERT_TRUE(r) << c.logs();
   EXPECT_EQ((*r)["status"], "passed");
+}
+
+// A dispatcher of protocol version 1 (simpleCI before repositories and labels), played by a
+// ROUTER that answers everything as that dispatcher would: ERROR version_mismatch in a version-1
+// header. Today's client, runner and observer each stop with one line that says why.
+class OldDispatcher {
+ public:
+  OldDispatcher() : router_(ctx_, zmq::socket_type::router) {
+    router_.set(zmq::sockopt::linger, 0);
+    router_.bind("tcp://127.0.0.1:0");
+    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~OldDispatcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  int answered() const { return answered_; }
+
+ private:
+  void serve() {
+    const std::string v1_header("SCI\x01", 4);
+    const std::string error =
+        msg::encode(msg::Error{0, msg::ErrorCode::kVersionMismatch, "this dispatcher speaks protocol version 1"});
+    while (!stop_) {
+      zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 50ms);
+      while (auto r = net::recv(router_, true, 4)) {
+        send_raw(router_, {std::string(static_cast<const char*>(r->frames[0].data()), r->frames[0].size()), v1_header,
+                           error});
+        ++answered_;
+      }
+    }
+  }
+  zmq::context_t ctx_{1};
+  zmq::socket_t router_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> answered_{0};
+  std::thread thread_;
+};
+
+TEST(Hostile, AVersionOneDispatcherIsNamedInOneLineAndEveryPeerStops) {
+  OldDispatcher old;
+  TempDir tmp;
+  GitRepo upstream = GitRepo::init(tmp.path() / "upstream");
+  upstream.commit({{"a", "1"}}, "one");
+  GitRepo::clone(upstream.dir(), tmp.path() / "runner-clone");
+  GitRepo::clone(upstream.dir(), tmp.path() / "observer-clone");
+  const std::string want = "the dispatcher speaks protocol version 1, this build speaks 2";
+
+  const RunResult status = run({bin("simpleci"), "status", "--dispatcher", old.endpoint()});
+  EXPECT_NE(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find(want), std::string::npos) << status.output;
+
+  const RunResult runner = run({bin("simpleci-runner"), "--dispatcher", old.endpoint(), "--name", "r1", "--log-dir",
+                                (tmp.path() / "logs").string(), (tmp.path() / "runner-clone").string()},
+                               {}, 20s);
+  EXPECT_EQ(runner.exit_code, 1) << runner.output;
+  EXPECT_NE(runner.output.find(want), std::string::npos) << runner.output;
+
+  const RunResult observer = run({bin("simpleci-observer"), "--dispatcher", old.endpoint(), "--log-dir",
+                                  (tmp.path() / "logs").string(), (tmp.path() / "observer-clone").string()},
+                                 {}, 20s);
+  EXPECT_EQ(observer.exit_code, 1) << observer.output;
+  EXPECT_NE(observer.output.find(want), std::string::npos) << observer.output;
+  EXPECT_GE(old.answered(), 3);
 }
 
 }  // namespace

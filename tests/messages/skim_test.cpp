@@ -24,8 +24,9 @@ TEST(Skim, CountsEveryValueAndFindsTheEnd) {
   const std::string body = encode(Register{"runner-1", 4, {7, 9, 1u << 20}});
   const Skim s = skim_msgpack(body + "tail", 100);
   ASSERT_TRUE(s.ok()) << s.error;
-  // [type, name, capacity, [3 ids]]: the outer array, 3 fields, the ids array and its 3 ids.
-  EXPECT_EQ(s.objects, 1u + 4u + 3u);
+  // [type, name, capacity, [3 ids], [labels], serves_unnamed, serves_all]: the outer array,
+  // its 7 values, the 3 ids (the labels are none).
+  EXPECT_EQ(s.objects, 1u + 7u + 3u);
   EXPECT_EQ(s.end, body.size());
 }
 

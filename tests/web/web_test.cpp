@@ -243,7 +243,7 @@ TEST(WebMetrics, ConvertsNamesToPrometheusConventions) {
   EXPECT_TRUE(has("simpleci_job_duration_seconds_bucket{le=\"+Inf\"} 4")) << t;
   EXPECT_TRUE(has("simpleci_job_duration_seconds_sum 12.345")) << t;
   EXPECT_TRUE(has("simpleci_job_duration_seconds_count 4")) << t;
-  EXPECT_TRUE(has("simpleci_build_info{version=\"0.1.0\",protocol=\"1\"} 1")) << t;
+  EXPECT_TRUE(has("simpleci_build_info{version=\"0.1.0\",protocol=\"2\"} 1")) << t;
   // One HELP and one TYPE per family, before its samples.
   EXPECT_EQ(t.find("# HELP simpleci_jobs_finished_total"), t.rfind("# HELP simpleci_jobs_finished_total"));
   EXPECT_LT(t.find("# TYPE simpleci_runners gauge"), t.find("simpleci_runners{"));
