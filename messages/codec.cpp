@@ -265,6 +265,10 @@ Decoded decode_body(std::string_view body, size_t max_objects) {
   return read_message(oh.get());
 }
 
+std::string dispatcher_version_line(const Decoded& d) {
+  return "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both";
+}
+
 Decoded decode(std::string_view header, std::string_view body, size_t max_objects) {
   if (const DecodeError e = check_header(header); e != DecodeError::kNone) {
     Decoded out;

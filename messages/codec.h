@@ -56,6 +56,9 @@ Decoded decode_body(std::string_view body, size_t max_objects = kMaxObjects);
 
 // Header check + decode_body.
 Decoded decode(std::string_view header, std::string_view body, size_t max_objects = kMaxObjects);
+// What the runner, the observer and the client say, in one line, when a frame from their
+// dispatcher names another protocol version (d.error is kVersion).
+std::string dispatcher_version_line(const Decoded& d);
 
 // The field rules decode applies, checked on a message built in memory: "" when decode would
 // accept its encoding, else a reason naming the field. Senders do not call it on their way out

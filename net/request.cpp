@@ -28,8 +28,7 @@ std::optional<msg::Message> next_reply(zmq::socket_t& s, Clock::time_point deadl
     if (d.ok()) return std::move(d.message);
     // Another protocol version cannot answer anything we ask: an error the caller shows.
     if (d.error == msg::DecodeError::kVersion) {
-      return msg::Error{0, msg::ErrorCode::kVersionMismatch,
-                        "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both"};
+      return msg::Error{0, msg::ErrorCode::kVersionMismatch, msg::dispatcher_version_line(d)};
     }
   }
 }

@@ -89,7 +89,7 @@ bool Observer::poll_git() {
 void Observer::on_frames(const std::string& header, const std::string& body) {
   msg::Decoded d = msg::decode(header, body);
   if (d.error == msg::DecodeError::kVersion) {
-    if (version_error_.empty()) version_error_ = "the dispatcher speaks " + d.detail + ": run the same simpleCI version on both";
+    if (version_error_.empty()) version_error_ = msg::dispatcher_version_line(d);
     return;
   }
   if (!d.ok()) {

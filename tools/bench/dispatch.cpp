@@ -17,6 +17,7 @@
 #include "messages/codec.h"
 #include "common/fsutil.h"
 #include "net/transport.h"
+#include "tools/bench/pipeline.h"
 #include "tools/bench/proc.h"
 
 namespace simpleci::bench {
@@ -285,13 +286,6 @@ struct Comparison {
   std::vector<double> rate_without, rate_with, cpu_without, cpu_with;
 };
 
-double median_of(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 void print_json(const DispatchOptions& o, const Figures& f, const Comparison& c) {
   nlohmann::json j = {{"jobs_per_s", std::round(f.rate)},
                       {"p50_ms", std::round(percentile(f.lat, 50) * 100) / 100},
@@ -308,8 +302,8 @@ void print_json(const DispatchOptions& o, const Figures& f, const Comparison& c)
                       {"result_files", f.files},
                       {"files_jobs_per_s", std::round(f.files_rate)}};
   if (o.subscribers > 0) {
-    const double rw = median_of(c.rate_without), rs = median_of(c.rate_with);
-    const double cw = median_of(c.cpu_without), cs = median_of(c.cpu_with);
+    const double rw = median(c.rate_without), rs = median(c.rate_with);
+    const double cw = median(c.cpu_without), cs = median(c.cpu_with);
     j["subscribers"] = o.subscribers;
     j["pairs"] = c.rate_with.size();
     j["median_jobs_per_s_without"] = std::round(rw);
@@ -419,8 +413,8 @@ int run_dispatch(const DispatchOptions& o) {
     }
   }
   if (ok && o.subscribers > 0) {
-    const double rw = median_of(c.rate_without), rs = median_of(c.rate_with);
-    const double cw = median_of(c.cpu_without), cs = median_of(c.cpu_with);
+    const double rw = median(c.rate_without), rs = median(c.rate_with);
+    const double cw = median(c.cpu_without), cs = median(c.cpu_with);
     std::printf("with %d subscribers (medians of %zu runs each): %.0f vs %.0f jobs/s = %.3f of the throughput "
                 "without (target >= 0.95); dispatcher CPU %.3f vs %.3f ms/job = %.3f of the cost without\n",
                 o.subscribers, c.rate_with.size(), rs, rw, rs / rw, cs, cw, cs / cw);
