@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "messages/codec.h"
 #include "messages/limits.h"
@@ -28,7 +29,18 @@ struct Config {
   size_t live_window = msg::kDefaultLiveWindow;  // newest output bytes kept per running job for watchers
   uint64_t max_queued = msg::kDefaultMaxQueued;  // a COMMIT or RETRY past this many queued jobs: queue_full
   uint32_t prune_after_days = 0;  // prune final jobs older than this, hourly; 0 = never
+  // The named repositories (--repo NAME=URL, --repo-limit NAME=N); the unnamed one is always served.
+  std::vector<msg::RepoInfo> repos{};
+  // Whether WELCOME, REPOS and JOB carry the repositories' URLs: only where the peer has
+  // authenticated this dispatcher (CURVE); elsewhere they carry names only (docs/MULTI.md).
+  bool send_urls = false;
 };
+
+// --repo NAME=URL and --repo-limit NAME=N, as given (each repeatable), into out; false with a
+// one-line *err for a bad or repeated name, an empty or overlong URL, a limit for a repository
+// not declared, or a limit out of range.
+bool parse_repo_flags(const std::vector<std::string>& repos, const std::vector<std::string>& limits,
+                      std::vector<msg::RepoInfo>* out, std::string* err);
 
 // A message encoded once and sent as is to many peers (the event feed's EVENT, EVENTS and
 // JOB_OUTPUT): each peer's copy shares these bytes.

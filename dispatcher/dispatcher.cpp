@@ -55,6 +55,7 @@ bool Dispatcher::recover(std::string* err) {
     spdlog::info("{} running jobs wait up to {} ms for their runners to return", orphans,
                  3 * hb_.count());
   }
+  end_undeclared();
   return true;
 }
 
@@ -160,7 +161,7 @@ void Dispatcher::handle(std::string_view peer, int fd, msg::Message& m, std::str
         } else if constexpr (std::is_same_v<T, msg::PruneRequest>) {
           on_prune(peer, v);
         } else if constexpr (std::is_same_v<T, msg::ObserverHello>) {
-          on_observer_hello(peer);
+          on_observer_hello(peer, v);
         } else if constexpr (std::is_same_v<T, msg::Notify>) {
           on_notify(peer, v);
         } else if constexpr (std::is_same_v<T, msg::Subscribe>) {

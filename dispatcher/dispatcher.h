@@ -174,7 +174,18 @@ class Dispatcher {
 
   // jobs.cpp: state changes of jobs, each written to this round's transaction first.
   bool store_ok(bool ok, const std::string& err);
-  uint64_t enqueue(const std::string& commit, const std::string& branch);
+  // A new queued job from s's commit, branch, repo, job_name and labels; 0 when the store failed.
+  uint64_t enqueue(msg::JobSummary s, uint32_t timeout_s = 0);
+  // The declared repository of this name (nullptr: none; the unnamed one "" is never declared).
+  const msg::RepoInfo* repo_info(const std::string& name) const;
+  // The repositories as WELCOME and REPOS carry them (URLs only with cfg_.send_urls).
+  std::vector<msg::RepoInfo> repos_for_peers() const;
+  // Why a queued job cannot start on any connected runner ("" when one could take it).
+  std::string waiting_reason(const msg::JobSummary& s) const;
+  // The first queued jobs, with their waiting reasons, of every repository or (by_repo) one.
+  std::vector<msg::JobSummary> queued_jobs(bool by_repo, const std::string& repo) const;
+  // Jobs of repositories no longer declared end as error (at start, after recover()).
+  void end_undeclared();
   void requeue(uint64_t job_id, const char* why);
   void finish(uint64_t job_id, Ending e);
   void dispatch();
@@ -191,7 +202,7 @@ class Dispatcher {
   void on_prune(std::string_view peer, const msg::PruneRequest& q);
   void on_watch(std::string_view peer, const msg::WatchRequest& q);
   // notify.cpp: observers and the pushes that wake them.
-  void on_observer_hello(std::string_view peer);
+  void on_observer_hello(std::string_view peer, const msg::ObserverHello& h);
   void on_notify(std::string_view peer, const msg::Notify& n);
   // feed.cpp: the event feed (SUBSCRIBE, UNSUBSCRIBE, and the events of state changes). The
   // publish_* hooks are called where the state changed and cost nothing without subscribers.

@@ -51,7 +51,7 @@ msg::Snapshot Dispatcher::snapshot(uint64_t request_id) const {
   s.seq = feed_.seq();
   s.runners = runner_infos();
   s.queue_length = jobs_.queued();
-  s.queued = jobs_.first_queued(msg::kMaxListLen);
+  s.queued = queued_jobs(false, {});
   s.running = running_jobs();
   return s;
 }

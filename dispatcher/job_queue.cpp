@@ -30,12 +30,103 @@ bool hex_to_bytes(std::string_view hex, uint8_t* out, uint8_t* size) {
   return true;
 }
 
-uint32_t commit_hash(std::string_view bytes, bool odd) {
-  const size_t h = std::hash<std::string_view>{}(bytes);
+uint32_t commit_hash(std::string_view bytes, bool odd, size_t lane) {
+  const size_t h = std::hash<std::string_view>{}(bytes) ^ (lane * 0x9e3779b97f4a7c15ull);
   return static_cast<uint32_t>(h ^ (h >> 32)) ^ (odd ? 0x9e3779b9u : 0u);
 }
 
+std::string commit_key(const std::string& repo, const std::string& commit) { return repo + '\n' + commit; }
+
+// The interning key of a job spec: its fields, none of which holds a newline.
+std::string spec_key(const msg::JobSummary& s, uint32_t timeout_s) {
+  std::string key = s.job_name + '\n' + std::to_string(timeout_s);
+  for (const std::string& l : s.labels) key += '\n' + l;
+  return key;
+}
+
 }  // namespace
+
+// ---- interned values ----------------------------------------------------------------------
+
+template <class T>
+uint32_t JobQueue::Interned<T>::add(const std::string& key, const std::function<T()>& make) {
+  auto [it, fresh] = map_.try_emplace(key);
+  if (fresh) {
+    it->second.value = make();
+    if (free_.empty()) {
+      it->second.index = static_cast<uint32_t>(at_.size());
+      at_.push_back(&*it);
+    } else {
+      it->second.index = free_.back();
+      free_.pop_back();
+      at_[it->second.index] = &*it;
+    }
+  }
+  ++it->second.refs;
+  return it->second.index;
+}
+
+template <class T>
+void JobQueue::Interned<T>::release(uint32_t index) {
+  Node* n = at_[index];
+  if (--n->second.refs > 0) return;
+  at_[index] = nullptr;
+  free_.push_back(index);
+  map_.erase(map_.find(n->first));
+  if (map_.empty()) {
+    at_ = {};
+    free_ = {};
+  }
+}
+
+// ---- lanes --------------------------------------------------------------------------------
+
+JobQueue::Lane& JobQueue::lane(const std::string& repo) {
+  for (Lane& l : lanes_) {
+    if (l.repo == repo) return l;
+  }
+  lanes_.push_back(Lane{repo, {}, 0, 0});
+  return lanes_.back();
+}
+
+const JobQueue::Lane* JobQueue::find_lane(const std::string& repo) const {
+  for (const Lane& l : lanes_) {
+    if (l.repo == repo) return &l;
+  }
+  return nullptr;
+}
+
+void JobQueue::count_running(const std::string& repo, int delta) {
+  Lane& l = lane(repo);
+  l.running = delta > 0 ? l.running + 1 : (l.running > 0 ? l.running - 1 : 0);
+}
+
+std::set<std::string> JobQueue::repos() const {
+  std::set<std::string> out;
+  for (const Lane& l : lanes_) {
+    if (l.live > 0) out.insert(l.repo);
+  }
+  for (const auto& [id, a] : active_) out.insert(a.s.repo);
+  return out;
+}
+
+std::vector<uint64_t> JobQueue::ids_in(const std::string& repo) const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, a] : active_) {
+    if (a.s.repo == repo) out.push_back(id);
+  }
+  if (const Lane* l = find_lane(repo)) {
+    for (const Waiting& w : l->waiting) {
+      if (!w.removed) out.push_back(w.id);
+    }
+  }
+  return out;
+}
+
+size_t JobQueue::running_in(const std::string& repo) const {
+  const Lane* l = find_lane(repo);
+  return l ? l->running : 0;
+}
 
 // ---- loading ----------------------------------------------------------------------------
 
@@ -45,14 +136,14 @@ void JobQueue::clear() {
   running_ = {};
   orphans_ = {};
   active_by_commit_ = {};
-  waiting_ = {};
+  lanes_ = {};
+  next_lane_ = 0;
   waiting_live_ = 0;
   slot_ids_ = {};
   slot_hashes_ = {};
   slots_used_ = 0;
-  names_ = {};
-  name_at_ = {};
-  free_names_ = {};
+  branches_ = {};
+  specs_ = {};
   odd_commits_ = {};
 }
 
@@ -72,17 +163,19 @@ size_t JobQueue::load(const std::vector<JobRow>& rows,
 bool JobQueue::load_row(const JobRow& row, bool attached, SteadyTime now) {
   const msg::JobSummary& s = row.summary;
   if (s.status == JobStatus::kQueued && s.attempt == 0) {  // never ran
-    insert_waiting(s);
+    insert_waiting(s, row.timeout_s);
     return false;
   }
   const uint64_t id = s.job_id;
   Active a;
   a.s = s;
+  a.timeout_s = row.timeout_s;
   bool orphan = false;
   if (s.status == JobStatus::kQueued) {  // requeued: the store lists these first
     front_.push_back(id);
   } else {
     running_.insert(id);
+    count_running(s.repo, +1);
     if (!attached) {
       a.orphaned = true;
       a.orphan_since = now;
@@ -90,7 +183,7 @@ bool JobQueue::load_row(const JobRow& row, bool attached, SteadyTime now) {
       orphan = true;
     }
   }
-  active_by_commit_[a.s.commit] = id;
+  active_by_commit_.emplace(commit_key(a.s.repo, a.s.commit), id);
   active_[id] = std::move(a);
   return orphan;
 }
@@ -105,9 +198,17 @@ const Active* JobQueue::find(uint64_t id) const {
   return &view_;
 }
 
-uint64_t JobQueue::by_commit(const std::string& commit) const {
-  auto it = active_by_commit_.find(commit);
-  return it == active_by_commit_.end() ? find_commit(commit) : it->second;
+std::vector<uint64_t> JobQueue::ids_of_commit(const std::string& commit, const std::string& repo) const {
+  std::vector<uint64_t> out;
+  auto [from, to] = active_by_commit_.equal_range(commit_key(repo, commit));
+  for (auto it = from; it != to; ++it) out.push_back(it->second);
+  find_commit(commit, repo, &out);
+  return out;
+}
+
+uint64_t JobQueue::by_commit(const std::string& commit, const std::string& repo) const {
+  auto it = active_by_commit_.find(commit_key(repo, commit));
+  return it == active_by_commit_.end() ? find_commit(commit, repo) : it->second;
 }
 
 std::set<uint64_t> JobQueue::orphans_of(const std::string& runner) const {
@@ -117,10 +218,10 @@ std::set<uint64_t> JobQueue::orphans_of(const std::string& runner) const {
 
 // ---- changes ----------------------------------------------------------------------------
 
-void JobQueue::add(msg::JobSummary s) {
+void JobQueue::add(msg::JobSummary s, uint32_t timeout_s) {
   s.status = JobStatus::kQueued;
   s.attempt = 0;
-  insert_waiting(s);
+  insert_waiting(s, timeout_s);
 }
 
 void JobQueue::walk_queue(size_t scan, const std::function<Pick(Active&)>& visit) {
@@ -130,7 +231,7 @@ void JobQueue::walk_queue(size_t scan, const std::function<Pick(Active&)>& visit
     Active& a = active_.at(id);
     const Pick p = visit(a);
     if (p == Pick::kStop) return;
-    if (p == Pick::kSkip) {
+    if (p != Pick::kStart) {
       ++pos;
       ++skipped;
       continue;
@@ -138,14 +239,34 @@ void JobQueue::walk_queue(size_t scan, const std::function<Pick(Active&)>& visit
     pos = front_.erase(pos);
     a.s.status = JobStatus::kRunning;
     running_.insert(id);
+    count_running(a.s.repo, +1);
   }
+  // The lanes take turns, one started job a turn, until a whole round of turns starts nothing;
+  // the next walk begins after the last lane that started one.
+  bool stop = false;
+  const size_t n = lanes_.size();
+  for (size_t idle = 0, at = next_lane_; idle < n && !stop; at = (at + 1) % n) {
+    Lane& l = lanes_[at % n];
+    if (l.live > 0 && walk_lane(l, scan, visit, &stop)) {
+      idle = 0;
+      next_lane_ = (at + 1) % n;
+    } else {
+      ++idle;
+    }
+  }
+}
+
+bool JobQueue::walk_lane(Lane& l, size_t scan, const std::function<Pick(Active&)>& visit, bool* stop) {
+  size_t skipped = 0;
+  bool started = false;
   Active a;
-  for (size_t i = 0; i < waiting_.size() && skipped < scan; ++i) {
-    Waiting& w = waiting_[i];
+  for (size_t i = 0; i < l.waiting.size() && skipped < scan; ++i) {
+    Waiting& w = l.waiting[i];
     if (w.removed) continue;
     expand(w, &a);
     const Pick p = visit(a);
-    if (p == Pick::kStop) break;
+    if (p == Pick::kStop) *stop = true;
+    if (p == Pick::kStop || p == Pick::kSkipLane) break;
     if (p == Pick::kSkip) {
       ++skipped;
       continue;
@@ -153,23 +274,38 @@ void JobQueue::walk_queue(size_t scan, const std::function<Pick(Active&)>& visit
     const uint64_t id = w.id;
     drop_waiting(w);
     a.s.status = JobStatus::kRunning;
-    active_by_commit_[a.s.commit] = id;
+    active_by_commit_.emplace(commit_key(a.s.repo, a.s.commit), id);
     running_.insert(id);
-    active_[id] = std::move(a);  // a is refilled by the next expand()
+    ++l.running;
+    active_[id] = std::move(a);
+    started = true;
+    break;
   }
-  tidy_waiting();
+  tidy_waiting(l);
+  return started;
 }
 
-std::vector<msg::JobSummary> JobQueue::first_queued(size_t limit) const {
+std::vector<msg::JobSummary> JobQueue::first_queued(size_t limit, const std::string* only_repo) const {
   std::vector<msg::JobSummary> out;
   for (auto it = front_.begin(); it != front_.end() && out.size() < limit; ++it) {
-    out.push_back(active_.at(*it).s);
+    const msg::JobSummary& s = active_.at(*it).s;
+    if (!only_repo || s.repo == *only_repo) out.push_back(s);
   }
+  // The lanes' jobs in turns from where the next walk starts, as if each turn started one.
+  std::vector<size_t> at(lanes_.size(), 0);
   Active a;
-  for (auto it = waiting_.begin(); it != waiting_.end() && out.size() < limit; ++it) {
-    if (it->removed) continue;
-    expand(*it, &a);
-    out.push_back(a.s);
+  for (bool more = true; more && out.size() < limit;) {
+    more = false;
+    for (size_t k = 0; k < lanes_.size() && out.size() < limit; ++k) {
+      const size_t n = (next_lane_ + k) % lanes_.size();
+      if (only_repo && lanes_[n].repo != *only_repo) continue;
+      const std::deque<Waiting>& w = lanes_[n].waiting;
+      while (at[n] < w.size() && w[at[n]].removed) ++at[n];
+      if (at[n] == w.size()) continue;
+      expand(w[at[n]++], &a);
+      out.push_back(a.s);
+      more = true;
+    }
   }
   return out;
 }
@@ -177,7 +313,7 @@ std::vector<msg::JobSummary> JobQueue::first_queued(size_t limit) const {
 void JobQueue::requeue(uint64_t id) {
   Active& a = active_.at(id);
   unorphan(id, a);
-  running_.erase(id);
+  if (running_.erase(id)) count_running(a.s.repo, -1);
   a.s.status = JobStatus::kQueued;
   a.s.runner.clear();
   a.s.started_at_ms = 0;
@@ -188,17 +324,25 @@ void JobQueue::remove(uint64_t id) {
   auto it = active_.find(id);
   if (it == active_.end()) {
     if (Waiting* w = waiting(id)) {
+      Lane& l = lanes_[w->lane];
       drop_waiting(*w);
-      tidy_waiting();
+      tidy_waiting(l);
     }
     return;
   }
-  if (it->second.s.status == JobStatus::kQueued) {
+  const msg::JobSummary& s = it->second.s;
+  if (s.status == JobStatus::kQueued) {
     front_.erase(std::find(front_.begin(), front_.end(), id));
   }
   unorphan(id, it->second);
-  running_.erase(id);
-  active_by_commit_.erase(it->second.s.commit);
+  if (running_.erase(id)) count_running(s.repo, -1);
+  auto [from, to] = active_by_commit_.equal_range(commit_key(s.repo, s.commit));
+  for (auto c = from; c != to; ++c) {
+    if (c->second == id) {
+      active_by_commit_.erase(c);
+      break;
+    }
+  }
   active_.erase(it);
 }
 
@@ -221,34 +365,45 @@ void JobQueue::avoid(uint64_t id, const std::string& runner) {
 
 // ---- waiting records --------------------------------------------------------------------
 
-const JobQueue::Waiting* JobQueue::waiting(uint64_t id) const {
-  auto it = std::lower_bound(waiting_.begin(), waiting_.end(), id,
+const JobQueue::Waiting* JobQueue::waiting_in(const Lane& l, uint64_t id) {
+  auto it = std::lower_bound(l.waiting.begin(), l.waiting.end(), id,
                              [](const Waiting& w, uint64_t v) { return w.id < v; });
-  return it != waiting_.end() && it->id == id && !it->removed ? &*it : nullptr;
+  return it != l.waiting.end() && it->id == id && !it->removed ? &*it : nullptr;
+}
+
+const JobQueue::Waiting* JobQueue::waiting(uint64_t id) const {
+  for (const Lane& l : lanes_) {
+    if (const Waiting* w = waiting_in(l, id)) return w;
+  }
+  return nullptr;
 }
 
 JobQueue::Waiting* JobQueue::waiting(uint64_t id) {
   return const_cast<Waiting*>(std::as_const(*this).waiting(id));
 }
 
-void JobQueue::insert_waiting(const msg::JobSummary& s) {
+void JobQueue::insert_waiting(const msg::JobSummary& s, uint32_t timeout_s) {
+  Lane& l = lane(s.repo);
   Waiting w;
   w.id = s.job_id;
   w.created_at_ms = s.created_at_ms;
-  w.branch = intern(s.branch);
+  w.branch = branches_.add(s.branch, [] { return NoValue{}; });
+  w.spec = specs_.add(spec_key(s, timeout_s), [&] { return Spec{s.job_name, s.labels, timeout_s}; });
+  w.lane = static_cast<uint16_t>(&l - lanes_.data());
   if (!hex_to_bytes(s.commit, w.commit, &w.commit_size)) {
     w.commit_size = kOddCommit;
     odd_commits_[w.id] = s.commit;
   }
   grow_index();
-  if (waiting_.empty() || waiting_.back().id < w.id) {
-    waiting_.push_back(w);
+  std::deque<Waiting>& q = l.waiting;
+  if (q.empty() || q.back().id < w.id) {
+    q.push_back(w);
   } else {  // ids come in growing order from the store; anything else keeps the order by id
-    auto pos = std::lower_bound(waiting_.begin(), waiting_.end(), w.id,
-                                [](const Waiting& x, uint64_t v) { return x.id < v; });
-    if (pos != waiting_.end() && pos->id == w.id) *pos = w;  // only a removed record
-    else waiting_.insert(pos, w);
+    auto pos = std::lower_bound(q.begin(), q.end(), w.id, [](const Waiting& x, uint64_t v) { return x.id < v; });
+    if (pos != q.end() && pos->id == w.id) *pos = w;  // only a removed record
+    else q.insert(pos, w);
   }
+  ++l.live;
   ++waiting_live_;
   index_commit(w);
 }
@@ -256,8 +411,14 @@ void JobQueue::insert_waiting(const msg::JobSummary& s) {
 void JobQueue::expand(const Waiting& w, Active* a) const {
   msg::JobSummary& s = a->s;
   s.job_id = w.id;
+  const Spec& spec = specs_.value(w.spec);
   s.commit = commit_of(w);
-  s.branch = name_at_[w.branch]->first;
+  s.branch = branches_.key(w.branch);
+  s.repo = lanes_[w.lane].repo;
+  s.job_name = spec.job_name;
+  s.labels = spec.labels;
+  s.waiting.clear();
+  a->timeout_s = spec.timeout_s;
   s.status = JobStatus::kQueued;
   s.exit_code = -1;
   s.duration_ms = 0;
@@ -284,79 +445,59 @@ std::string JobQueue::commit_of(const Waiting& w) const {
 
 void JobQueue::drop_waiting(Waiting& w) {
   unindex_commit(w);
-  release(w.branch);
+  branches_.release(w.branch);
+  specs_.release(w.spec);
   if (w.commit_size == kOddCommit) odd_commits_.erase(w.id);
   w.removed = true;
+  --lanes_[w.lane].live;
   --waiting_live_;
   shrink_index();
 }
 
 // Removed records leave at once from the front (as dispatch takes jobs), and by a compaction
 // once they are most of the deque (cancelled jobs in the middle), so memory follows the queue.
-void JobQueue::tidy_waiting() {
-  while (!waiting_.empty() && waiting_.front().removed) waiting_.pop_front();
-  if (waiting_live_ == 0) {
-    std::deque<Waiting>().swap(waiting_);
+void JobQueue::tidy_waiting(Lane& l) {
+  std::deque<Waiting>& q = l.waiting;
+  while (!q.empty() && q.front().removed) q.pop_front();
+  if (l.live == 0) {
+    std::deque<Waiting>().swap(q);
     return;
   }
-  const size_t removed = waiting_.size() - waiting_live_;
-  if (removed > kMinSlots && removed > waiting_live_) {
-    std::erase_if(waiting_, [](const Waiting& w) { return w.removed; });
-    waiting_.shrink_to_fit();
-  }
-}
-
-uint32_t JobQueue::intern(const std::string& name) {
-  auto [it, fresh] = names_.try_emplace(name);
-  if (fresh) {
-    if (free_names_.empty()) {
-      it->second.index = static_cast<uint32_t>(name_at_.size());
-      name_at_.push_back(&*it);
-    } else {
-      it->second.index = free_names_.back();
-      free_names_.pop_back();
-      name_at_[it->second.index] = &*it;
-    }
-  }
-  ++it->second.refs;
-  return it->second.index;
-}
-
-void JobQueue::release(uint32_t index) {
-  NameNode* n = name_at_[index];
-  if (--n->second.refs > 0) return;
-  name_at_[index] = nullptr;
-  free_names_.push_back(index);
-  names_.erase(names_.find(n->first));
-  if (names_.empty()) {
-    name_at_ = {};
-    free_names_ = {};
+  const size_t removed = q.size() - l.live;
+  if (removed > kMinSlots && removed > l.live) {
+    std::erase_if(q, [](const Waiting& w) { return w.removed; });
+    q.shrink_to_fit();
   }
 }
 
 // ---- the commit index of waiting jobs -----------------------------------------------------
 
 uint32_t JobQueue::hash_of(const Waiting& w) const {
-  if (w.commit_size == kOddCommit) return commit_hash(odd_commits_.at(w.id), true);
-  return commit_hash({reinterpret_cast<const char*>(w.commit), w.commit_size}, false);
+  if (w.commit_size == kOddCommit) return commit_hash(odd_commits_.at(w.id), true, w.lane);
+  return commit_hash({reinterpret_cast<const char*>(w.commit), w.commit_size}, false, w.lane);
 }
 
-uint64_t JobQueue::find_commit(const std::string& commit) const {
-  if (slots_used_ == 0) return 0;
+uint64_t JobQueue::find_commit(const std::string& commit, const std::string& repo,
+                               std::vector<uint64_t>* all) const {
+  const Lane* l = find_lane(repo);
+  if (slots_used_ == 0 || !l) return 0;
+  const size_t lane = static_cast<size_t>(l - lanes_.data());
   uint8_t bytes[32];
   uint8_t size = 0;
   const bool odd = !hex_to_bytes(commit, bytes, &size);
   const uint32_t h =
-      odd ? commit_hash(commit, true)
-          : commit_hash({reinterpret_cast<const char*>(bytes), size}, false);
+      odd ? commit_hash(commit, true, lane)
+          : commit_hash({reinterpret_cast<const char*>(bytes), size}, false, lane);
   const size_t mask = slot_ids_.size() - 1;
   for (size_t i = h & mask; slot_ids_[i] != 0; i = (i + 1) & mask) {
     if (slot_hashes_[i] != h) continue;
-    const Waiting* w = waiting(slot_ids_[i]);
+    const Waiting* w = waiting_in(*l, slot_ids_[i]);
     if (!w) continue;
     const bool same = odd ? w->commit_size == kOddCommit && odd_commits_.at(w->id) == commit
                           : w->commit_size == size && std::memcmp(w->commit, bytes, size) == 0;
-    if (same) return w->id;
+    if (!same) continue;
+    if (!all) return w->id;
+    all->push_back(w->id);
   }
   return 0;
 }

@@ -22,6 +22,7 @@ struct JobRow {
   msg::JobSummary summary;
   int64_t queue_pos = 0;  // order among queued jobs: smaller runs first
   bool pruned = false;    // its output was dropped by prune(); its files are not rewritten
+  uint32_t timeout_s = 0;  // the job's own timeout (its settings line); 0: the dispatcher's
 };
 
 // A final job whose output prune() dropped.
@@ -31,6 +32,8 @@ struct PrunedJob {
   // True when this job is its commit's newest final job, so test_results/<commit> and
   // <commit>.json are its files and go with it; false when a newer job's files hold that name.
   bool owns_files = false;
+  std::string repo{};      // "": the unnamed repository
+  std::string job_name{};  // "": the commit's one job
 };
 
 // What reconcile needs to know of a final job without loading its output.
@@ -45,6 +48,8 @@ struct JobFilter {
   uint32_t statuses = 0;       // bit (1 << JobStatus) per status; 0: every status
   uint32_t limit = 20;
   uint64_t before_job_id = 0;  // only lower ids; 0: from the newest
+  bool by_repo = false;        // only the jobs of `repo` ("" is the unnamed repository)
+  std::string repo{};
 };
 
 // The outcome of a read of one row.
@@ -64,9 +69,18 @@ class JobStore {
   virtual void rollback() = 0;
   virtual bool in_transaction() const = 0;
 
-  // A new queued job at the back of the queue; returns its id (0 on failure).
-  virtual uint64_t insert_job(const std::string& commit, const std::string& branch,
-                              int64_t created_ms, std::string* err) = 0;
+  // A new queued job at the back of the queue, from s's commit, branch, repo, job_name, labels
+  // and created_at_ms; timeout_s 0 is the dispatcher's default. Returns its id (0 on failure).
+  virtual uint64_t insert(const msg::JobSummary& s, uint32_t timeout_s, std::string* err) = 0;
+  // The original flow's job: the unnamed job of the unnamed repository.
+  uint64_t insert_job(const std::string& commit, const std::string& branch, int64_t created_ms,
+                      std::string* err) {
+    msg::JobSummary s;
+    s.commit = commit;
+    s.branch = branch;
+    s.created_at_ms = created_ms;
+    return insert(s, 0, err);
+  }
   virtual bool mark_running(uint64_t id, uint32_t attempt, const std::string& runner,
                             int64_t started_ms, std::string* err) = 0;
   // Back to queued (runner cleared) at queue position pos, keeping attempt as the last one run.
@@ -84,11 +98,13 @@ class JobStore {
   }
   // The job with this id.
   virtual Lookup job(uint64_t id, JobRow* row, std::string* err) = 0;
-  // The newest job for a commit.
-  virtual Lookup latest_for_commit(const std::string& commit, JobRow* row, std::string* err) = 0;
-  // Newest jobs overall (commit empty) or of one commit, newest first.
-  virtual bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
-                      std::string* err) = 0;
+  // The newest job for a commit of a repository (any of its jobs).
+  virtual Lookup latest_for_commit(const std::string& repo, const std::string& commit, JobRow* row,
+                                   std::string* err) = 0;
+  // Newest jobs overall (commit empty) or of one commit, newest first; with by_repo only those
+  // of `repo`.
+  virtual bool recent(const std::string& commit, uint32_t limit, bool by_repo, const std::string& repo,
+                      std::vector<msg::JobSummary>* out, std::string* err) = 0;
   // Jobs that pass the filter, newest (highest id) first, at most f.limit of them.
   virtual bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) = 0;
   // At most `max` bytes of a job's output from byte `offset` (empty for an unknown or unfinished
@@ -114,9 +130,10 @@ class JobStore {
   virtual bool prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJob>* out,
                      std::string* err) = 0;
 
-  // The id of the commit's newest final job (0 when it has none): the job whose result files
-  // the commit's name holds.
-  virtual bool newest_final(const std::string& commit, uint64_t* id, std::string* err) = 0;
+  // The id of the newest final job of (repo, commit, job_name) (0 when it has none): the job
+  // whose result files that name holds.
+  virtual bool newest_final(const std::string& repo, const std::string& commit,
+                            const std::string& job_name, uint64_t* id, std::string* err) = 0;
 };
 
 }  // namespace simpleci::dispatcher

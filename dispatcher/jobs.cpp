@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatcher/dispatcher.h"
+#include "dispatcher/results.h"
 
 namespace simpleci::dispatcher {
 
@@ -20,18 +21,14 @@ bool Dispatcher::store_ok(bool ok, const std::string& err) {
   return ok;
 }
 
-uint64_t Dispatcher::enqueue(const std::string& commit, const std::string& branch) {
+uint64_t Dispatcher::enqueue(msg::JobSummary s, uint32_t timeout_s) {
   std::string err;
   if (!store_ok(store_.begin(&err), err)) return 0;
-  const int64_t now = clock_.wall_ms();
-  const uint64_t id = store_.insert_job(commit, branch, now, &err);
+  s.created_at_ms = clock_.wall_ms();
+  const uint64_t id = store_.insert(s, timeout_s, &err);
   if (!store_ok(id != 0, err)) return 0;
-  msg::JobSummary s;
   s.job_id = id;
-  s.commit = commit;
-  s.branch = branch;
-  s.created_at_ms = now;
-  jobs_.add(std::move(s));
+  jobs_.add(std::move(s), timeout_s);
   publish_job(msg::EventKind::kJobQueued, id);
   return id;
 }
@@ -88,14 +85,22 @@ void Dispatcher::finish(uint64_t job_id, Ending e) {
   files_.add(std::move(s), std::move(e.output));
 }
 
-// Oldest queued job first, to the free runner RunnerRegistry::pick chooses. A job waiting for a
-// runner it has not failed on lets the jobs behind it go ahead (looking at most kScan jobs deep).
+// Requeued jobs first, then the repositories' queues in turns (JobQueue::walk_queue), each job to
+// the free runner RunnerRegistry::pick chooses among those that serve its repository and have
+// its labels. A job that no free runner may take lets the jobs behind it go ahead (looking at most
+// kScan jobs deep in each queue); a repository at its --repo-limit waits for its next turn.
 void Dispatcher::dispatch() {
   constexpr size_t kScan = 64;
   using Pick = JobQueue::Pick;
+  const SteadyTime now_steady = clock_.now();
   jobs_.walk_queue(kScan, [&](Active& a) {
-    Runner* best = runners_.pick(a.avoid, clock_.now());
-    if (!best) return a.avoid.empty() ? Pick::kStop : Pick::kSkip;  // kStop: no free runner at all
+    if (!runners_.any_free(now_steady)) return Pick::kStop;
+    if (!a.s.repo.empty()) {
+      const msg::RepoInfo* info = repo_info(a.s.repo);
+      if (info && info->limit > 0 && jobs_.running_in(a.s.repo) >= info->limit) return Pick::kSkipLane;
+    }
+    Runner* best = runners_.pick(Needs{a.s.repo, a.s.labels}, a.avoid, now_steady);
+    if (!best) return Pick::kSkip;
     runners_.rotate();
     std::string err;
     const uint32_t attempt = a.s.attempt + 1;
@@ -109,8 +114,10 @@ void Dispatcher::dispatch() {
     a.s.runner = best->name;
     a.s.started_at_ms = now;
     best->jobs.insert(a.s.job_id);
+    const msg::RepoInfo* info = repo_info(a.s.repo);
     send_later(best->peer, msg::Job{a.s.job_id, attempt, a.s.commit, a.s.branch, cfg_.test_command,
-                                    cfg_.job_timeout_s, cfg_.output_cap});
+                                    a.timeout_s > 0 ? a.timeout_s : cfg_.job_timeout_s, cfg_.output_cap,
+                                    a.s.repo, a.s.job_name, info && cfg_.send_urls ? info->url : ""});
     publish_job(msg::EventKind::kJobStarted, a.s);
     return Pick::kStart;
   });
@@ -122,10 +129,10 @@ void Dispatcher::dispatch() {
 void Dispatcher::sweep_running() {
   const SteadyTime now = clock_.now();
   const int64_t wall = clock_.wall_ms();
-  const int64_t limit_ms = (static_cast<int64_t>(cfg_.job_timeout_s) + 60) * 1000;
   std::vector<uint64_t> orphans, overdue;
   for (uint64_t id : jobs_.running()) {
     const Active& a = jobs_.at(id);
+    const int64_t limit_ms = (static_cast<int64_t>(a.timeout_s > 0 ? a.timeout_s : cfg_.job_timeout_s) + 60) * 1000;
     if (a.orphaned && now - a.orphan_since >= 3 * hb_) orphans.push_back(id);
     else if (!a.orphaned && a.s.started_at_ms > 0 && wall - a.s.started_at_ms > limit_ms) overdue.push_back(id);
   }
@@ -148,7 +155,7 @@ size_t Dispatcher::prune(uint32_t days, size_t limit) {
     return 0;
   }
   for (const PrunedJob& p : pruned) {
-    if (p.owns_files) files_.remove(p.commit, p.job_id);
+    if (p.owns_files) files_.remove(result_name(p.repo, p.commit, p.job_name), p.job_id);
   }
   counters_["jobs.pruned"] += pruned.size();
   return pruned.size();

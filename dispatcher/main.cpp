@@ -19,6 +19,7 @@ struct Flags {
   int64_t output_cap = static_cast<int64_t>(cfg.output_cap);
   int64_t max_queued = static_cast<int64_t>(cfg.max_queued), prune_after_days = cfg.prune_after_days;
   bool insecure = false;
+  std::vector<std::string> repos, repo_limits;
   std::string endpoint;  // bind, checked
 };
 
@@ -39,6 +40,8 @@ void add_flags(app::Component& c, Flags& f) {
                "hourly, drop the output and files of jobs finished longer ago (0 = never)", 0, msg::kMaxPruneDays);
   app.add_flag("--fsync-results", f.cfg.fsync_results, "fsync every result file (slower; the store is durable anyway)");
   app.add_flag("--insecure", f.insecure, "allow a non-loopback bind without CURVE");
+  app.add_option("--repo", f.repos, "NAME=URL: a named repository to test (repeatable)");
+  app.add_option("--repo-limit", f.repo_limits, "NAME=N: at most N jobs of repository NAME at once (repeatable)");
 }
 
 // The checks that need more than one flag or a parser of their own; all usage errors.
@@ -48,6 +51,7 @@ app::Stop check(const app::Component& c, Flags& f) {
     return c.fail("--curve-secret-key and --authorized-keys go together", cli::kUsageError);
   }
   std::string err;
+  if (!dispatcher::parse_repo_flags(f.repos, f.repo_limits, &f.cfg.repos, &err)) return c.fail(err, cli::kUsageError);
   f.endpoint = parse_bind_endpoint(f.bind, &err);
   if (f.endpoint.empty()) return c.fail("--bind: " + err, cli::kUsageError);
   if (!is_loopback_endpoint(f.endpoint) && f.curve_secret.empty() && !f.insecure) {

@@ -47,7 +47,7 @@ void Dispatcher::on_jobs(std::string_view peer, const msg::JobsRequest& q) {
   msg::ResultsReply rep;
   rep.request_id = q.request_id;
   std::string err;
-  if (!store_.jobs(JobFilter{q.branch, q.statuses, q.limit, q.before_job_id}, &rep.jobs, &err)) {
+  if (!store_.jobs(JobFilter{q.branch, q.statuses, q.limit, q.before_job_id, q.by_repo, q.repo}, &rep.jobs, &err)) {
     storage_failure(peer, q.request_id, err);
     return;
   }

@@ -6,7 +6,11 @@
 
 namespace simpleci::dispatcher {
 
-void Dispatcher::on_observer_hello(std::string_view peer) { observers_.hello(peer, clock_.now()); }
+// An observer that watches every declared repository (--cache) learns them in REPOS.
+void Dispatcher::on_observer_hello(std::string_view peer, const msg::ObserverHello& h) {
+  observers_.hello(peer, clock_.now());
+  if (h.serves_all) send_later(peer, msg::Repos{repos_for_peers()});
+}
 
 // WAKE needs no flush (it promises nothing) and leaves with the round's other messages: a
 // NOTIFY costs one small message per observer, and each observer bounds how often it polls.

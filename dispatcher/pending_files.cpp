@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "dispatcher/results.h"
+
 namespace simpleci::dispatcher {
 
 namespace {
@@ -24,14 +26,14 @@ PendingFiles::PendingFiles(Clock& clock, JobStore& store, const Config& cfg, Cou
 }
 
 void PendingFiles::add(msg::JobSummary s, std::string output) {
-  retries_.erase(s.commit);  // this newer result's files replace whatever failed before
+  retries_.erase(result_name(s));  // this newer result's files replace whatever failed before
   round_.output_bytes += output.size();
   round_.files.emplace_back(std::move(s), std::move(output));
 }
 
-void PendingFiles::remove(const std::string& commit, uint64_t job_id) {
-  round_.removals.push_back(commit);
-  if (auto it = retries_.find(commit); it != retries_.end() && it->second.job_id == job_id) {
+void PendingFiles::remove(const std::string& name, uint64_t job_id) {
+  round_.removals.push_back(name);
+  if (auto it = retries_.find(name); it != retries_.end() && it->second.job_id == job_id) {
     retries_.erase(it);
   }
 }
@@ -78,7 +80,7 @@ void PendingFiles::done(const ResultWriter::Batch& b) {
     failed(s, why);
   }
   for (const auto& [s, output] : b.files) {
-    auto it = retries_.find(s.commit);
+    auto it = retries_.find(result_name(s));
     if (it != retries_.end() && it->second.job_id == s.job_id && it->second.in_flight &&
         !failed_ids.count(s.job_id)) {
       spdlog::info("result files of job {} ({}) written at last", s.job_id, s.commit);
@@ -89,7 +91,7 @@ void PendingFiles::done(const ResultWriter::Batch& b) {
 
 void PendingFiles::failed(const msg::JobSummary& s, const std::string& why) {
   ++counters_["results.file_errors"];
-  auto [it, fresh] = retries_.try_emplace(s.commit, Retry{s.job_id, {}, kFirstFileRetry, false});
+  auto [it, fresh] = retries_.try_emplace(result_name(s), Retry{s.job_id, {}, kFirstFileRetry, false});
   Retry& r = it->second;
   if (!fresh && r.job_id > s.job_id) return;  // a newer result's write is pending
   if (fresh || r.job_id != s.job_id) r.backoff = kFirstFileRetry;
@@ -110,12 +112,14 @@ void PendingFiles::retry_later(const std::vector<std::pair<std::string, uint64_t
   }
 }
 
-bool PendingFiles::retry_job(const std::string& commit, const Retry& r, std::optional<JobRow>* row) {
+bool PendingFiles::retry_job(const Retry& r, std::optional<JobRow>* row) {
   std::string err;
   JobRow found;
   uint64_t owner = 0;
   const Lookup l = store_.job(r.job_id, &found, &err);
-  if (l == Lookup::kError || !store_.newest_final(commit, &owner, &err)) {
+  if (l == Lookup::kError ||
+      (l == Lookup::kFound &&
+       !store_.newest_final(found.summary.repo, found.summary.commit, found.summary.job_name, &owner, &err))) {
     spdlog::error("cannot read job {} to retry its result files: {}", r.job_id, err);
     return false;
   }
@@ -134,7 +138,7 @@ void PendingFiles::retry_due() {
     if (bytes >= kRetryBytesPerRound) break;
     std::optional<JobRow> row;
     std::string output, err;
-    if (retry_job(commit, r, &row) && !row) {
+    if (retry_job(r, &row) && !row) {
       gone.push_back(commit);
       continue;
     }

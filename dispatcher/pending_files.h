@@ -38,7 +38,7 @@ class PendingFiles {
   // any failed write of the commit's files that waits for a retry.
   void add(msg::JobSummary s, std::string output);
   // A pruned job's files go once this round is durable (only files the job owns).
-  void remove(const std::string& commit, uint64_t job_id);
+  void remove(const std::string& name, uint64_t job_id);  // name: results.h result_name
   // The files written and removed at this round's end; the round starts over empty.
   ResultWriter::Batch take_round();
   // This round's commit failed: its files are forgotten.
@@ -72,7 +72,7 @@ class PendingFiles {
   void done(const ResultWriter::Batch& b);
   void failed(const msg::JobSummary& s, const std::string& why);
   // The retry's job, if it still owns its commit's files; false when the store cannot be read.
-  bool retry_job(const std::string& commit, const Retry& r, std::optional<JobRow>* row);
+  bool retry_job(const Retry& r, std::optional<JobRow>* row);
 
   Clock& clock_;
   JobStore& store_;
@@ -82,7 +82,7 @@ class PendingFiles {
   std::unique_ptr<ResultWriter> writer_;
   size_t writer_backlog_ = 0;
   size_t writer_backlog_bytes_ = 0;
-  std::unordered_map<std::string, Retry> retries_;  // by commit
+  std::unordered_map<std::string, Retry> retries_;  // by result name (results.h)
   LogLimiter log_;
 };
 

@@ -11,6 +11,20 @@ namespace simpleci::dispatcher {
 
 using msg::JobStatus;
 
+namespace {
+// A job to queue (its id and times are the store's).
+msg::JobSummary new_job(const std::string& repo, const std::string& commit, const std::string& branch,
+                        const std::string& name, const std::vector<std::string>& labels) {
+  msg::JobSummary s;
+  s.repo = repo;
+  s.commit = commit;
+  s.branch = branch;
+  s.job_name = name;
+  s.labels = labels;
+  return s;
+}
+}  // namespace
+
 void Dispatcher::storage_failure(std::string_view peer, uint64_t request_id, const std::string& err) {
   ++counters_["store.failures"];
   uint64_t held = 0;
@@ -37,15 +51,24 @@ bool Dispatcher::read_inactive(std::string_view peer, uint64_t request_id, uint6
   return false;
 }
 
+// A commit of a repository becomes one job per JobSpec (.simpleci/jobs/NAME), or one unnamed
+// job without any. A spec whose settings line is wrong is stored as a final error whose output
+// says why, so its author sees it like any result. ACCEPTED names the first job.
 void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
-  if (const uint64_t id = jobs_.by_commit(c.commit)) {
+  if (!c.repo.empty() && !repo_info(c.repo)) {
+    send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kBadRequest,
+                                "repository " + c.repo + " is not declared on this dispatcher (--repo " +
+                                    c.repo + "=URL)"});
+    return;
+  }
+  if (const uint64_t id = jobs_.by_commit(c.commit, c.repo)) {
     send_later(peer, msg::Accepted{c.request_id, id, true});
     return;
   }
   if (!c.force) {
     std::string err;
     JobRow latest;
-    const Lookup l = store_.latest_for_commit(c.commit, &latest, &err);
+    const Lookup l = store_.latest_for_commit(c.repo, c.commit, &latest, &err);
     if (l == Lookup::kError) {  // not knowing whether the commit has a job must not queue it again
       storage_failure(peer, c.request_id, err);
       return;
@@ -56,14 +79,24 @@ void Dispatcher::on_commit(std::string_view peer, const msg::Commit& c) {
     }
   }
   if (refuse_if_full(peer, c.request_id)) return;
-  const uint64_t id = enqueue(c.commit, c.branch);
-  if (id == 0) {
-    send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
-    return;
+  std::vector<msg::JobSpec> specs = c.jobs;
+  if (specs.empty()) specs.emplace_back();  // the unnamed job
+  uint64_t first = 0;
+  for (const msg::JobSpec& spec : specs) {
+    const uint64_t id = enqueue(new_job(c.repo, c.commit, c.branch, spec.name, spec.labels), spec.timeout_s);
+    if (id == 0) {
+      send_later(peer, msg::Error{c.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});
+      return;
+    }
+    if (first == 0) first = id;
+    ++activity_.queued;
+    spdlog::debug("job {} queued: {}{}{} ({})", id, c.repo.empty() ? "" : c.repo + " ", c.commit,
+                  spec.name.empty() ? "" : " " + spec.name, c.branch.empty() ? "no branch" : c.branch);
+    if (!spec.problem.empty()) {
+      finish(id, Ending{JobStatus::kError, -1, 0, clock_.wall_ms(), false, spec.problem + "\n"});
+    }
   }
-  spdlog::debug("job {} queued: {} ({})", id, c.commit, c.branch.empty() ? "no branch" : c.branch);
-  ++activity_.queued;
-  send_later(peer, msg::Accepted{c.request_id, id, false});
+  send_later(peer, msg::Accepted{c.request_id, first, false});
 }
 
 // A new job past --max-queued is refused: a flood of commits cannot grow the queue, the store
@@ -120,7 +153,9 @@ void Dispatcher::on_status(std::string_view peer, const msg::StatusRequest& q) {
   rep.runners = runner_infos();
   rep.queue_length = jobs_.queued();
   rep.running = running_jobs();
+  if (q.by_repo) std::erase_if(rep.running, [&](const msg::JobSummary& s) { return s.repo != q.repo; });
   rep.counters = counters();
+  rep.queued = queued_jobs(q.by_repo, q.repo);
   send_later(peer, std::move(rep));
 }
 
@@ -128,7 +163,7 @@ void Dispatcher::on_results(std::string_view peer, const msg::ResultsRequest& q)
   msg::ResultsReply rep;
   rep.request_id = q.request_id;
   std::string err;
-  if (!store_.recent(q.commit, q.limit, &rep.jobs, &err)) {
+  if (!store_.recent(q.commit, q.limit, q.by_repo, q.repo, &rep.jobs, &err)) {
     storage_failure(peer, q.request_id, err);
     return;
   }
@@ -174,10 +209,21 @@ void Dispatcher::on_retry(std::string_view peer, const msg::RetryRequest& q) {
   }
   JobRow row;
   if (!read_inactive(peer, q.request_id, q.job_id, &row)) return;
-  uint64_t id = jobs_.by_commit(row.summary.commit);
+  const msg::JobSummary& old = row.summary;
+  if (!old.repo.empty() && !repo_info(old.repo)) {
+    send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kInvalidState,
+                                "repository " + old.repo + " is no longer declared"});
+    return;
+  }
+  // Another active job of the same commit and job name is the retry already.
+  uint64_t id = 0;
+  for (uint64_t other : jobs_.ids_of_commit(old.commit, old.repo)) {
+    const Active* a = jobs_.find(other);
+    if (a && a->s.job_name == old.job_name) id = other;
+  }
   if (id == 0) {
     if (refuse_if_full(peer, q.request_id)) return;
-    id = enqueue(row.summary.commit, row.summary.branch);
+    id = enqueue(new_job(old.repo, old.commit, old.branch, old.job_name, old.labels), row.timeout_s);
   }
   if (id == 0) {
     send_later(peer, msg::Error{q.request_id, msg::ErrorCode::kStorageFailure, "cannot store the job"});

@@ -26,7 +26,7 @@ class ResultWriter {
   struct Batch {
     std::vector<std::pair<msg::JobSummary, std::string>> files;
     size_t output_bytes = 0;            // sum of the files' output sizes
-    std::vector<std::string> removals;  // commits whose two files go (pruned jobs)
+    std::vector<std::string> removals;  // result names whose two files go (pruned jobs)
     // Filled by write(): the summaries whose files could not be written, with why.
     std::vector<std::pair<msg::JobSummary, std::string>> failed;
   };

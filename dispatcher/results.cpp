@@ -15,31 +15,53 @@ std::string result_json(const msg::JobSummary& s) {
   return msg::json_text(msg::summary_json(s)) + "\n";
 }
 
+std::string result_name(const std::string& repo, const std::string& commit, const std::string& job) {
+  if (!is_commit_id(commit) || (!repo.empty() && !is_safe_name(repo)) || (!job.empty() && !is_safe_name(job))) {
+    return "";
+  }
+  std::string name = repo.empty() ? commit : repo + "/" + commit;
+  if (!job.empty()) name += "/" + job;
+  return name;
+}
+
 bool write_result_files(const std::filesystem::path& dir, const msg::JobSummary& s,
                         const std::string& output, bool durable, std::string* err) {
-  if (!is_commit_id(s.commit)) {
-    *err = "refusing to write results for a bad commit id";
+  const std::string name = result_name(s);
+  if (name.empty()) {
+    *err = "refusing to write results for a bad commit id, repository or job name";
     return false;
   }
+  const fs::path out = dir / name;
   auto write_both = [&] {
-    return write_file_atomic(dir / s.commit, output, durable, err) &&
-           write_file_atomic(dir / (s.commit + ".json"), result_json(s), durable, err);
+    return write_file_atomic(out, output, durable, err) &&
+           write_file_atomic(out.string() + ".json", result_json(s), durable, err);
   };
   if (write_both()) return true;
-  // Someone removed the folder (say, to clear old results): make it again and retry once.
+  // The folder was removed (say, to clear old results), or a repository's or commit's folder is
+  // not made yet: make each missing level (owner and group only) and retry once.
   std::error_code ec;
-  if (fs::exists(dir, ec) || !fs::create_directories(dir, ec)) return false;
-  fs::permissions(dir, fs::perms(kResultsDirMode), ec);
+  if (fs::exists(out.parent_path(), ec)) return false;
+  auto make = [&](const fs::path& level) {
+    if (fs::exists(level, ec)) return true;
+    if (!fs::create_directories(level, ec)) return false;
+    fs::permissions(level, fs::perms(kResultsDirMode), ec);
+    return true;
+  };
+  if (!make(dir)) return false;
+  fs::path level = dir;
+  for (const fs::path& part : fs::path(name).parent_path()) {
+    if (!make(level /= part)) return false;
+  }
   return write_both();
 }
 
-bool remove_result_files(const std::filesystem::path& dir, const std::string& commit,
+bool remove_result_files(const std::filesystem::path& dir, const std::string& job_name,
                          std::string* err) {
-  if (!is_commit_id(commit)) {
-    *err = "refusing to remove results of a bad commit id";
+  if (job_name.empty() || job_name.find("..") != std::string::npos || job_name.front() == '/') {
+    *err = "refusing to remove results of a bad job name";
     return false;
   }
-  for (const std::string& name : {commit, commit + ".json"}) {
+  for (const std::string& name : {job_name, job_name + ".json"}) {
     std::error_code ec;
     fs::remove(dir / name, ec);  // false without error when it is not there
     if (ec) {
@@ -52,13 +74,14 @@ bool remove_result_files(const std::filesystem::path& dir, const std::string& co
 
 namespace {
 
-// <commit>.tmp.* or <commit>.json.tmp.*: what write_file_atomic leaves when interrupted.
-bool is_leftover_temp(const std::string& name) {
+// <commit>.tmp.* or <commit>.json.tmp.* (or <job>... inside a repository's or commit's folder,
+// `nested`): what write_file_atomic leaves when interrupted.
+bool is_leftover_temp(const std::string& name, bool nested) {
   const size_t at = name.find(".tmp.");
   if (at == std::string::npos) return false;
   std::string base = name.substr(0, at);
   if (base.ends_with(".json")) base.resize(base.size() - 5);
-  return is_commit_id(base);
+  return is_commit_id(base) || (nested && is_safe_name(base));
 }
 
 // True when <dir>/<name> exists with exactly `content`.
@@ -72,8 +95,11 @@ bool file_equals(const fs::path& path, const std::string& content) {
 bool reconcile_results(JobStore& store, const std::filesystem::path& dir, bool durable,
                        ReconcileStats* stats, std::string* err) {
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (is_leftover_temp(it->path().filename().string()) && fs::remove(it->path(), ec)) {
+  // Three levels: <repo>/<commit>/<job>.
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it.depth() >= 2) it.disable_recursion_pending();
+    if (it->is_regular_file(ec) && is_leftover_temp(it->path().filename().string(), it.depth() > 0) &&
+        fs::remove(it->path(), ec)) {
       ++stats->temps_removed;
     }
   }
@@ -81,18 +107,19 @@ bool reconcile_results(JobStore& store, const std::filesystem::path& dir, bool d
   return store.for_each_file_owner(
       [&](const FinalJob& f) {
         ++stats->checked;
-        const fs::path out_path = dir / f.summary.commit;
+        const std::string name = result_name(f.summary);
+        const fs::path out_path = dir / name;
         std::error_code size_ec;
         const uintmax_t size = fs::file_size(out_path, size_ec);
-        if (!size_ec && size == f.output_bytes &&
-            file_equals(dir / (f.summary.commit + ".json"), result_json(f.summary))) {
+        if (!name.empty() && !size_ec && size == f.output_bytes &&
+            file_equals(dir / (name + ".json"), result_json(f.summary))) {
           return true;
         }
         std::string why;
         if (!store.output(f.summary.job_id, &output, &why) ||
             !write_result_files(dir, f.summary, output, durable, &why)) {
           ++stats->failed;
-          stats->failed_jobs.emplace_back(f.summary.commit, f.summary.job_id);
+          stats->failed_jobs.emplace_back(name, f.summary.job_id);
           spdlog::error("cannot rewrite the result files of job {}: {}", f.summary.job_id, why);
           return true;
         }

@@ -31,9 +31,19 @@ void Dispatcher::on_register(std::string_view peer, int fd, const msg::Register&
   }
   std::set<uint64_t> previous;
   Runner& r = runners_.add(reg.name, peer, fd, reg.capacity, clock_.now(), clock_.wall_ms(), &previous);
+  r.labels = std::set<std::string>(reg.labels.begin(), reg.labels.end());
+  r.serves_unnamed = reg.serves_unnamed;
+  r.serves_all = reg.serves_all;
+  if (!reg.labels.empty() || reg.serves_all || !reg.serves_unnamed) {
+    std::string labels;
+    for (const std::string& l : r.labels) labels += (labels.empty() ? "" : ",") + l;
+    spdlog::info("runner {} has labels [{}] and serves {}{}", reg.name, labels,
+                 reg.serves_unnamed ? "the unnamed repository" : "",
+                 reg.serves_all ? (reg.serves_unnamed ? " and every declared one" : "every declared repository") : "");
+  }
   claim(r, previous, held);
   publish_runner(msg::EventKind::kRunnerJoined, reg.name);
-  send_later(peer, msg::Welcome{cfg_.heartbeat_ms});
+  send_later(peer, msg::Welcome{cfg_.heartbeat_ms, repos_for_peers()});
 }
 
 // Running jobs of a runner that registered: from its previous session, or found in the store

@@ -64,7 +64,22 @@ void RunnerRegistry::clear_jobs() {
   for (auto& [name, r] : runners_) r.jobs.clear();
 }
 
-Runner* RunnerRegistry::pick(const std::set<std::string>& avoid, SteadyTime now) {
+bool can_take(const Runner& r, const Needs& n) {
+  if (n.repo.empty() ? !r.serves_unnamed : !r.serves_all) return false;
+  for (const std::string& l : n.labels) {
+    if (!r.labels.count(l)) return false;
+  }
+  return true;
+}
+
+bool RunnerRegistry::any_free(SteadyTime now) const {
+  for (const auto& [name, r] : runners_) {
+    if (!r.draining && now >= r.paused_until && r.jobs.size() < r.capacity) return true;
+  }
+  return false;
+}
+
+Runner* RunnerRegistry::pick(const Needs& needs, const std::set<std::string>& avoid, SteadyTime now) {
   Runner* best = nullptr;
   Runner* fallback = nullptr;
   bool others = false;
@@ -74,7 +89,7 @@ Runner* RunnerRegistry::pick(const std::set<std::string>& avoid, SteadyTime now)
   for (size_t i = 0; i < n; ++i, ++it) {
     if (it == runners_.end()) it = runners_.begin();
     Runner& r = it->second;
-    if (r.draining || now < r.paused_until) continue;
+    if (r.draining || now < r.paused_until || !can_take(r, needs)) continue;
     const bool avoided = avoid.count(r.name) > 0;
     others |= !avoided;
     if (r.jobs.size() >= r.capacity) continue;

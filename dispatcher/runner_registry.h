@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -30,7 +31,17 @@ struct Runner {
   bool draining = false;
   uint32_t setup_failures = 0;  // in a row; reset by any other result
   SteadyTime paused_until{};    // gets no jobs before this (after repeated setup failures)
+  std::set<std::string> labels{};  // what it has (REGISTER), automatic ones included
+  bool serves_unnamed = true;      // has a clone of the unnamed repository
+  bool serves_all = false;         // serves every declared repository (--cache)
 };
+
+// What a job needs of a runner: to serve its repository and have all its labels.
+struct Needs {
+  const std::string& repo;
+  const std::vector<std::string>& labels;
+};
+bool can_take(const Runner& r, const Needs& n);
 
 // What STATUS, the feed and the metrics call a runner's state at `now`: "draining", "paused",
 // "idle" or "busy".
@@ -57,10 +68,13 @@ class RunnerRegistry {
   // Every session forgets its jobs (the store is being loaded again).
   void clear_jobs();
 
-  // The free runner for a job that could not be set up on the runners in `avoid`: not draining
-  // or paused, with a free slot, the fewest jobs, the search starting at a rotating point. A
-  // runner in `avoid` is taken only when no other runner could ever take the job.
-  Runner* pick(const std::set<std::string>& avoid, SteadyTime now);
+  // The free runner for a job that needs `needs` and could not be set up on the runners in
+  // `avoid`: one that can take it (can_take), not draining or paused, with a free slot, the
+  // fewest jobs, the search starting at a rotating point. A runner in `avoid` is taken only when
+  // no other runner that can take the job is up.
+  Runner* pick(const Needs& needs, const std::set<std::string>& avoid, SteadyTime now);
+  // Whether any runner could start a job now (not draining or paused, a slot free).
+  bool any_free(SteadyTime now) const;
   // Moves the rotating start on (after a job went to a runner).
   void rotate() { ++rr_; }
 

@@ -335,6 +335,7 @@ bool Server::start(std::string* err) {
   outbox_ = std::make_unique<RouterOutbox>(router_);
   Config cfg = opt_.config;
   cfg.require_identity = use_curve_;
+  cfg.send_urls = use_curve_;  // only a peer that checked the server key may be sent URLs
   core_ = std::make_unique<Dispatcher>(clock_, store_, *outbox_, cfg, syncer_.get());
   // The result files are made to agree with the store before anyone can connect (so the
   // endpoint file appears once they do), and before recover() starts the clock on running

@@ -46,6 +46,7 @@ constexpr const char* kV2Columns[] = {
 // After the migration below (a store made before prune existed has no `pruned` column).
 constexpr const char* kIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS jobs_by_commit ON jobs(commit_id, id);
+CREATE INDEX IF NOT EXISTS jobs_by_repo_commit ON jobs(repo, commit_id, job_name, id);
 CREATE INDEX IF NOT EXISTS jobs_by_branch ON jobs(branch, id);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs(status) WHERE status <= 1;
 CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >= 2 AND pruned = 0;
@@ -54,8 +55,8 @@ CREATE INDEX IF NOT EXISTS jobs_prunable ON jobs(finished_at_ms) WHERE status >=
 // The columns read_row() reads, in its order; a query may select more after them.
 constexpr const char* kColumns =
     "id, commit_id, branch, status, attempt, runner, exit_code, duration_ms, created_at_ms, "
-    "started_at_ms, finished_at_ms, truncated, queue_pos, pruned, repo, job_name, labels";
-constexpr int kRowColumns = 17;
+    "started_at_ms, finished_at_ms, truncated, queue_pos, pruned, repo, job_name, labels, timeout_s";
+constexpr int kRowColumns = 18;
 // The owners query selects length(output) right after the row's columns.
 constexpr int kOutputLengthColumn = kRowColumns;
 
@@ -91,6 +92,7 @@ JobRow read_row(sqlite3_stmt* st) {
     if (comma > at) s.labels.push_back(labels.substr(at, comma - at));
     at = comma + 1;
   }
+  r.timeout_s = static_cast<uint32_t>(std::clamp<int64_t>(sqlite3_column_int64(st, 17), 0, msg::kMaxTimeoutS));
   return r;
 }
 
@@ -181,8 +183,8 @@ bool Store::open(const std::string& path, std::string* err) {
   s_.commit = prepare("COMMIT", err);
   s_.rollback = prepare("ROLLBACK", err);
   s_.insert = prepare(
-      "INSERT INTO jobs(commit_id, branch, status, created_at_ms, queue_pos) "
-      "VALUES(?1, ?2, 0, ?3, COALESCE((SELECT MAX(id) FROM jobs), 0) + 1)",
+      "INSERT INTO jobs(commit_id, branch, status, created_at_ms, queue_pos, repo, job_name, labels, "
+      "timeout_s) VALUES(?1, ?2, 0, ?3, COALESCE((SELECT MAX(id) FROM jobs), 0) + 1, ?4, ?5, ?6, ?7)",
       err);
   s_.running = prepare(
       "UPDATE jobs SET status=1, attempt=?2, runner=?3, started_at_ms=?4 WHERE id=?1", err);
@@ -195,13 +197,19 @@ bool Store::open(const std::string& path, std::string* err) {
   s_.active = prepare(("SELECT " + cols + " FROM jobs WHERE status <= 1 ORDER BY queue_pos, id").c_str(), err);
   s_.by_id = prepare(("SELECT " + cols + " FROM jobs WHERE id=?1").c_str(), err);
   s_.latest = prepare(
-      ("SELECT " + cols + " FROM jobs WHERE commit_id=?1 ORDER BY id DESC LIMIT 1").c_str(), err);
-  s_.recent_all = prepare(("SELECT " + cols + " FROM jobs ORDER BY id DESC LIMIT ?1").c_str(), err);
-  s_.recent_commit = prepare(
-      ("SELECT " + cols + " FROM jobs WHERE commit_id=?1 ORDER BY id DESC LIMIT ?2").c_str(), err);
-  // JOBS_REQUEST: ?1 status bits (0: any), ?2 ids below, ?3 limit (, ?4 branch). The branch
-  // query walks jobs_by_branch; without a branch, the id order of the table itself.
-  const std::string filter = " (?1 = 0 OR (?1 >> status) & 1) AND id < ?2 ORDER BY id DESC LIMIT ?3";
+      ("SELECT " + cols + " FROM jobs WHERE repo=?1 AND commit_id=?2 ORDER BY id DESC LIMIT 1").c_str(), err);
+  // RESULTS_REQUEST: ?1 limit (, ?2 commit), ?3 1 to keep only repository ?4's jobs.
+  s_.recent_all = prepare(
+      ("SELECT " + cols + " FROM jobs WHERE (?3 = 0 OR repo = ?4) ORDER BY id DESC LIMIT ?1").c_str(), err);
+  s_.recent_commit = prepare(("SELECT " + cols +
+                              " FROM jobs WHERE commit_id=?2 AND (?3 = 0 OR repo = ?4) ORDER BY id DESC LIMIT ?1")
+                                 .c_str(),
+                             err);
+  // JOBS_REQUEST: ?1 status bits (0: any), ?2 ids below, ?3 limit (, ?4 branch), ?5 1 to keep
+  // only repository ?6's jobs. The branch query walks jobs_by_branch; without a branch, the id
+  // order of the table itself.
+  const std::string filter =
+      " (?1 = 0 OR (?1 >> status) & 1) AND id < ?2 AND (?5 = 0 OR repo = ?6) ORDER BY id DESC LIMIT ?3";
   s_.jobs_all = prepare(("SELECT " + cols + " FROM jobs WHERE" + filter).c_str(), err);
   s_.jobs_branch =
       prepare(("SELECT " + cols + " FROM jobs WHERE branch = ?4 AND" + filter).c_str(), err);
@@ -209,15 +217,17 @@ bool Store::open(const std::string& path, std::string* err) {
   s_.min_pos = prepare("SELECT COALESCE(MIN(queue_pos), 0) FROM jobs WHERE status = 0", err);
   s_.owners = prepare(("SELECT " + cols +
                        ", length(output) FROM jobs j WHERE status >= 2 AND pruned = 0 AND id = "
-                       "(SELECT MAX(id) FROM jobs k WHERE k.commit_id = j.commit_id AND k.status >= 2) "
+                       "(SELECT MAX(id) FROM jobs k WHERE k.repo = j.repo AND k.commit_id = j.commit_id AND "
+                       "k.job_name = j.job_name AND k.status >= 2) "
                        "ORDER BY id").c_str(),
                       err);
   s_.prunable = prepare(
-      "SELECT id, commit_id FROM jobs WHERE status >= 2 AND pruned = 0 AND finished_at_ms < ?1 "
+      "SELECT id, commit_id, repo, job_name FROM jobs WHERE status >= 2 AND pruned = 0 AND finished_at_ms < ?1 "
       "ORDER BY finished_at_ms, id LIMIT ?2",
       err);
   s_.drop_output = prepare("UPDATE jobs SET output = NULL, pruned = 1 WHERE id = ?1", err);
-  s_.newest_final = prepare("SELECT MAX(id) FROM jobs WHERE commit_id = ?1 AND status >= 2", err);
+  s_.newest_final = prepare(
+      "SELECT MAX(id) FROM jobs WHERE repo = ?1 AND commit_id = ?2 AND job_name = ?3 AND status >= 2", err);
   // prepare() keeps only the statements it made: one short means one failed (*err says which).
   return cache_.size() == kStatements;
 }
@@ -317,11 +327,16 @@ void Store::rollback() {
   in_tx_ = false;
 }
 
-uint64_t Store::insert_job(const std::string& commit, const std::string& branch,
-                           int64_t created_ms, std::string* err) {
-  bind_text(s_.insert, 1, commit);
-  bind_text(s_.insert, 2, branch);
-  sqlite3_bind_int64(s_.insert, 3, created_ms);
+uint64_t Store::insert(const msg::JobSummary& s, uint32_t timeout_s, std::string* err) {
+  std::string labels;
+  for (const std::string& l : s.labels) labels += (labels.empty() ? "" : ",") + l;
+  bind_text(s_.insert, 1, s.commit);
+  bind_text(s_.insert, 2, s.branch);
+  sqlite3_bind_int64(s_.insert, 3, s.created_at_ms);
+  bind_text(s_.insert, 4, s.repo);
+  bind_text(s_.insert, 5, s.job_name);
+  bind_text(s_.insert, 6, labels);
+  sqlite3_bind_int64(s_.insert, 7, timeout_s);
   if (!step_done(s_.insert, err)) return 0;
   return static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
 }
@@ -404,20 +419,20 @@ Lookup Store::job(uint64_t id, JobRow* row, std::string* err) {
   return one_row(s_.by_id, row, err);
 }
 
-Lookup Store::latest_for_commit(const std::string& commit, JobRow* row, std::string* err) {
-  bind_text(s_.latest, 1, commit);
+Lookup Store::latest_for_commit(const std::string& repo, const std::string& commit, JobRow* row,
+                                std::string* err) {
+  bind_text(s_.latest, 1, repo);
+  bind_text(s_.latest, 2, commit);
   return one_row(s_.latest, row, err);
 }
 
-bool Store::recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
-                   std::string* err) {
+bool Store::recent(const std::string& commit, uint32_t limit, bool by_repo, const std::string& repo,
+                   std::vector<msg::JobSummary>* out, std::string* err) {
   sqlite3_stmt* st = commit.empty() ? s_.recent_all : s_.recent_commit;
-  if (commit.empty()) {
-    sqlite3_bind_int64(st, 1, limit);
-  } else {
-    bind_text(st, 1, commit);
-    sqlite3_bind_int64(st, 2, limit);
-  }
+  sqlite3_bind_int64(st, 1, limit);
+  if (!commit.empty()) bind_text(st, 2, commit);
+  sqlite3_bind_int(st, 3, by_repo ? 1 : 0);
+  bind_text(st, 4, repo);
   return collect(st, out, err);
 }
 
@@ -441,6 +456,8 @@ bool Store::jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::str
                                 : static_cast<int64_t>(f.before_job_id));
   sqlite3_bind_int64(st, 3, f.limit);
   if (!f.branch.empty()) bind_text(st, 4, f.branch);
+  sqlite3_bind_int(st, 5, f.by_repo ? 1 : 0);
+  bind_text(st, 6, f.repo);
   return collect(st, out, err);
 }
 
@@ -492,7 +509,8 @@ bool Store::prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJo
   sqlite3_bind_int64(s_.prunable, 2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   int rc;
   while ((rc = sqlite3_step(s_.prunable)) == SQLITE_ROW) {
-    found.push_back({static_cast<uint64_t>(sqlite3_column_int64(s_.prunable, 0)), text_col(s_.prunable, 1), false});
+    found.push_back({static_cast<uint64_t>(sqlite3_column_int64(s_.prunable, 0)), text_col(s_.prunable, 1),
+                     false, text_col(s_.prunable, 2), text_col(s_.prunable, 3)});
   }
   sqlite3_reset(s_.prunable);
   sqlite3_clear_bindings(s_.prunable);
@@ -503,15 +521,18 @@ bool Store::prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJo
   for (PrunedJob& p : found) {
     sqlite3_bind_int64(s_.drop_output, 1, static_cast<int64_t>(p.job_id));
     uint64_t owner = 0;
-    if (!step_done(s_.drop_output, err) || !newest_final(p.commit, &owner, err)) return false;
+    if (!step_done(s_.drop_output, err) || !newest_final(p.repo, p.commit, p.job_name, &owner, err)) return false;
     p.owns_files = owner == p.job_id;
     out->push_back(std::move(p));
   }
   return true;
 }
 
-bool Store::newest_final(const std::string& commit, uint64_t* id, std::string* err) {
-  bind_text(s_.newest_final, 1, commit);
+bool Store::newest_final(const std::string& repo, const std::string& commit, const std::string& job_name,
+                         uint64_t* id, std::string* err) {
+  bind_text(s_.newest_final, 1, repo);
+  bind_text(s_.newest_final, 2, commit);
+  bind_text(s_.newest_final, 3, job_name);
   const int rc = sqlite3_step(s_.newest_final);
   *id = rc == SQLITE_ROW ? static_cast<uint64_t>(sqlite3_column_int64(s_.newest_final, 0)) : 0;
   sqlite3_reset(s_.newest_final);

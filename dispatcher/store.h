@@ -41,8 +41,7 @@ class Store final : public JobStore {
   void rollback() override;
   bool in_transaction() const override { return in_tx_; }
 
-  uint64_t insert_job(const std::string& commit, const std::string& branch, int64_t created_ms,
-                      std::string* err) override;
+  uint64_t insert(const msg::JobSummary& s, uint32_t timeout_s, std::string* err) override;
   bool mark_running(uint64_t id, uint32_t attempt, const std::string& runner, int64_t started_ms,
                     std::string* err) override;
   bool requeue(uint64_t id, int64_t pos, std::string* err) override;
@@ -50,9 +49,10 @@ class Store final : public JobStore {
 
   bool for_each_active(const std::function<bool(const JobRow&)>& fn, std::string* err) override;
   Lookup job(uint64_t id, JobRow* row, std::string* err) override;
-  Lookup latest_for_commit(const std::string& commit, JobRow* row, std::string* err) override;
-  bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
-              std::string* err) override;
+  Lookup latest_for_commit(const std::string& repo, const std::string& commit, JobRow* row,
+                           std::string* err) override;
+  bool recent(const std::string& commit, uint32_t limit, bool by_repo, const std::string& repo,
+              std::vector<msg::JobSummary>* out, std::string* err) override;
   bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) override;
   bool read_output(uint64_t id, uint64_t offset, uint64_t max, std::string* out, uint64_t* total,
                    std::string* err) override;
@@ -61,7 +61,8 @@ class Store final : public JobStore {
                            std::string* err) override;
   bool prune(int64_t finished_before_ms, size_t limit, std::vector<PrunedJob>* out,
              std::string* err) override;
-  bool newest_final(const std::string& commit, uint64_t* id, std::string* err) override;
+  bool newest_final(const std::string& repo, const std::string& commit, const std::string& job_name,
+                    uint64_t* id, std::string* err) override;
 
   // A PRAGMA's integer value on this connection (e.g. "synchronous": 1 is NORMAL); -1 on error.
   int64_t pragma_value(const char* name);

@@ -327,12 +327,14 @@ struct StatusReply {
   uint64_t queue_length = 0;
   std::vector<JobSummary> running;
   std::vector<Counter> counters;  // rejected-message counts by reason, and other totals
+  std::vector<JobSummary> queued{};  // the first kMaxListLen in the order they will start
   template <class V> void fields(V& v) {
     v.u64("request_id", request_id);
     v.list("runners", runners, kMaxListLen);
     v.u64("queue_length", queue_length);
     v.list("running", running, kMaxListLen);
     v.list("counters", counters, kMaxCounters);
+    v.list("queued", queued, kMaxListLen);
   }
   bool operator==(const StatusReply&) const = default;
 };

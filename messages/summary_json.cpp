@@ -10,8 +10,10 @@ std::string when(int64_t wall_ms) { return wall_ms ? iso8601_utc(wall_ms) : ""; 
 
 }  // namespace
 
+// The keys of issue 11 (repo, job, labels, waiting) appear only when set, so the original
+// flow's <commit>.json stays exactly what it was.
 nlohmann::json summary_json(const JobSummary& s) {
-  return {{"job_id", s.job_id},
+  nlohmann::json j = {{"job_id", s.job_id},
           {"commit", s.commit},
           {"branch", s.branch},
           {"status", std::string(to_string(s.status))},
@@ -23,6 +25,11 @@ nlohmann::json summary_json(const JobSummary& s) {
           {"started_at", when(s.started_at_ms)},
           {"finished_at", when(s.finished_at_ms)},
           {"truncated", s.truncated}};
+  if (!s.repo.empty()) j["repo"] = s.repo;
+  if (!s.job_name.empty()) j["job"] = s.job_name;
+  if (!s.labels.empty()) j["labels"] = s.labels;
+  if (!s.waiting.empty()) j["waiting"] = s.waiting;
+  return j;
 }
 
 std::string json_text(const nlohmann::json& j, int indent) {

@@ -194,7 +194,7 @@ TEST_F(Durable, CommitsPastMaxQueuedGetQueueFullAndAreNotStored) {
   EXPECT_EQ(errors[0].text, "100 jobs queued, the limit is 100");
   std::vector<msg::JobSummary> all;
   std::string err;
-  ASSERT_TRUE(store_->recent("", 1000, &all, &err)) << err;
+  ASSERT_TRUE(store_->recent("", 1000, false, "", &all, &err)) << err;
   EXPECT_EQ(all.size(), 100u) << "nothing past the limit is stored";
   EXPECT_EQ(d_->counter("jobs.refused_queue_full"), 1u);
 

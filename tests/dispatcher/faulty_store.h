@@ -25,9 +25,8 @@ class FaultyStore final : public JobStore {
   }
   void rollback() override { real->rollback(); }
   bool in_transaction() const override { return real->in_transaction(); }
-  uint64_t insert_job(const std::string& commit, const std::string& branch, int64_t created_ms,
-                      std::string* err) override {
-    return real->insert_job(commit, branch, created_ms, err);
+  uint64_t insert(const msg::JobSummary& s, uint32_t timeout_s, std::string* err) override {
+    return real->insert(s, timeout_s, err);
   }
   bool mark_running(uint64_t id, uint32_t attempt, const std::string& runner, int64_t started_ms,
                     std::string* err) override {
@@ -45,13 +44,14 @@ class FaultyStore final : public JobStore {
   Lookup job(uint64_t id, JobRow* row, std::string* err) override {
     return fail_reads ? read_failed(err) : real->job(id, row, err);
   }
-  Lookup latest_for_commit(const std::string& commit, JobRow* row, std::string* err) override {
-    return fail_reads ? read_failed(err) : real->latest_for_commit(commit, row, err);
+  Lookup latest_for_commit(const std::string& repo, const std::string& commit, JobRow* row,
+                           std::string* err) override {
+    return fail_reads ? read_failed(err) : real->latest_for_commit(repo, commit, row, err);
   }
-  bool recent(const std::string& commit, uint32_t limit, std::vector<msg::JobSummary>* out,
-              std::string* err) override {
+  bool recent(const std::string& commit, uint32_t limit, bool by_repo, const std::string& repo,
+              std::vector<msg::JobSummary>* out, std::string* err) override {
     if (fail_reads) return read_failed(err) == Lookup::kFound;
-    return real->recent(commit, limit, out, err);
+    return real->recent(commit, limit, by_repo, repo, out, err);
   }
   bool jobs(const JobFilter& f, std::vector<msg::JobSummary>* out, std::string* err) override {
     if (fail_reads) return read_failed(err) == Lookup::kFound;
@@ -74,8 +74,9 @@ class FaultyStore final : public JobStore {
              std::string* err) override {
     return real->prune(finished_before_ms, limit, out, err);
   }
-  bool newest_final(const std::string& commit, uint64_t* id, std::string* err) override {
-    return real->newest_final(commit, id, err);
+  bool newest_final(const std::string& repo, const std::string& commit, const std::string& job_name,
+                    uint64_t* id, std::string* err) override {
+    return real->newest_final(repo, commit, job_name, id, err);
   }
 
  private:

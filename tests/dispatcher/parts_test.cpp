@@ -233,12 +233,31 @@ TEST(RunnerRegistry, PicksTheLeastBusyFreeRunnerAndAvoidsOnlyWhileAnotherCouldTa
   std::set<uint64_t> previous;
   reg.add("a", "pa", 1, 2, SteadyTime{}, 0, &previous).jobs = {1};
   reg.add("b", "pb", 2, 2, SteadyTime{}, 0, &previous);
-  EXPECT_EQ(reg.pick({}, SteadyTime{})->name, "b");
-  EXPECT_EQ(reg.pick({"b"}, SteadyTime{})->name, "a");
+  const std::string unnamed;
+  const std::vector<std::string> none;
+  const Needs any{unnamed, none};
+  EXPECT_EQ(reg.pick(any, {}, SteadyTime{})->name, "b");
+  EXPECT_EQ(reg.pick(any, {"b"}, SteadyTime{})->name, "a");
   reg.find("a")->jobs = {1, 2};
-  EXPECT_EQ(reg.pick({"b"}, SteadyTime{}), nullptr) << "a is full but will take it later";
+  EXPECT_EQ(reg.pick(any, {"b"}, SteadyTime{}), nullptr) << "a is full but will take it later";
   reg.find("a")->draining = true;
-  EXPECT_EQ(reg.pick({"b"}, SteadyTime{})->name, "b") << "nobody else could ever take it";
+  EXPECT_EQ(reg.pick(any, {"b"}, SteadyTime{})->name, "b") << "nobody else could ever take it";
+}
+
+TEST(RunnerRegistry, OnlyARunnerThatServesTheRepositoryAndHasEveryLabelIsPicked) {
+  RunnerRegistry reg;
+  std::set<uint64_t> previous;
+  Runner& a = reg.add("a", "pa", 1, 1, SteadyTime{}, 0, &previous);
+  a.labels = {"linux", "gpu"};
+  Runner& b = reg.add("b", "pb", 2, 1, SteadyTime{}, 0, &previous);
+  b.labels = {"linux"};
+  b.serves_all = true;
+  const std::string unnamed, docs = "docs";
+  const std::vector<std::string> gpu{"gpu"}, linux{"linux"};
+  EXPECT_EQ(reg.pick(Needs{unnamed, gpu}, {}, SteadyTime{})->name, "a");
+  EXPECT_EQ(reg.pick(Needs{docs, linux}, {}, SteadyTime{})->name, "b") << "only b serves named repositories";
+  EXPECT_EQ(reg.pick(Needs{docs, gpu}, {}, SteadyTime{}), nullptr);
+  EXPECT_EQ(reg.pick(Needs{docs, gpu}, {"b"}, SteadyTime{}), nullptr) << "avoid never widens who fits";
 }
 
 TEST(RunnerRegistry, ASessionIsFoundByPeerAndFdAndAnotherRegistrationReplacesIt) {

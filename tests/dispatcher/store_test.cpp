@@ -96,7 +96,7 @@ TEST_F(StoreTest, FinishedJobKeepsOutputAndLeavesTheActiveSet) {
   ASSERT_TRUE(s.load_active(&rows, &err_));
   EXPECT_TRUE(rows.empty());
   JobRow latest;
-  ASSERT_EQ(s.latest_for_commit(kA, &latest, &err_), Lookup::kFound) << err_;
+  ASSERT_EQ(s.latest_for_commit("", kA, &latest, &err_), Lookup::kFound) << err_;
   EXPECT_EQ(latest.summary.exit_code, 2);
   std::string got;
   ASSERT_TRUE(s.output(a, &got, &err_));
@@ -172,7 +172,7 @@ TEST_F(StoreTest, AReadFailureIsNotNotFound) {
   ASSERT_TRUE(s.open(path_, &err_)) << err_;
   JobRow row;
   EXPECT_EQ(s.job(42, &row, &err_), Lookup::kNotFound) << err_;
-  EXPECT_EQ(s.latest_for_commit(kA, &row, &err_), Lookup::kNotFound) << err_;
+  EXPECT_EQ(s.latest_for_commit("", kA, &row, &err_), Lookup::kNotFound) << err_;
   int64_t front = -1;
   ASSERT_TRUE(s.min_queue_pos(&front, &err_)) << err_;
   EXPECT_EQ(front, 0) << "no queued job";
@@ -185,7 +185,7 @@ TEST_F(StoreTest, AReadFailureIsNotNotFound) {
   EXPECT_EQ(s.job(42, &row, &err_), Lookup::kError);
   EXPECT_FALSE(err_.empty());
   err_.clear();
-  EXPECT_EQ(s.latest_for_commit(kA, &row, &err_), Lookup::kError);
+  EXPECT_EQ(s.latest_for_commit("", kA, &row, &err_), Lookup::kError);
   EXPECT_FALSE(err_.empty());
   err_.clear();
   EXPECT_FALSE(s.min_queue_pos(&front, &err_));

@@ -73,6 +73,17 @@ std::string status_text(const msg::StatusReply& s, int64_t now_ms) {
                   j.commit.c_str(), j.branch.c_str(), j.runner.c_str(), j.attempt);
     }
   }
+  if (!s.queued.empty()) {
+    out += line("\n  %-8s %-12s %-24s %-16s %s\n", "QUEUED", "COMMIT", "REPO/JOB", "BRANCH", "WAITING");
+    for (const auto& j : s.queued) {
+      std::string name = j.repo.empty() ? j.job_name : j.repo + (j.job_name.empty() ? "" : "/" + j.job_name);
+      out += line("  %-8llu %-12.12s %-24s %-16s %s\n", static_cast<unsigned long long>(j.job_id), j.commit.c_str(),
+                  name.empty() ? "-" : name.c_str(), j.branch.c_str(), j.waiting.empty() ? "-" : j.waiting.c_str());
+    }
+    if (s.queued.size() < s.queue_length) {
+      out += line("  (%llu more)\n", static_cast<unsigned long long>(s.queue_length - s.queued.size()));
+    }
+  }
   if (!s.counters.empty()) {
     out += "\ncounters:\n";
     for (const auto& c : s.counters) {
@@ -88,6 +99,7 @@ std::string status_json(const msg::StatusReply& s) {
   j["runners"] = nlohmann::json::array();
   for (const auto& r : s.runners) j["runners"].push_back(runner_json(r));
   j["running"] = jobs_json(s.running);
+  j["queued"] = jobs_json(s.queued);
   j["counters"] = nlohmann::json::object();
   for (const auto& c : s.counters) j["counters"][c.name] = c.value;
   return dump(j);
