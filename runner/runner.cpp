@@ -18,6 +18,31 @@ namespace {
 constexpr Millis kRegisterRepeat(1000);
 constexpr Millis kMaxBackoff(32000);
 constexpr Millis kStreamEvery(20);
+
+// The program of the named job `name` in the checkout at workdir: .simpleci/jobs/NAME, which
+// must be a regular executable file that is really there (no symbolic link, in it or on the
+// way to it, leads elsewhere). "" with *why otherwise: the commit's problem, told in its output.
+std::string job_program(const std::string& workdir, const std::string& name, std::string* why) {
+  const std::string rel = ".simpleci/jobs/" + name;
+  std::error_code ec;
+  const fs::path root = fs::canonical(workdir, ec);
+  const fs::path path = root / ".simpleci" / "jobs" / name;
+  const fs::file_status st = fs::symlink_status(path, ec);
+  if (ec || !fs::exists(st)) {
+    *why = "job " + name + ": " + rel + " is not in this commit";
+    return "";
+  }
+  if (!fs::is_regular_file(st) || fs::canonical(path, ec) != path) {
+    *why = "job " + name + ": " + rel + " is not a regular file in the checkout (a job must be one, not a "
+           "symbolic link or a folder)";
+    return "";
+  }
+  if (::access(path.c_str(), X_OK) != 0) {
+    *why = "job " + name + ": " + rel + " is not executable (chmod +x it and commit)";
+    return "";
+  }
+  return path.string();
+}
 }  // namespace
 
 Runner::Runner(Clock& clock, Link& link, Executor& exec, Workspace& ws, Options opt)
@@ -58,6 +83,9 @@ void Runner::send_register() {
   for (uint64_t id : held) {
     if (r.held_jobs.size() < msg::kMaxListLen) r.held_jobs.push_back(id);
   }
+  r.labels = opt_.labels;
+  r.serves_unnamed = opt_.serves_unnamed;
+  r.serves_all = opt_.serves_all;
   send(r);
   last_register_ = clock_.now();
 }
@@ -87,6 +115,10 @@ void Runner::on_frames(const std::string& header, const std::string& body) {
           hb_ = Millis(m.heartbeat_ms);
           backoff_ = Millis(1000);
           reconnect_pending_ = false;
+          welcome_urls_.clear();
+          for (const auto& repo : m.repos) {
+            if (!repo.url.empty()) welcome_urls_[repo.name] = repo.url;
+          }
           if (draining_) send(msg::Drain{});
           for (auto& [key, p] : pending_) {
             send(p.result);
@@ -127,25 +159,64 @@ void Runner::accept_job(const msg::Job& job) {
 }
 
 void Runner::start_next() {
-  for (size_t i = 0; i < slots_.size() && !waiting_.empty(); ++i) {
-    if (slots_[i].job) continue;
+  for (size_t i = 0; i < slots_.size() && !waiting_.empty();) {
+    if (slots_[i].job) {
+      ++i;
+      continue;
+    }
     slots_[i].job = waiting_.front();
     waiting_.pop_front();
-    start_checkout(static_cast<int>(i));
+    slots_[i].started_ms = clock_.wall_ms();
+    Checkout c;
+    std::string err;
+    if (checkout_of(*slots_[i].job, &c, &err)) {
+      start_checkout(static_cast<int>(i), std::move(c));
+    } else {
+      // This runner's shortcoming, not the commit's: the dispatcher may give it to another.
+      spdlog::error("job {}: {}", slots_[i].job->job_id, err);
+      finish(static_cast<int>(i), JobStatus::kError, msg::kExitSetupFailed, "simpleci: " + err + "\n", false);
+    }
   }
 }
 
-void Runner::start_checkout(int slot) {
+bool Runner::checkout_of(const msg::Job& job, Checkout* c, std::string* err) const {
+  *c = Checkout{job.repo, "", job.commit, job.branch};
+  if (job.repo.empty()) {
+    if (!opt_.serves_unnamed) *err = "this runner does not serve the unnamed repository (it was started without CLONE_DIR)";
+    return opt_.serves_unnamed;
+  }
+  if (!opt_.serves_all) {
+    *err = "this runner does not serve repository " + job.repo + " (it was started without --cache DIR)";
+    return false;
+  }
+  if (auto it = opt_.repo_urls.find(job.repo); it != opt_.repo_urls.end()) {
+    c->url = it->second;
+    return true;
+  }
+  if (!opt_.trust_wire_command) {
+    *err = "no URL for repository " + job.repo + ": give --repo-url " + job.repo +
+           "=URL (the dispatcher is not authenticated)";
+    return false;
+  }
+  c->url = job.url;
+  if (auto it = welcome_urls_.find(job.repo); c->url.empty() && it != welcome_urls_.end()) c->url = it->second;
+  if (c->url.empty()) {
+    *err = "no URL for repository " + job.repo + ": give --repo-url " + job.repo + "=URL (the dispatcher sent none)";
+    return false;
+  }
+  return true;
+}
+
+void Runner::start_checkout(int slot, Checkout c) {
   Slot& s = slots_[slot];
   s.checking_out = true;
-  s.started_ms = clock_.wall_ms();
   if (s.worker.joinable()) s.worker.join();
   // A thread per checkout, not one kept per slot: a kept thread made the runner's heap grow by
   // about 400 bytes a job over a 3,000-job soak (one per job stays flat); starting a thread
   // costs tens of microseconds.
-  s.worker = std::thread([this, slot, commit = s.job->commit, branch = s.job->branch] {
+  s.worker = std::thread([this, slot, c = std::move(c)] {
     CheckoutDone d{slot, Prepared::kFailed, "", ""};
-    d.outcome = ws_.prepare(slot, commit, branch, &d.workdir, &d.error);
+    d.outcome = ws_.prepare(slot, c, &d.workdir, &d.error);
     {
       std::lock_guard<std::mutex> lock(done_mu_);
       done_.push_back(std::move(d));
@@ -199,13 +270,23 @@ void Runner::run_job(int slot, const std::string& workdir) {
   spec.workdir = workdir;
   fs::path own = fs::path(workdir) / ".simpleci" / "test";
   std::error_code ec;
-  if (fs::is_regular_file(own, ec) && ::access(own.c_str(), X_OK) == 0) {
+  if (!job.job_name.empty()) {
+    std::string why;
+    const std::string program = job_program(workdir, job.job_name, &why);
+    if (program.empty()) {
+      spdlog::warn("job {}: {}", job.job_id, why);
+      complete(slot, JobStatus::kError, -1, "simpleci: " + why + "\n", false);
+      return;
+    }
+    spec.argv = {program};
+  } else if (fs::is_regular_file(own, ec) && ::access(own.c_str(), X_OK) == 0) {
     spec.argv = {own.string()};
   } else {
     spec.argv = {"/bin/sh", "-c", command_for(job)};
   }
   spec.env = {"CI=true", "SIMPLECI_COMMIT=" + job.commit, "SIMPLECI_BRANCH=" + job.branch,
-              "SIMPLECI_JOB=" + std::to_string(job.job_id)};
+              "SIMPLECI_JOB=" + std::to_string(job.job_id), "SIMPLECI_REPO=" + job.repo,
+              "SIMPLECI_JOB_NAME=" + job.job_name};
   spec.timeout_s = job.timeout_s;
   spec.output_cap = job.output_cap;
   std::string err;
@@ -234,6 +315,11 @@ const std::string& Runner::command_for(const msg::Job& job) {
 
 void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string output,
                       bool truncated) {
+  finish(slot, st, exit_code, std::move(output), truncated);
+  start_next();
+}
+
+void Runner::finish(int slot, JobStatus st, int32_t exit_code, std::string output, bool truncated) {
   Slot& s = slots_[slot];
   spdlog::info("job {} attempt {} {} (exit {}, {} bytes of output)", s.job->job_id, s.job->attempt,
                msg::to_string(st), exit_code, output.size());
@@ -250,7 +336,6 @@ void Runner::complete(int slot, JobStatus st, int32_t exit_code, std::string out
   s.running = false;
   s.cancelled = false;
   if (draining_) drain_since_ = clock_.now();
-  start_next();
 }
 
 void Runner::cancel_job(uint64_t job_id) {

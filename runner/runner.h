@@ -33,8 +33,16 @@ struct Options {
   std::filesystem::path work_dir;  // <clone>/.git/simpleci: unacknowledged results live here
   // Run for a commit without .simpleci/test when the JOB's own command is not trusted.
   std::string test_command{msg::kDefaultTestCommand};
-  // Whether the JOB's test_command may be run (the dispatcher is authenticated: trust.h).
+  // Whether the JOB's test_command may be run (the dispatcher is authenticated: trust.h). Also
+  // whether a repository's URL may be taken from the JOB or the WELCOME.
   bool trust_wire_command = false;
+  // What REGISTER says: the labels (automatic ones included, labels.h), whether the positional
+  // clone was given (the unnamed repository) and whether --cache was (every named one).
+  std::vector<std::string> labels{};
+  bool serves_unnamed = true;
+  bool serves_all = false;
+  // --repo-url NAME=URL: the URL this runner uses for NAME, whoever the dispatcher is.
+  std::map<std::string, std::string> repo_urls{};
 };
 
 class Runner {
@@ -87,13 +95,18 @@ class Runner {
   void send_register();
   void accept_job(const msg::Job& job);
   void start_next();
-  void start_checkout(int slot);
+  // What the slot's job checks out: its repository and, for a named one, the URL in force
+  // (PROTOCOL.md trust rule). False with the one-line reason when this runner cannot serve it.
+  bool checkout_of(const msg::Job& job, Checkout* c, std::string* err) const;
+  void start_checkout(int slot, Checkout c);
   bool output_to_stream(const Slot& s) const;
   void run_job(int slot, const std::string& workdir);
   // The shell command for a job whose commit has no .simpleci/test.
   const std::string& command_for(const msg::Job& job);
+  // complete(): finish() and then start the next waiting job.
   void complete(int slot, msg::JobStatus st, int32_t exit_code, std::string output,
                 bool truncated);
+  void finish(int slot, msg::JobStatus st, int32_t exit_code, std::string output, bool truncated);
   void cancel_job(uint64_t job_id);
   void on_ack(const msg::ResultAck& a);
   void stream_output();
@@ -120,6 +133,7 @@ class Runner {
   LogLimiter bad_log_;
   std::string version_error_;
   std::set<std::string> ignored_commands_;  // wire commands already warned about (capped)
+  std::map<std::string, std::string> welcome_urls_;  // the last WELCOME's repositories with a URL
 };
 
 }  // namespace simpleci::runner

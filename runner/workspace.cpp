@@ -36,7 +36,68 @@ bool clone(const std::string& url, const std::string& dir, std::string* err) {
   return true;
 }
 
+// Where a folder is made before it takes its name: a leading '.' keeps it clear of every
+// repository and slot name, and a folder killed half-made is never mistaken for a clone.
+fs::path part_of(const fs::path& dir) { return dir.parent_path() / ("." + dir.filename().string() + ".part"); }
+
+std::string folder_of(git_repository* repo) {
+  const char* dir = git_repository_workdir(repo);
+  return dir ? dir : git_repository_path(repo);
+}
+
 }  // namespace
+
+bool init_clone(const std::string& dir, const std::string& url, std::string* err) {
+  const fs::path part = part_of(fs::path(dir).lexically_normal());
+  std::error_code ec;
+  fs::remove_all(part, ec);
+  git_repository* r = nullptr;
+  git_repository_init_options opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  opts.flags = GIT_REPOSITORY_INIT_MKPATH;
+  if (git_repository_init_ext(&r, part.c_str(), &opts) != 0) {
+    *err = git::error("cannot make a repository in " + part.string());
+    return false;
+  }
+  Repo repo(r);
+  git_config* cfg = nullptr;
+  int rc = git_repository_config(&cfg, r);
+  if (rc == 0) rc = git_config_set_string(cfg, "remote.origin.url", url.c_str());
+  if (rc == 0) rc = git_config_set_string(cfg, "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*");
+  git_config_free(cfg);
+  repo.reset();
+  if (rc != 0) {
+    *err = git::error("cannot set the origin of " + part.string());
+    fs::remove_all(part, ec);
+    return false;
+  }
+  fs::rename(part, dir, ec);
+  if (ec) {
+    *err = "cannot rename " + part.string() + " to " + dir + ": " + ec.message();
+    fs::remove_all(part, ec);
+    return false;
+  }
+  return true;
+}
+
+bool point_origin_at(git_repository* repo, const std::string& url, std::string* was, std::string* err) {
+  git_config* cfg = nullptr;
+  if (git_repository_config(&cfg, repo) != 0) {
+    *err = git::error("cannot read the config of " + folder_of(repo));
+    return false;
+  }
+  git_buf buf = GIT_BUF_INIT;
+  const int got = git_config_get_string_buf(&buf, cfg, "remote.origin.url");
+  *was = got == 0 ? std::string(buf.ptr, buf.size) : "";
+  git_buf_dispose(&buf);
+  int rc = got == 0 || got == GIT_ENOTFOUND ? 0 : got;
+  if (rc == 0 && *was != url) rc = git_config_set_string(cfg, "remote.origin.url", url.c_str());
+  git_config_free(cfg);
+  if (rc != 0) {
+    *err = git::error("cannot set the origin of " + folder_of(repo));
+    return false;
+  }
+  return true;
+}
 
 bool open_or_clone(const std::string& dir, const std::string& repo_url, std::string* err) {
   std::error_code ec;
@@ -74,15 +135,23 @@ git_repository* GitWorkspace::slot_repo(int slot, std::string* dir, std::string*
   }
   std::error_code ec;
   if (slot > 0 && !fs::exists(fs::path(*dir) / ".git", ec)) {
-    Repo main = git::open(clone_dir_, err);
-    std::string url;
-    if (!main || !git::origin_url(main.get(), &url, err)) return nullptr;
+    std::string url = url_;
+    if (url.empty()) {
+      Repo main = git::open(clone_dir_, err);
+      if (!main || !git::origin_url(main.get(), &url, err)) return nullptr;
+    }
     fs::remove_all(*dir, ec);
     fs::create_directories(fs::path(*dir).parent_path(), ec);
-    if (!clone(url, *dir, err)) return nullptr;
+    // Not git_clone: the slot is filled by the fetch prepare() makes, the way every fetch is.
+    if (!init_clone(*dir, url, err)) return nullptr;
   }
   Repo repo = git::open(*dir, err);
   if (!repo) return nullptr;
+  if (!url_.empty()) {
+    std::string was;
+    if (!point_origin_at(repo.get(), url_, &was, err)) return nullptr;
+    if (was != url_) spdlog::info("{}: origin was '{}', now {}", *dir, was, url_);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return (open_[slot] = std::move(repo)).get();
 }
@@ -145,6 +214,42 @@ Prepared GitWorkspace::prepare(int slot, const std::string& commit, const std::s
   *workdir = dir;
   if (fetched) after_fetch(slot, dir);
   return Prepared::kReady;
+}
+
+RepoWorkspaces::RepoWorkspaces(std::string clone_dir, std::string cache_dir) : cache_dir_(std::move(cache_dir)) {
+  if (!clone_dir.empty()) unnamed_ = std::make_shared<GitWorkspace>(std::move(clone_dir));
+}
+
+std::shared_ptr<GitWorkspace> RepoWorkspaces::pick(const Checkout& c, std::string* err) {
+  if (c.repo.empty()) {
+    if (!unnamed_) *err = "this runner does not serve the unnamed repository (it was started without CLONE_DIR)";
+    return unnamed_;
+  }
+  if (cache_dir_.empty()) {
+    *err = "this runner does not serve repository " + c.repo + " (it was started without --cache DIR)";
+    return nullptr;
+  }
+  if (c.url.empty()) {
+    *err = "no URL for repository " + c.repo;
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = named_.find(c.repo); it != named_.end() && it->second->url() == c.url) return it->second;
+  const std::string dir = (fs::path(cache_dir_) / c.repo).string();
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    spdlog::info("repository {}: making its clone {} (origin {})", c.repo, dir, c.url);
+    if (!init_clone(dir, c.url, err)) return nullptr;
+  }
+  return named_[c.repo] = std::make_shared<GitWorkspace>(dir, c.url);
+}
+
+Prepared RepoWorkspaces::prepare(int slot, const Checkout& c, std::string* workdir, std::string* err) {
+  const std::shared_ptr<GitWorkspace> ws = pick(c, err);
+  if (!ws) return Prepared::kFailed;
+  const Prepared p = ws->prepare(slot, c.commit, c.branch, workdir, err);
+  if (p != Prepared::kReady && !c.repo.empty()) *err = "repository " + c.repo + " (" + c.url + "): " + *err;
+  return p;
 }
 
 }  // namespace simpleci::runner

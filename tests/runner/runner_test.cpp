@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -77,11 +78,11 @@ class FakeExecutor : public Executor {
 
 class FakeWorkspace : public Workspace {
  public:
-  Prepared prepare(int slot, const std::string& commit, const std::string& branch, std::string* workdir,
-                   std::string* err) override {
+  Prepared prepare(int slot, const Checkout& c, std::string* workdir, std::string* err) override {
+    const std::string& commit = c.commit;
     {
       std::lock_guard<std::mutex> lock(mu);
-      calls.push_back({slot, branch, thread_serial()});
+      calls.push_back({slot, c.branch, thread_serial(), c.repo, c.url});
     }
     if (commit == std::string(40, 'f')) {
       *err = "commit is not in origin";
@@ -91,7 +92,7 @@ class FakeWorkspace : public Workspace {
       *err = "cannot fetch origin: broken";
       return Prepared::kFailed;
     }
-    *workdir = "/nonexistent/slot" + std::to_string(slot);
+    *workdir = checkout.empty() ? "/nonexistent/slot" + std::to_string(slot) : checkout;
     return Prepared::kReady;
   }
   // A number of its own for every thread ever started (thread ids are reused once joined).
@@ -104,7 +105,9 @@ class FakeWorkspace : public Workspace {
     int slot;
     std::string branch;
     int thread;
+    std::string repo, url;
   };
+  std::string checkout;  // the folder every checkout is in ("": /nonexistent/slot<k>)
   std::mutex mu;
   std::vector<Call> calls;
 };
@@ -121,10 +124,13 @@ class RunnerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   void make(uint32_t capacity = 1, bool trusted = true) {
-    r_.reset();
     Options opt{"r1", capacity, dir_};
-    opt.test_command = "./own-tests";
     opt.trust_wire_command = trusted;
+    make_with(opt);
+  }
+  void make_with(Options opt) {
+    r_.reset();
+    opt.test_command = "./own-tests";
     r_ = std::make_unique<Runner>(clock_, link_, exec_, ws_, opt);
     std::string err;
     ASSERT_TRUE(r_->start(&err)) << err;
@@ -452,6 +458,219 @@ TEST_F(RunnerTest, TheUnsentEndOfTheOutputGoesBeforeTheResult) {
   EXPECT_EQ(o->offset, 100u);
   EXPECT_EQ(o->data, "the end\n");
   EXPECT_TRUE(std::holds_alternative<msg::Result>(link_.sent[1]));
+}
+
+// --- Repositories, labels and named jobs (docs/MULTI.md) ---
+
+class RepoRunnerTest : public RunnerTest {
+ protected:
+  // A runner with --cache and, when given, --repo-url docs=...; trusted or not.
+  void make_cache(bool trusted, std::map<std::string, std::string> repo_urls = {}) {
+    Options opt{"r1", 1, dir_};
+    opt.trust_wire_command = trusted;
+    opt.serves_unnamed = false;
+    opt.serves_all = true;
+    opt.repo_urls = std::move(repo_urls);
+    make_with(opt);
+  }
+  msg::Job named(uint64_t id, const std::string& repo, const std::string& url = "") {
+    msg::Job j = job(id);
+    j.repo = repo;
+    j.url = url;
+    return j;
+  }
+  // The one RESULT sent, after the checkout (if any) came back.
+  msg::Result only_result() {
+    r_->wait_checkouts();
+    auto res = link_.take<msg::Result>();
+    EXPECT_EQ(res.size(), 1u);
+    return res.empty() ? msg::Result{} : res[0];
+  }
+};
+
+TEST_F(RepoRunnerTest, RegisterSaysTheLabelsAndWhatIsServed) {
+  Options opt{"r1", 2, dir_};
+  opt.labels = {"linux", "x86_64", "amd64", "gpu"};
+  opt.serves_unnamed = false;
+  opt.serves_all = true;
+  link_.sent.clear();
+  make_with(opt);
+  auto reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
+  EXPECT_EQ(reg[0].labels, opt.labels);
+  EXPECT_FALSE(reg[0].serves_unnamed);
+  EXPECT_TRUE(reg[0].serves_all);
+  make();  // the original flow: the positional clone only
+  reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
+  EXPECT_TRUE(reg[0].labels.empty());
+  EXPECT_TRUE(reg[0].serves_unnamed);
+  EXPECT_FALSE(reg[0].serves_all);
+}
+
+TEST_F(RepoRunnerTest, AnUnauthenticatedDispatchersUrlIsNeverFetched) {
+  make_cache(false);
+  deliver(msg::Welcome{100, {{"docs", "https://evil.example/docs.git", 0}}});
+  deliver(named(7, "docs", "https://evil.example/docs.git"));
+  const msg::Result r = only_result();
+  EXPECT_EQ(r.status, JobStatus::kError);
+  EXPECT_EQ(r.exit_code, msg::kExitSetupFailed);
+  EXPECT_EQ(r.output,
+            "simpleci: no URL for repository docs: give --repo-url docs=URL (the dispatcher is not "
+            "authenticated)\n");
+  EXPECT_TRUE(ws_.calls.empty()) << "a checkout was tried";
+  EXPECT_TRUE(exec_.started.empty());
+}
+
+TEST_F(RepoRunnerTest, RepoUrlWinsOverWhatTheDispatcherSends) {
+  for (bool trusted : {false, true}) {
+    make_cache(trusted, {{"docs", "/srv/mirror/docs"}});
+    deliver(msg::Welcome{100, {{"docs", "https://example.org/docs.git", 0}}});
+    ws_.calls.clear();
+    const uint64_t id = trusted ? 8 : 7;
+    deliver(named(id, "docs", "https://example.org/docs.git"));
+    r_->wait_checkouts();
+    ASSERT_EQ(ws_.calls.size(), 1u);
+    EXPECT_EQ(ws_.calls[0].repo, "docs");
+    EXPECT_EQ(ws_.calls[0].url, "/srv/mirror/docs") << "trusted: " << trusted;
+    ASSERT_EQ(exec_.started.size(), 1u);
+    exec_.started.clear();
+    exec_.finish.push_back({id, JobStatus::kPassed, 0, "", false, "", 0});
+    r_->tick();
+  }
+}
+
+TEST_F(RepoRunnerTest, AnAuthenticatedDispatcherChoosesTheUrl) {
+  make_cache(true);
+  deliver(msg::Welcome{100, {{"docs", "https://example.org/docs.git", 0}, {"site", "", 0}}});
+  deliver(named(1, "docs", "https://example.org/moved/docs.git"));  // the JOB's own URL first
+  r_->wait_checkouts();
+  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false, "", 0});
+  r_->tick();
+  deliver(named(2, "docs"));  // then the WELCOME's
+  r_->wait_checkouts();
+  ASSERT_EQ(ws_.calls.size(), 2u);
+  EXPECT_EQ(ws_.calls[0].url, "https://example.org/moved/docs.git");
+  EXPECT_EQ(ws_.calls[1].url, "https://example.org/docs.git");
+  exec_.finish.push_back({2, JobStatus::kPassed, 0, "", false, "", 0});
+  r_->tick();
+  link_.sent.clear();
+  deliver(named(3, "site"));  // declared without a URL
+  const msg::Result r = only_result();
+  EXPECT_EQ(r.exit_code, msg::kExitSetupFailed);
+  EXPECT_EQ(r.output, "simpleci: no URL for repository site: give --repo-url site=URL (the dispatcher sent none)\n");
+}
+
+TEST_F(RepoRunnerTest, AJobForARepositoryThisRunnerDoesNotServeIsASetupFailure) {
+  welcome();  // the original runner: a positional clone, no --cache
+  deliver(named(4, "docs", "https://example.org/docs.git"));
+  msg::Result r = only_result();
+  EXPECT_EQ(r.exit_code, msg::kExitSetupFailed);
+  EXPECT_EQ(r.output, "simpleci: this runner does not serve repository docs (it was started without --cache DIR)\n");
+  make_cache(true);  // --cache only
+  welcome();
+  deliver(job(5));
+  r = only_result();
+  EXPECT_EQ(r.exit_code, msg::kExitSetupFailed);
+  EXPECT_EQ(r.output,
+            "simpleci: this runner does not serve the unnamed repository (it was started without CLONE_DIR)\n");
+  EXPECT_TRUE(ws_.calls.empty());
+  EXPECT_EQ(r_->active_jobs(), 0u);
+}
+
+// Several jobs it cannot serve, arriving at once, each get their result and free their slot.
+TEST_F(RepoRunnerTest, UnservableJobsDoNotHoldSlots) {
+  make_cache(false, {{"docs", "/srv/docs"}});
+  welcome();
+  for (uint64_t id = 1; id <= 5; ++id) deliver(named(id, "other"));
+  deliver(named(6, "docs"));
+  r_->wait_checkouts();
+  EXPECT_EQ(link_.take<msg::Result>().size(), 5u);
+  ASSERT_EQ(exec_.started.size(), 1u);
+  EXPECT_EQ(exec_.started[0].job_id, 6u);
+}
+
+class NamedJobTest : public RunnerTest {
+ protected:
+  void SetUp() override {
+    RunnerTest::SetUp();
+    checkout_ = dir_ / "checkout";
+    fs::create_directories(checkout_ / ".simpleci" / "jobs");
+    ws_.checkout = checkout_.string();
+    welcome();
+  }
+  void script(const std::string& rel, fs::perms perms) {
+    std::ofstream(checkout_ / rel) << "#!/bin/sh\necho hi\n";
+    fs::permissions(checkout_ / rel, perms);
+  }
+  msg::Job named_job(uint64_t id, const std::string& name) {
+    msg::Job j = job(id);
+    j.job_name = name;
+    return j;
+  }
+  fs::path checkout_;
+};
+
+TEST_F(NamedJobTest, ANamedJobRunsItsScriptAndAnUnnamedOneTheTest) {
+  script(".simpleci/jobs/lint", fs::perms::owner_all);
+  script(".simpleci/test", fs::perms::owner_all);
+  deliver(named_job(1, "lint"));
+  r_->wait_checkouts();
+  exec_.finish.push_back({1, JobStatus::kPassed, 0, "", false, "", 0});
+  r_->tick();
+  deliver(job(2));
+  r_->wait_checkouts();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  const std::string root = fs::canonical(checkout_).string();
+  EXPECT_EQ(exec_.started[0].argv, (std::vector<std::string>{root + "/.simpleci/jobs/lint"}));
+  EXPECT_EQ(exec_.started[0].timeout_s, 60u);
+  const auto& env = exec_.started[0].env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SIMPLECI_JOB_NAME=lint"), env.end());
+  EXPECT_EQ(exec_.started[1].argv, (std::vector<std::string>{(checkout_ / ".simpleci" / "test").string()}));
+}
+
+// A job the commit does not hold (or not as an executable file of its own) ends as error with
+// the reason, final (-1): the commit's problem, nothing another runner would do better.
+TEST_F(NamedJobTest, AMissingOrBadJobScriptIsTheCommitsError) {
+  script(".simpleci/jobs/noexec", fs::perms::owner_read | fs::perms::owner_write);
+  script("elsewhere", fs::perms::owner_all);
+  fs::create_symlink("../../elsewhere", checkout_ / ".simpleci" / "jobs" / "link");
+  fs::create_directories(checkout_ / ".simpleci" / "jobs" / "dir");
+  const std::map<std::string, std::string> expected = {
+      {"gone", "simpleci: job gone: .simpleci/jobs/gone is not in this commit\n"},
+      {"noexec", "simpleci: job noexec: .simpleci/jobs/noexec is not executable (chmod +x it and commit)\n"},
+      {"link", "simpleci: job link: .simpleci/jobs/link is not a regular file in the checkout (a job must be "
+               "one, not a symbolic link or a folder)\n"},
+      {"dir", "simpleci: job dir: .simpleci/jobs/dir is not a regular file in the checkout (a job must be "
+              "one, not a symbolic link or a folder)\n"},
+  };
+  uint64_t id = 1;
+  for (const auto& [name, output] : expected) {
+    deliver(named_job(id++, name));
+    r_->wait_checkouts();
+    auto res = link_.take<msg::Result>();
+    ASSERT_EQ(res.size(), 1u) << name;
+    EXPECT_EQ(res[0].status, JobStatus::kError) << name;
+    EXPECT_EQ(res[0].exit_code, -1) << name;
+    EXPECT_EQ(res[0].output, output);
+  }
+  EXPECT_TRUE(exec_.started.empty());
+}
+
+// The jobs folder itself must not lead out of the checkout either.
+TEST_F(NamedJobTest, AJobsFolderThatIsALinkIsRefused) {
+  fs::remove_all(checkout_ / ".simpleci" / "jobs");
+  fs::create_directories(dir_ / "outside");
+  std::ofstream(dir_ / "outside" / "x") << "#!/bin/sh\n";
+  fs::permissions(dir_ / "outside" / "x", fs::perms::owner_all);
+  fs::create_symlink(dir_ / "outside", checkout_ / ".simpleci" / "jobs");
+  deliver(named_job(1, "x"));
+  r_->wait_checkouts();
+  auto res = link_.take<msg::Result>();
+  ASSERT_EQ(res.size(), 1u);
+  EXPECT_EQ(res[0].exit_code, -1);
+  EXPECT_NE(res[0].output.find("not a regular file in the checkout"), std::string::npos) << res[0].output;
+  EXPECT_TRUE(exec_.started.empty());
 }
 
 }  // namespace

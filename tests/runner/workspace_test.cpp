@@ -2,16 +2,21 @@
 #include <git2.h>
 
 #include <malloc.h>
+#include <poll.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/harness.h"
 #include "tests/shell.h"
 
 #include "git/git.h"
+#include "runner/runner.h"
 #include "runner/workspace.h"
 
 namespace simpleci::runner {
@@ -190,6 +195,134 @@ TEST_F(WorkspaceTest, OpenOrCloneChecksTheFolder) {
   EXPECT_NE(err_.find("not a git repository"), std::string::npos);
   EXPECT_TRUE(open_or_clone((dir_ / "fresh").string(), (dir_ / "up").string(), &err_)) << err_;
   EXPECT_TRUE(fs::exists(dir_ / "fresh" / "f"));
+}
+
+// --- --cache: one clone per named repository, made on first use (docs/MULTI.md) ---
+
+class CacheTest : public WorkspaceTest {
+ protected:
+  void SetUp() override {
+    WorkspaceTest::SetUp();
+    cache_ = dir_ / "cache";
+    fs::create_directories(cache_);
+    // A second repository, with a named job.
+    std::string g = "git -c user.name=t -c user.email=t@t -C " + (dir_ / "up2").string() + " ";
+    fs::create_directories(dir_ / "up2" / ".simpleci" / "jobs");
+    sh(g + "init -q -b trunk");
+    std::ofstream(dir_ / "up2" / "lib") << "lib";
+    std::ofstream(dir_ / "up2" / ".simpleci" / "jobs" / "check")
+        << "#!/bin/sh\necho checked $SIMPLECI_REPO $SIMPLECI_JOB_NAME; cat lib\n";
+    fs::permissions(dir_ / "up2" / ".simpleci" / "jobs" / "check", fs::perms::owner_all);
+    sh(g + "add -A && " + g + "commit -q -m lib");
+    lib_ = sh(g + "rev-parse HEAD");
+  }
+  Checkout app(const std::string& commit, const std::string& url = "") {
+    return Checkout{"app", url.empty() ? (dir_ / "up").string() : url, commit, "main"};
+  }
+  std::string origin_of(const fs::path& repo) { return sh("git -C " + repo.string() + " config remote.origin.url"); }
+  fs::path cache_;
+  std::string lib_;
+};
+
+TEST_F(CacheTest, EachRepositoryGetsItsOwnCloneOnFirstUse) {
+  RepoWorkspaces ws("", cache_.string());
+  std::string workdir;
+  ASSERT_EQ(ws.prepare(0, app(second_), &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(workdir, (cache_ / "app").string());
+  EXPECT_EQ(read(cache_ / "app" / "f"), "two");
+  EXPECT_EQ(origin_of(cache_ / "app"), (dir_ / "up").string());
+  ASSERT_EQ(ws.prepare(0, app(first_), &workdir, &err_), Prepared::kReady) << err_;  // no fetch needed
+  EXPECT_EQ(read(cache_ / "app" / "f"), "one");
+  ASSERT_EQ(ws.prepare(1, Checkout{"lib", (dir_ / "up2").string(), lib_, "trunk"}, &workdir, &err_), Prepared::kReady)
+      << err_;
+  EXPECT_EQ(workdir, (cache_ / "lib" / ".git" / "simpleci" / "slots" / "1").string());
+  EXPECT_EQ(read(fs::path(workdir) / "lib"), "lib");
+  EXPECT_EQ(origin_of(workdir), (dir_ / "up2").string());
+  EXPECT_TRUE(fs::exists(cache_ / "lib" / ".git")) << "the slot's repository has no clone above it";
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(cache_)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"app", "lib"})) << "a half-made folder was left";
+}
+
+// An existing clone whose origin says another URL than the one in force is pointed at the new
+// one (its slots too) and fetches from there.
+TEST_F(CacheTest, ANewUrlRepointsTheClone) {
+  {
+    RepoWorkspaces ws("", cache_.string());
+    std::string workdir;
+    ASSERT_EQ(ws.prepare(0, app(first_), &workdir, &err_), Prepared::kReady) << err_;
+    ASSERT_EQ(ws.prepare(1, app(first_), &workdir, &err_), Prepared::kReady) << err_;
+  }
+  const fs::path mirror = dir_ / "mirror";
+  sh("git clone -q --bare " + (dir_ / "up").string() + " " + mirror.string());
+  RepoWorkspaces ws("", cache_.string());
+  std::string workdir;
+  ASSERT_EQ(ws.prepare(1, app(second_, mirror.string()), &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(read(fs::path(workdir) / "f"), "two");
+  EXPECT_EQ(origin_of(workdir), mirror.string());
+  ASSERT_EQ(ws.prepare(0, app(second_, mirror.string()), &workdir, &err_), Prepared::kReady) << err_;
+  EXPECT_EQ(origin_of(cache_ / "app"), mirror.string());
+}
+
+TEST_F(CacheTest, WhatIsNotServedOrNotAClone) {
+  std::string workdir;
+  RepoWorkspaces only_clone(clone_, "");
+  EXPECT_EQ(only_clone.prepare(0, app(second_), &workdir, &err_), Prepared::kFailed);
+  EXPECT_EQ(err_, "this runner does not serve repository app (it was started without --cache DIR)");
+  RepoWorkspaces only_cache("", cache_.string());
+  EXPECT_EQ(only_cache.prepare(0, Checkout{"", "", second_, "main"}, &workdir, &err_), Prepared::kFailed);
+  EXPECT_EQ(err_, "this runner does not serve the unnamed repository (it was started without CLONE_DIR)");
+  fs::create_directories(cache_ / "junk");
+  EXPECT_EQ(only_cache.prepare(0, Checkout{"junk", (dir_ / "up").string(), second_, ""}, &workdir, &err_),
+            Prepared::kFailed);
+  EXPECT_NE(err_.find("not a git repository"), std::string::npos) << err_;
+  ASSERT_EQ(only_cache.prepare(0, Checkout{"bad", (dir_ / "nowhere").string(), second_, ""}, &workdir, &err_),
+            Prepared::kFailed);
+  EXPECT_NE(err_.find("nowhere"), std::string::npos) << err_;
+}
+
+class RecordingLink : public net::Link {
+ public:
+  bool send(const msg::Message& m) override {
+    sent.push_back(m);
+    return true;
+  }
+  void reconnect() override {}
+  std::vector<msg::Message> sent;
+};
+
+// The whole way, with real git and a real process: a JOB naming a repository and a job is
+// checked out in the cache's clone of it and runs .simpleci/jobs/NAME there.
+TEST_F(CacheTest, ANamedJobOfANamedRepositoryRuns) {
+  SystemClock clock;
+  RecordingLink link;
+  ProcessExecutor exec(clock, 1000, itest::bin("simpleci-supervise"));
+  RepoWorkspaces ws("", cache_.string());
+  Options opt{"r1", 1, cache_ / ".simpleci"};
+  opt.serves_unnamed = false;
+  opt.serves_all = true;
+  opt.repo_urls = {{"lib", (dir_ / "up2").string()}};
+  Runner r(clock, link, exec, ws, opt);
+  ASSERT_TRUE(r.start(&err_)) << err_;
+  r.on_frames(msg::header_frame(), msg::encode(msg::Welcome{1000}));
+  msg::Job job{1, 1, lib_, "trunk", "false", 60, 4096};
+  job.repo = "lib";
+  job.job_name = "check";
+  r.on_frames(msg::header_frame(), msg::encode(job));
+  r.wait_checkouts();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::optional<msg::Result> result;
+  while (!result && std::chrono::steady_clock::now() < deadline) {
+    r.tick();
+    for (const auto& m : link.sent) {
+      if (const auto* res = std::get_if<msg::Result>(&m)) result = *res;
+    }
+    ::poll(nullptr, 0, 5);
+  }
+  ASSERT_TRUE(result) << "no result in 30 s";
+  EXPECT_EQ(result->status, msg::JobStatus::kPassed) << result->output;
+  EXPECT_EQ(result->output, "checked lib check\nlib");
+  EXPECT_TRUE(fs::exists(cache_ / "lib" / ".simpleci" / "jobs" / "check"));
 }
 
 }  // namespace
