@@ -2,14 +2,58 @@
 
 #include "git/git.h"
 
+#include <fnmatch.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
+
+#include "messages/validate.h"
 
 namespace simpleci::observer {
 
 using git::Repo;
+
+bool is_pattern(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+bool is_valid_branch_pattern(const std::string& s) {
+  std::string plain = s;
+  std::replace_if(plain.begin(), plain.end(), [](char c) { return c == '*' || c == '?' || c == '['; }, 'x');
+  return !s.empty() && is_valid_branch(plain);
+}
+
+bool branch_matches(const std::vector<std::string>& patterns, const std::string& branch) {
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
+    return is_pattern(p) ? fnmatch(p.c_str(), branch.c_str(), FNM_PATHNAME) == 0 : p == branch;
+  });
+}
+
+bool init_clone(const std::string& dir, const std::string& url, std::string* err) {
+  std::error_code ec;
+  Repo repo;
+  if (std::filesystem::exists(std::filesystem::path(dir) / ".git", ec)) {
+    repo = git::open(dir, err);
+    if (!repo) return false;
+  } else {
+    git_repository* r = nullptr;
+    if (git_repository_init(&r, dir.c_str(), 0) != 0) {
+      *err = git::error("cannot make a repository in " + dir);
+      return false;
+    }
+    repo.reset(r);
+  }
+  std::string have, ignored;
+  if (git::origin_url(repo.get(), &have, &ignored) && have == url) return true;
+  git_config* cfg = nullptr;
+  const bool ok = git_repository_config(&cfg, repo.get()) == 0 &&
+                  git_config_set_string(cfg, "remote.origin.url", url.c_str()) == 0;
+  if (!ok) *err = git::error("cannot set the origin of " + dir);
+  git_config_free(cfg);
+  return ok;
+}
 
 bool check_clone(const std::string& dir, std::string* err) {
   Repo repo = git::open(dir, err);
@@ -103,14 +147,128 @@ bool GitWatch::fetch(std::string* err) {
   return true;
 }
 
-bool GitWatch::update(const std::vector<std::string>& branches, std::string* err) {
-  git::Tips tips;
-  if (!open(err) || !origin_tips(branches, &tips, err) || (moved(tips) && !fetch(err))) {
+bool GitWatch::fetch_if_moved(std::string* err) {
+  if (moved(tips_) && !fetch(err)) {
     clone_.reset();
     origin_.reset();
     return false;
   }
   return true;
+}
+
+bool GitWatch::update(const std::vector<std::string>& branches, std::string* err) {
+  git::Tips tips;
+  if (!open(err) || !origin_tips(branches, &tips, err)) {
+    clone_.reset();
+    origin_.reset();
+    return false;
+  }
+  tips_ = std::move(tips);
+  return fetch_if_moved(err);
+}
+
+namespace {
+
+constexpr std::string_view kHeads = "refs/heads/";
+
+struct RemoteCloser {
+  void operator()(git_remote* r) const { git_remote_free(r); }
+};
+
+// Every branch of a repository on this machine, and the branch its HEAD names ("" if none).
+bool local_branches(git_repository* repo, git::Tips* tips, std::string* head, std::string* err) {
+  const char* path = git_repository_path(repo);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    *err = std::string("cannot read origin: ") + path + " is gone";
+    return false;
+  }
+  git_reference_iterator* it = nullptr;
+  if (git_reference_iterator_new(&it, repo) != 0) {
+    *err = git::error("cannot list origin's branches");
+    return false;
+  }
+  git_reference* ref = nullptr;
+  while (git_reference_next(&ref, it) == 0) {
+    const std::string_view name = git_reference_name(ref);
+    if (name.starts_with(kHeads) && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
+      (*tips)[std::string(name.substr(kHeads.size()))] = *git_reference_target(ref);
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(it);
+  git_reference* h = nullptr;
+  if (git_reference_lookup(&h, repo, "HEAD") == 0 && git_reference_type(h) == GIT_REFERENCE_SYMBOLIC) {
+    const std::string_view target = git_reference_symbolic_target(h);
+    if (target.starts_with(kHeads)) *head = target.substr(kHeads.size());
+  }
+  git_reference_free(h);
+  return true;
+}
+
+// The same from a remote origin, as `git ls-remote` tells it (one connection, no pack).
+bool remote_branches(git_repository* clone, git::Tips* tips, std::string* head, std::string* err) {
+  std::string url;
+  if (!git::origin_url(clone, &url, err)) return false;
+  git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
+  create.repository = clone;
+  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  git_remote* r = nullptr;
+  if (git_remote_create_with_opts(&r, url.c_str(), &create) != 0) {
+    *err = git::error("bad origin URL " + url);
+    return false;
+  }
+  std::unique_ptr<git_remote, RemoteCloser> remote(r);
+  git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
+  git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
+  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr) != 0) {
+    *err = git::error("cannot reach origin");
+    return false;
+  }
+  const git_remote_head** heads = nullptr;
+  size_t n = 0;
+  const bool ok = git_remote_ls(&heads, &n, remote.get()) == 0;
+  if (!ok) *err = git::error("cannot list origin's refs");
+  for (size_t i = 0; ok && i < n; ++i) {
+    const std::string_view name(heads[i]->name);
+    if (name.starts_with(kHeads)) (*tips)[std::string(name.substr(kHeads.size()))] = heads[i]->oid;
+    const std::string_view target(heads[i]->symref_target ? heads[i]->symref_target : "");
+    if (name == "HEAD" && target.starts_with(kHeads)) *head = target.substr(kHeads.size());
+  }
+  git_remote_disconnect(remote.get());
+  return ok;
+}
+
+}  // namespace
+
+bool GitWatch::all_origin_tips(git::Tips* tips, std::string* head, std::string* err) {
+  tips->clear();
+  head->clear();
+  return origin_ ? local_branches(origin_.get(), tips, head, err) : remote_branches(clone_.get(), tips, head, err);
+}
+
+bool GitWatch::update_matching(const std::vector<std::string>& patterns, std::string* err) {
+  git::Tips all;
+  std::string head;
+  if (!open(err) || !all_origin_tips(&all, &head, err)) {
+    clone_.reset();
+    origin_.reset();
+    return false;
+  }
+  tips_.clear();
+  for (const auto& [branch, id] : all) {
+    if (patterns.empty() ? branch == head : branch_matches(patterns, branch)) tips_[branch] = id;
+  }
+  return fetch_if_moved(err);
+}
+
+bool GitWatch::jobs(const std::string& commit, git::JobsFolder* out, std::string* err) {
+  git_oid id;
+  if (git_oid_fromstrn(&id, commit.data(), commit.size()) != 0) {
+    *err = "not a commit id: " + commit;
+    return false;
+  }
+  return open(err) && git::read_jobs_folder(clone_.get(), id, out, err);
 }
 
 bool GitWatch::new_commits(const std::string& branch, const std::string& cursor, size_t limit, NewCommits* out,

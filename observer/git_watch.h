@@ -8,8 +8,24 @@
 #include <vector>
 
 #include "git/git.h"
+#include "git/jobs_folder.h"
 
 namespace simpleci::observer {
+
+// --branch values: a branch name, or an fnmatch pattern ('*', '?', '[...]') over branch names
+// whose '*' and '?' do not cross a '/' (FNM_PATHNAME: release/* matches release/1.0, not
+// release/1.0/rc).
+bool is_pattern(const std::string& s);
+// A valid --branch value: a valid branch name, or a pattern that would be one with its wildcard
+// characters taken out.
+bool is_valid_branch_pattern(const std::string& s);
+// Whether branch matches one of patterns (a plain name matches only itself).
+bool branch_matches(const std::vector<std::string>& patterns, const std::string& branch);
+
+// Makes dir a clone-to-be of url without cloning: an empty repository (git init) whose
+// remote.origin.url is url, so the first fetch fills it; an existing one gets its
+// remote.origin.url set to url when it differs. One-line *err on failure.
+bool init_clone(const std::string& dir, const std::string& url, std::string* err);
 
 // Opens dir (must be a non-bare repository with an "origin" remote). One-line *err otherwise.
 bool check_clone(const std::string& dir, std::string* err);
@@ -42,6 +58,18 @@ class GitWatch {
   // fetch. One-line *err on failure.
   bool update(const std::vector<std::string>& branches, std::string* err);
 
+  // The same for every branch of origin that matches one of patterns, or with no patterns for
+  // origin's default branch (its HEAD): lists all of origin's branches (from a local origin's
+  // refs, else with one ls-remote style connection), then fetches when a selected one moved.
+  bool update_matching(const std::vector<std::string>& patterns, std::string* err);
+
+  // The selected branches origin had at the last successful update, with their tips: a branch
+  // missing here is gone from origin (or never was).
+  const git::Tips& tips() const { return tips_; }
+
+  // The jobs folder of a commit of the clone (git/jobs_folder.h).
+  bool jobs(const std::string& commit, git::JobsFolder* out, std::string* err);
+
   // Commits of refs/remotes/origin/<branch> after cursor (exclusive), oldest first. With an
   // empty cursor, or one that is not an ancestor of the tip, only the tip.
   bool new_commits(const std::string& branch, const std::string& cursor, size_t limit, NewCommits* out,
@@ -53,6 +81,8 @@ class GitWatch {
  private:
   bool open(std::string* err);
   bool origin_tips(const std::vector<std::string>& branches, git::Tips* tips, std::string* err);
+  bool all_origin_tips(git::Tips* tips, std::string* head, std::string* err);
+  bool fetch_if_moved(std::string* err);
   bool moved(const git::Tips& tips) const;
   bool fetch(std::string* err);
 
@@ -60,6 +90,7 @@ class GitWatch {
   bool read_local_;
   git::Repo clone_;
   git::Repo origin_;  // origin itself when it is a folder on this machine
+  git::Tips tips_;
   uint64_t fetches_ = 0;
 };
 

@@ -36,7 +36,8 @@ TEST_F(Client, SubmitStatusResultsWatchAndLogsOfAPassedJob) {
   ASSERT_TRUE(has(sub.output, "queued job ")) << sub.output;
   RunResult again = client(c, {"submit", id});
   EXPECT_EQ(again.exit_code, 0) << again.output;
-  EXPECT_EQ(again.output, "already known as job " + std::to_string(job_of(sub)) + "\n");
+  // (After the line saying the folder it runs in has no such commit to read jobs from.)
+  EXPECT_TRUE(again.output.ends_with("\nalready known as job " + std::to_string(job_of(sub)) + "\n")) << again.output;
   ASSERT_TRUE(c.wait_result(id)) << c.logs();
 
   RunResult st = client(c, {"status"});

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/limits.h"
+#include "tests/shell.h"
 #include "tools/client/commands.h"
 #include "tools/client/events.h"
 #include "tools/client/watch.h"
@@ -88,17 +89,112 @@ msg::JobSummary job(uint64_t id, msg::JobStatus status) {
   return j;
 }
 
+// A folder that holds no git repository (nor does any folder above it), for submit to run in.
+class NoRepoHere {
+ public:
+  NoRepoHere() : old_(fs::current_path()) {
+    char tmpl[] = "/tmp/simpleci-norepo-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    fs::current_path(dir_);
+  }
+  ~NoRepoHere() {
+    fs::current_path(old_);
+    fs::remove_all(dir_);
+  }
+
+ private:
+  fs::path old_, dir_;
+};
+
+SubmitArgs submit_args(const std::string& commit, const std::string& branch) {
+  SubmitArgs a;
+  a.commit = commit;
+  a.branch = branch;
+  return a;
+}
+
 TEST(ClientCommands, SubmitPrintsTheQueuedOrKnownJob) {
+  NoRepoHere here;
   ScriptedAsker d;
-  Captured out;
+  Captured out, err;
   d.replies = {msg::Accepted{1, 7, false}, msg::Accepted{1, 7, true}};
-  EXPECT_EQ(submit(d, std::string(40, 'A'), "main", false, out.file()), 0);
-  EXPECT_EQ(submit(d, kCommit, "main", false, out.file()), 0);
+  EXPECT_EQ(submit(d, submit_args(std::string(40, 'A'), "main"), out.file(), err.file()), 0);
+  EXPECT_EQ(submit(d, submit_args(kCommit, "main"), out.file(), err.file()), 0);
   EXPECT_EQ(out.text(), "queued job 7\nalready known as job 7\n");
   EXPECT_EQ(std::get<msg::Commit>(d.asked[0]).commit, kCommit) << "normalised to lower case";
-  EXPECT_EQ(submit(d, "HEAD", "main", false, out.file()), 2);
-  EXPECT_EQ(submit(d, kCommit, "a..b", false, out.file()), 2);
+  EXPECT_TRUE(std::get<msg::Commit>(d.asked[0]).jobs.empty());
+  EXPECT_EQ(err.text(),
+            "simpleci: no git repository in the current folder to read .simpleci/jobs/ from: submitting it as one job\n"
+            "simpleci: no git repository in the current folder to read .simpleci/jobs/ from: submitting it as one job\n");
+  EXPECT_EQ(submit(d, submit_args("HEAD", "main"), out.file(), err.file()), 2);
+  EXPECT_EQ(submit(d, submit_args(kCommit, "a..b"), out.file(), err.file()), 2);
+  SubmitArgs bad_repo = submit_args(kCommit, "main");
+  bad_repo.repo = "../x";
+  EXPECT_EQ(submit(d, bad_repo, out.file(), err.file()), 2);
+  SubmitArgs bad_dir = submit_args(kCommit, "main");
+  bad_dir.git_dir = "/nonexistent/simpleci";
+  EXPECT_EQ(submit(d, bad_dir, out.file(), err.file()), 2);
   EXPECT_EQ(d.asked.size(), 2u) << "usage errors ask nothing";
+}
+
+// A real repository with a jobs folder, made with the git command line.
+class SubmitRepoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/simpleci-submit-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    git_ = "git -c user.name=t -c user.email=t@t -C " + dir_.string() + " ";
+    testing::sh(git_ + "init -q -b main");
+    fs::create_directories(dir_ / ".simpleci/jobs");
+    std::ofstream(dir_ / ".simpleci/jobs/arm") << "#!/bin/sh\n# simpleci: labels=arm64 timeout=90\n";
+    std::ofstream(dir_ / ".simpleci/jobs/notes.txt") << "not a job\n";
+    fs::permissions(dir_ / ".simpleci/jobs/arm", fs::perms::owner_all);
+    testing::sh(git_ + "add -A && " + git_ + "commit -q -m jobs");
+    commit_ = testing::sh(git_ + "rev-parse HEAD");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+  std::string git_, commit_;
+};
+
+TEST_F(SubmitRepoTest, SendsTheJobsOfTheCommitAndItsRepository) {
+  ScriptedAsker d;
+  Captured out, err;
+  d.replies = {msg::Accepted{1, 3, false}};
+  SubmitArgs a = submit_args(commit_, "main");
+  a.git_dir = dir_.string();
+  a.repo = "docs";
+  ASSERT_EQ(submit(d, a, out.file(), err.file()), 0);
+  EXPECT_EQ(out.text(), "queued job 3\n");
+  const auto& sent = std::get<msg::Commit>(d.asked[0]);
+  EXPECT_EQ(sent.repo, "docs");
+  EXPECT_EQ(sent.jobs, (std::vector<msg::JobSpec>{{"arm", {"arm64"}, 90, ""}}));
+  EXPECT_EQ(err.text(), "simpleci: .simpleci/jobs/'notes.txt' is skipped: not executable\n");
+}
+
+TEST_F(SubmitRepoTest, ReadsTheRepositoryAroundTheCurrentFolder) {
+  const fs::path old = fs::current_path();
+  fs::current_path(dir_ / ".simpleci");
+  ScriptedAsker d;
+  Captured out, err;
+  d.replies = {msg::Accepted{1, 4, false}};
+  EXPECT_EQ(submit(d, submit_args(commit_, "main"), out.file(), err.file()), 0);
+  fs::current_path(old);
+  ASSERT_EQ(d.asked.size(), 1u);
+  EXPECT_EQ(std::get<msg::Commit>(d.asked[0]).jobs.size(), 1u);
+}
+
+TEST_F(SubmitRepoTest, ACommitTheRepositoryLacksIsSubmittedAsOneJob) {
+  ScriptedAsker d;
+  Captured out, err;
+  d.replies = {msg::Accepted{1, 5, false}};
+  SubmitArgs a = submit_args(kCommit, "main");
+  a.git_dir = dir_.string();
+  EXPECT_EQ(submit(d, a, out.file(), err.file()), 0);
+  EXPECT_TRUE(std::get<msg::Commit>(d.asked[0]).jobs.empty());
+  EXPECT_EQ(err.text(), "simpleci: the repository " + dir_.string() + "/ does not have commit " + kCommit +
+                            ": submitting it as one job\n");
+  EXPECT_EQ(out.text(), "queued job 5\n");
 }
 
 TEST(ClientCommands, QueueFullReadsAsTryAgainLater) {

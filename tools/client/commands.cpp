@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "git/git.h"
+#include "git/jobs_folder.h"
 #include "messages/limits.h"
 #include "messages/validate.h"
 #include "net/curve.h"
@@ -151,13 +153,66 @@ int results(Asker& d, const std::string& commit_arg, int64_t limit, bool json, s
   return print(out, json ? results_json(*r) : results_text(*r, !commit.empty()));
 }
 
-int submit(Asker& d, const std::string& commit_arg, const std::string& branch, bool force, std::FILE* out) {
-  const std::string commit = normalize_commit_id(commit_arg);
-  if (commit.empty()) return not_a_commit(commit_arg);
-  if (!is_valid_branch(branch)) return fail("--branch: not a valid branch name: '" + branch + "'", cli::kUsageError);
+namespace {
+
+// libgit2 set up for as long as the object lives.
+struct GitLibrary {
+  GitLibrary() { git_libgit2_init(); }
+  ~GitLibrary() { git_libgit2_shutdown(); }
+  GitLibrary(const GitLibrary&) = delete;
+  GitLibrary& operator=(const GitLibrary&) = delete;
+};
+
+// The jobs folder of commit in the local repository: 0 with *jobs filled (and a line on err for
+// each entry that is not a job, or for a missing repository or commit: then no jobs), or the
+// exit code of a usage error.
+int local_jobs(const std::string& git_dir, const std::string& commit, std::vector<msg::JobSpec>* jobs,
+               std::FILE* err) {
+  GitLibrary lib;
+  git_repository* r = nullptr;
+  const bool found = git_dir.empty() ? git_repository_open_ext(&r, ".", 0, nullptr) == 0
+                                     : git_repository_open_ext(&r, git_dir.c_str(), 0, nullptr) == 0;
+  git::Repo repo(r);
+  auto one_job = [&](const std::string& why) {
+    std::fprintf(err, "%s: %s: submitting it as one job\n", kProgram, why.c_str());
+    return 0;
+  };
+  if (!found && !git_dir.empty()) return fail("--git-dir: not a git repository: " + git_dir, cli::kUsageError);
+  if (!found) return one_job("no git repository in the current folder to read .simpleci/jobs/ from");
+  const char* where = git_repository_workdir(repo.get()) ? git_repository_workdir(repo.get())
+                                                           : git_repository_path(repo.get());
+  git_oid id;
+  git_commit* c = nullptr;
+  if (git_oid_fromstrn(&id, commit.data(), commit.size()) != 0 || git_commit_lookup(&c, repo.get(), &id) != 0) {
+    return one_job("the repository " + std::string(where) + " does not have commit " + commit);
+  }
+  git_commit_free(c);
+  git::JobsFolder folder;
+  std::string problem;
+  if (!git::read_jobs_folder(repo.get(), id, &folder, &problem)) return one_job(problem);
+  for (const auto& note : folder.notes) std::fprintf(err, "%s: %s\n", kProgram, note.c_str());
+  *jobs = std::move(folder.jobs);
+  return 0;
+}
+
+}  // namespace
+
+int submit(Asker& d, const SubmitArgs& args, std::FILE* out, std::FILE* err) {
+  const std::string commit = normalize_commit_id(args.commit);
+  if (commit.empty()) return not_a_commit(args.commit);
+  if (!is_valid_branch(args.branch)) {
+    return fail("--branch: not a valid branch name: '" + args.branch + "'", cli::kUsageError);
+  }
+  if (!args.repo.empty() && !is_safe_name(args.repo)) {
+    return fail("--repo: not a repository name: '" + args.repo + "'", cli::kUsageError);
+  }
+  std::vector<msg::JobSpec> jobs;
+  if (int rc = local_jobs(args.git_dir, commit, &jobs, err)) return rc;
   msg::Message rep;
   const msg::Accepted* a = nullptr;
-  if (int rc = ask_for(d, msg::Commit{1, commit, branch, force}, &rep, &a)) return rc;
+  if (int rc = ask_for(d, msg::Commit{1, commit, args.branch, args.force, args.repo, std::move(jobs)}, &rep, &a)) {
+    return rc;
+  }
   return print(out, (a->duplicate ? "already known as job " : "queued job ") + std::to_string(a->job_id) + "\n");
 }
 

@@ -23,8 +23,19 @@ int status(Asker& d, bool json, int64_t now_ms, std::FILE* out);
 // full with its output (no jobs for it: exit 1).
 int results(Asker& d, const std::string& commit, int64_t limit, bool json, std::FILE* out);
 
-// Queues a commit: "queued job N", or "already known as job N" (without force).
-int submit(Asker& d, const std::string& commit, const std::string& branch, bool force, std::FILE* out);
+struct SubmitArgs {
+  std::string commit, branch;
+  bool force = false;
+  std::string repo{};     // the dispatcher's repository name ("": the unnamed one)
+  std::string git_dir{};  // where to read the jobs folder; "": the repository around the current folder
+};
+
+// Queues a commit: "queued job N", or "already known as job N" (without force). The commit's
+// jobs (.simpleci/jobs/, git/jobs_folder.h) are read from the local repository and sent with it;
+// when there is no repository here or it lacks the commit, one line on err says so and the
+// commit is submitted as one job. Entries of the jobs folder that are not jobs get a line on err.
+// A --git-dir that is not a repository is a usage error.
+int submit(Asker& d, const SubmitArgs& a, std::FILE* out, std::FILE* err);
 
 // Cancel a queued or running job / queue a finished job's commit again; prints the
 // dispatcher's OK text.

@@ -20,6 +20,7 @@ namespace {
 struct Args {
   client::ConnectOptions connect;
   bool json = false, force = false, follow = false, follow_output = false;
+  client::SubmitArgs submit;
   std::string commit, branch, target, component, log_dir = kDefaultLogDir;
   std::string key_dir = ".", name, authorize_dir, role;
   std::vector<std::string> branches;
@@ -43,10 +44,13 @@ std::vector<Command> talking_commands(CLI::App& app, Args& a, client::Session& d
   s->add_flag("--json", a.json, "print JSON");
   c.push_back({s, [&] { return client::results(d, a.commit, a.limit, a.json, stdout); }});
   s = app.add_subcommand("submit", "queue a commit by hand");
-  s->add_option("COMMIT", a.commit, "commit id")->required();
-  s->add_option("--branch", a.branch, "its branch");
-  s->add_flag("--force", a.force, "test again even if it was tested");
-  c.push_back({s, [&] { return client::submit(d, a.commit, a.branch, a.force, stdout); }});
+  s->add_option("COMMIT", a.submit.commit, "commit id")->required();
+  s->add_option("--branch", a.submit.branch, "its branch");
+  s->add_flag("--force", a.submit.force, "test again even if it was tested");
+  s->add_option("--repo", a.submit.repo, "the dispatcher's repository it belongs to (default: the unnamed one)");
+  s->add_option("--git-dir", a.submit.git_dir,
+                "the repository to read the commit's .simpleci/jobs/ from (default: the one around the current folder)");
+  c.push_back({s, [&] { return client::submit(d, a.submit, stdout, stderr); }});
   s = app.add_subcommand("watch", "print a job's output as it runs; exit 0 if it passes, 3 if not");
   s->add_option("JOB_OR_COMMIT", a.target, "job number, or commit id (its newest job)")->required();
   s->add_option("--interval-ms", a.interval_ms,
