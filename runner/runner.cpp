@@ -85,7 +85,10 @@ void Runner::send_register() {
   }
   r.labels = opt_.labels;
   r.serves_unnamed = opt_.serves_unnamed;
-  r.serves_all = opt_.serves_all;
+  // A --cache runner that may not take URLs from this dispatcher and was given none of its own
+  // (--repo-url) can fetch no named repository: it says so, and the dispatcher keeps those jobs
+  // for others (each would otherwise end here as a setup failure and cost an attempt).
+  r.serves_all = opt_.serves_all && (opt_.trust_wire_command || !opt_.repo_urls.empty());
   send(r);
   last_register_ = clock_.now();
 }

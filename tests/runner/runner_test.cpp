@@ -493,12 +493,24 @@ TEST_F(RepoRunnerTest, RegisterSaysTheLabelsAndWhatIsServed) {
   opt.labels = {"linux", "x86_64", "amd64", "gpu"};
   opt.serves_unnamed = false;
   opt.serves_all = true;
+  opt.trust_wire_command = true;
   link_.sent.clear();
   make_with(opt);
   auto reg = link_.take<msg::Register>();
   ASSERT_EQ(reg.size(), 1u);
   EXPECT_EQ(reg[0].labels, opt.labels);
   EXPECT_FALSE(reg[0].serves_unnamed);
+  EXPECT_TRUE(reg[0].serves_all);
+  // Not trusted and without a --repo-url, it could fetch no named repository: it says so.
+  opt.trust_wire_command = false;
+  make_with(opt);
+  reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
+  EXPECT_FALSE(reg[0].serves_all);
+  opt.repo_urls = {{"docs", "/srv/docs.git"}};
+  make_with(opt);
+  reg = link_.take<msg::Register>();
+  ASSERT_EQ(reg.size(), 1u);
   EXPECT_TRUE(reg[0].serves_all);
   make();  // the original flow: the positional clone only
   reg = link_.take<msg::Register>();
