@@ -14,7 +14,15 @@ DealerConnection::DealerConnection(zmq::context_t& ctx, std::string endpoint,
   open();
 }
 
-bool DealerConnection::send(const msg::Message& m) { return net::send(sock_, m); }
+bool DealerConnection::send(const msg::Message& m) {
+  if (!std::holds_alternative<msg::Output>(m)) return net::send(sock_, m);
+  std::string body = msg::encode(m);
+  const size_t n = body.size();
+  std::shared_ptr<std::atomic<size_t>> counter = output_in_flight_;
+  counter->fetch_add(n);
+  std::shared_ptr<void> release(nullptr, [counter, n](void*) { counter->fetch_sub(n); });
+  return net::send_encoded(sock_, std::move(body), std::move(release));
+}
 
 void DealerConnection::reconnect() {
   sock_.close();

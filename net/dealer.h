@@ -2,6 +2,8 @@
 // thrown away and replaced by a fresh one (new routing id) when the dispatcher seems gone.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include <zmq.hpp>
@@ -16,6 +18,10 @@ class Link {
   virtual ~Link() = default;
   // Queues m without blocking; false when it cannot be queued now.
   virtual bool send(const msg::Message& m) = 0;
+  // Bytes of OUTPUT messages queued and not yet written to the connection: a runner stops
+  // streaming live output past a bound, so a dispatcher that reads slowly cannot make the
+  // runner's queue (and memory) grow with a flood of output.
+  virtual size_t output_in_flight() const { return 0; }
   // Drops the connection and opens a new one (a new routing id).
   virtual void reconnect() = 0;
 };
@@ -27,6 +33,7 @@ class DealerConnection final : public Link {
                    std::string secret_key = {});
   bool send(const msg::Message& m) override;
   void reconnect() override;
+  size_t output_in_flight() const override { return output_in_flight_->load(); }
   zmq::socket_t& socket() { return sock_; }
   const std::string& endpoint() const { return endpoint_; }
 
@@ -35,6 +42,8 @@ class DealerConnection final : public Link {
   zmq::context_t& ctx_;
   std::string endpoint_, server_key_, secret_key_;
   zmq::socket_t sock_;
+  // Decremented by libzmq's I/O thread when it frees a frame, hence atomic and shared.
+  std::shared_ptr<std::atomic<size_t>> output_in_flight_ = std::make_shared<std::atomic<size_t>>(0);
 };
 
 }  // namespace simpleci::net

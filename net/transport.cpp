@@ -76,6 +76,10 @@ bool send(zmq::socket_t& dealer, const msg::Message& m) {
   return send_parts(dealer, {}, owning_frame(msg::encode(m)));
 }
 
+bool send_encoded(zmq::socket_t& dealer, std::string body, std::shared_ptr<void> attached) {
+  return send_parts(dealer, {}, owning_frame(std::move(body), std::move(attached)));
+}
+
 bool send_to(zmq::socket_t& router, std::string_view peer, const msg::Message& m) {
   if (peer.empty()) return false;
   return send_parts(router, peer, owning_frame(msg::encode(m)));

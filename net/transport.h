@@ -29,6 +29,9 @@ zmq::socket_t make_dealer(zmq::context_t& ctx, const std::string& endpoint);
 
 // DEALER side: sends [header, body]. Never blocks: false when the message cannot be queued now.
 bool send(zmq::socket_t& dealer, const msg::Message& m);
+// The same with the body encoded already; `attached` is released once libzmq lets go of the
+// frame (sent, dropped, or the send failed).
+bool send_encoded(zmq::socket_t& dealer, std::string body, std::shared_ptr<void> attached);
 
 // ROUTER side: sends [peer, header, body] with dontwait. False when the peer is unknown /
 // gone or its queue is full.

@@ -18,6 +18,9 @@ namespace {
 constexpr Millis kRegisterRepeat(1000);
 constexpr Millis kMaxBackoff(32000);
 constexpr Millis kStreamEvery(20);
+// Live output queued for the dispatcher and not yet written to the connection, at most: past it
+// the backlog holds (and skips what it cannot hold), as it does while the link refuses.
+constexpr size_t kMaxLiveInFlight = size_t{4} << 20;
 
 // The program of the named job `name` in the checkout at workdir: .simpleci/jobs/NAME, which
 // must be a regular executable file that is really there (no symbolic link, in it or on the
@@ -391,6 +394,7 @@ void Runner::stream_output() {
     while (live->size() > 0) {
       const std::string_view chunk = live->front(msg::kMaxChunkBytes);
       if (chunk.size() < msg::kMaxChunkBytes && now - s.last_streamed < kStreamEvery) break;
+      if (link_.output_in_flight() > kMaxLiveInFlight) return;
       if (!link_.send(msg::Output{s.job->job_id, s.job->attempt, live->offset(), std::string(chunk)})) break;
       live->pop(chunk.size());
       s.last_streamed = now;

@@ -28,6 +28,8 @@ class FakeLink : public Link {
     return true;
   }
   void reconnect() override { ++reconnects; }
+  size_t output_in_flight() const override { return in_flight; }
+  size_t in_flight = 0;  // what the transport reports as queued and not yet written
   template <typename T>
   std::vector<T> take() {
     std::vector<T> out;
@@ -442,6 +444,25 @@ TEST_F(RunnerTest, ABacklogOverTheLimitSkipsTheOldestUnsentBytes) {
   }
   EXPECT_EQ(next, 100 + msg::kRunnerLiveBacklog);
   EXPECT_EQ(out.back().data.back(), 'z');
+}
+
+// A dispatcher that reads slowly (a loaded machine) leaves OUTPUT queued in the runner's socket:
+// past 4 MiB in flight, live output waits in the bounded backlog instead of piling up there
+// (a flood of 1 GiB once grew a runner by 77 MB this way).
+TEST_F(RunnerTest, LiveOutputWaitsWhileTooMuchIsInFlight) {
+  welcome();
+  deliver(job(5));
+  r_->wait_checkouts();
+  r_->tick();
+  link_.in_flight = (size_t{4} << 20) + 1;
+  exec_.print(5, std::string(3 * msg::kMaxChunkBytes, 'x'));
+  advance(20);
+  EXPECT_TRUE(link_.take<msg::Output>().empty());
+  link_.in_flight = 0;  // the transport wrote it out
+  advance(20);
+  const auto out = link_.take<msg::Output>();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out.front().offset, 0u) << "nothing was lost while it waited";
 }
 
 TEST_F(RunnerTest, TheUnsentEndOfTheOutputGoesBeforeTheResult) {
