@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
 #include "git/auth.h"
@@ -212,6 +213,18 @@ TEST_F(SetAuthTest, RefusesMissingFilesOpenPermissionsAndBadLines) {
   a.ca_file = (dir_ / "ca.pem").string();
   EXPECT_FALSE(set_auth(a, &err));
   EXPECT_EQ(err, "--ca-file: no such file: " + a.ca_file);
+}
+
+TEST(AuthFlags, FillAuth) {
+  CLI::App app;
+  Auth a;
+  add_auth_flags(app, a);
+  app.parse(std::vector<std::string>{"ca.pem", "--ca-file", "creds", "--git-credentials", "kh", "--ssh-known-hosts",
+                                     "id", "--ssh-key"});  // CLI11 takes a reversed vector
+  EXPECT_EQ(a.ssh_key, "id");
+  EXPECT_EQ(a.known_hosts, "kh");
+  EXPECT_EQ(a.credentials_file, "creds");
+  EXPECT_EQ(a.ca_file, "ca.pem");
 }
 
 }  // namespace
