@@ -238,6 +238,24 @@ bool check_file(const std::string& flag, const std::string& path, bool is_privat
   return true;
 }
 
+// Whether a private key file is protected by a passphrase, which a fetch cannot type: PEM keys
+// say ENCRYPTED in their header; OpenSSH's own format names its cipher ("none" when plain) after
+// the "openssh-key-v1" magic of its base64 body.
+bool key_has_passphrase(const std::string& text) {
+  if (text.find("ENCRYPTED") != std::string::npos) return true;
+  constexpr std::string_view kBegin = "-----BEGIN OPENSSH PRIVATE KEY-----", kEnd = "-----END OPENSSH PRIVATE KEY-----";
+  const size_t begin = text.find(kBegin), end = text.find(kEnd);
+  if (begin == std::string::npos || end == std::string::npos || end < begin) return false;
+  std::string body, raw;
+  for (char c : text.substr(begin + kBegin.size(), end - begin - kBegin.size())) {
+    if (!std::isspace(static_cast<unsigned char>(c))) body.push_back(c);
+  }
+  constexpr std::string_view kMagic{"openssh-key-v1\0", 15};
+  if (!base64_decode(body, &raw) || !std::string_view(raw).starts_with(kMagic)) return false;
+  const std::string cipher = key_type(raw.substr(kMagic.size()));  // the same length-prefixed string
+  return !cipher.empty() && cipher != "none";
+}
+
 }  // namespace
 
 UrlParts parse_url(const std::string& url) {
@@ -372,6 +390,12 @@ bool set_auth(const Auth& auth, std::string* err) {
     if (!check_file("--ssh-key", auth.ssh_key, true, err)) return false;
     if (!check_file("--ssh-key", auth.ssh_key + ".pub", false, err)) {
       *err += " (the public half of the key)";
+      return false;
+    }
+    std::string text;
+    if (read_file(auth.ssh_key, &text) && key_has_passphrase(text)) {
+      *err = "--ssh-key: " + auth.ssh_key + " is protected by a passphrase, which a fetch cannot give; use a key " +
+             "without one or leave --ssh-key out and add the key to an ssh-agent (SSH_AUTH_SOCK)";
       return false;
     }
   }

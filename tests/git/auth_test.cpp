@@ -9,6 +9,8 @@
 #include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
+#include "tests/shell.h"
+
 #include "git/auth.h"
 
 namespace simpleci::git {
@@ -213,6 +215,25 @@ TEST_F(SetAuthTest, RefusesMissingFilesOpenPermissionsAndBadLines) {
   a.ca_file = (dir_ / "ca.pem").string();
   EXPECT_FALSE(set_auth(a, &err));
   EXPECT_EQ(err, "--ca-file: no such file: " + a.ca_file);
+}
+
+TEST_F(SetAuthTest, RefusesKeysWithAPassphraseInEitherFormat) {
+  const std::string d = dir_.string();
+  simpleci::testing::sh("cd " + d + " && ssh-keygen -q -t ed25519 -N '' -f plain && ssh-keygen -q -t ed25519 -N secret -f locked"
+                        " && ssh-keygen -q -t ecdsa -m PEM -N '' -f plain_pem && ssh-keygen -q -t ecdsa -m PEM -N secret -f locked_pem");
+  std::string err;
+  for (const char* name : {"plain", "plain_pem"}) {
+    Auth a;
+    a.ssh_key = d + "/" + name;
+    EXPECT_TRUE(set_auth(a, &err)) << name << ": " << err;
+  }
+  for (const char* name : {"locked", "locked_pem"}) {
+    Auth a;
+    a.ssh_key = d + "/" + name;
+    EXPECT_FALSE(set_auth(a, &err)) << name;
+    EXPECT_EQ(err, "--ssh-key: " + a.ssh_key + " is protected by a passphrase, which a fetch cannot give; use a key "
+                   "without one or leave --ssh-key out and add the key to an ssh-agent (SSH_AUTH_SOCK)");
+  }
 }
 
 TEST(AuthFlags, FillAuth) {
