@@ -1,5 +1,7 @@
 #include "git/git.h"
 
+#include "git/auth.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -110,8 +112,8 @@ using Remote = std::unique_ptr<git_remote, RemoteCloser>;
 
 // origin as an in-memory remote (no name: nothing is written to the config, and no leaking
 // lookup runs; see origin_url in git.h). insteadOf is applied by origin_url already.
-Remote origin_remote(git_repository* repo, git_config* cfg, std::string* err) {
-  std::string url;
+Remote origin_remote(git_repository* repo, git_config* cfg, std::string* url_out, std::string* err) {
+  std::string& url = *url_out;
   if (!origin_url(cfg, &url, err)) return nullptr;
   git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
   create.repository = repo;
@@ -126,15 +128,18 @@ Remote origin_remote(git_repository* repo, git_config* cfg, std::string* err) {
 
 // Fetches refspecs from origin.
 bool fetch_refspecs(git_repository* repo, git_config* cfg, std::vector<std::string> specs, std::string* err) {
-  Remote remote = origin_remote(repo, cfg, err);
+  std::string url;
+  Remote remote = origin_remote(repo, cfg, &url, err);
   if (!remote) return false;
   std::vector<char*> spec_ptrs;
   for (auto& s : specs) spec_ptrs.push_back(s.data());
   git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
   git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
   opts.update_fetchhead = 0;
+  Session auth(url);
+  auth.apply(&opts.callbacks);
   if (git_remote_fetch(remote.get(), &refspecs, &opts, nullptr) != 0) {
-    *err = error("fetch from origin failed");
+    *err = auth.failure().empty() ? error("fetch from origin failed") : auth.failure();
     return false;
   }
   return true;
@@ -150,12 +155,15 @@ bool fetch_origin(git_repository* repo, std::string* err) {
 bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err) {
   tips->clear();
   Config cfg = snapshot(repo, err);
-  Remote remote = cfg ? origin_remote(repo, cfg.get(), err) : nullptr;
+  std::string url;
+  Remote remote = cfg ? origin_remote(repo, cfg.get(), &url, err) : nullptr;
   if (!remote) return false;
   git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
+  Session auth(url);
+  auth.apply(&callbacks);
   git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
   if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr) != 0) {
-    *err = error("cannot reach origin");
+    *err = auth.failure().empty() ? error("cannot reach origin") : auth.failure();
     return false;
   }
   const git_remote_head** heads = nullptr;

@@ -35,6 +35,11 @@ bool origin_url(git_repository* repo, std::string* url, std::string* err);
 // would before cloning it; url itself when none matches or the config cannot be read.
 std::string with_instead_of(const std::string& url);
 
+// fetch_origin, fetch_branch and ls_origin authenticate with what set_auth() (git/auth.h) was
+// given and check SSH host keys against its known_hosts; when authentication stops them, *err
+// is the one line that says why (a refused key or token, an unknown host key, an untrusted
+// certificate), which callers report as a setup failure.
+
 // Fetches origin with its configured remote.origin.fetch refspecs (default: every branch into
 // refs/remotes/origin/*), through an in-memory remote. Does not write FETCH_HEAD (writing it
 // looks up the branch's upstream remote, another leaking lookup); nothing here reads it.
