@@ -1,5 +1,7 @@
 #include "observer/git_watch.h"
 
+#include "git/auth.h"
+
 #include "git/git.h"
 
 #include <fnmatch.h>
@@ -220,9 +222,11 @@ bool remote_branches(git_repository* clone, git::Tips* tips, std::string* head, 
   }
   std::unique_ptr<git_remote, RemoteCloser> remote(r);
   git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
+  git::Session auth(url);  // the key, host keys and tokens of --ssh-key etc. (git/auth.h)
+  auth.apply(&callbacks);
   git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
   if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr) != 0) {
-    *err = git::error("cannot reach origin");
+    *err = auth.failure().empty() ? git::error("cannot reach origin") : auth.failure();
     return false;
   }
   const git_remote_head** heads = nullptr;

@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 
 #include "app/component.h"
+#include "git/auth.h"
 #include "common/fsutil.h"
 #include "git/git.h"
 #include "messages/limits.h"
@@ -28,10 +29,12 @@ struct Flags {
   std::vector<std::string> branches;
   int64_t poll_ms = msg::kDefaultPollMs;
   cli::Dispatcher dispatcher;  // from conn, checked
+  git::Auth auth;  // --ssh-key, --ssh-known-hosts, --git-credentials, --ca-file
 };
 
 void add_flags(app::Component& c, Flags& f) {
   CLI::App& app = c.flags();
+  git::add_auth_flags(app, f.auth);
   f.conn.add(app, "this observer");
   c.add_ranged("--poll-ms", f.poll_ms, "how often to poll origin (fetching only what moved)", msg::kMinPollMs,
                msg::kMaxPollMs);
@@ -63,6 +66,7 @@ std::string parse_repo_urls(Flags& f) {
 }
 
 app::Stop check(const app::Component& c, Flags& f) {
+  if (std::string err; !git::set_auth(f.auth, &err)) return c.fail(err, cli::kUsageError);
   if (auto stop = f.conn.resolve(c.program(), &f.dispatcher)) return stop;
   for (const auto& b : f.branches) {
     if (!observer::is_valid_branch_pattern(b)) {

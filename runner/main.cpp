@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "app/component.h"
+#include "git/auth.h"
 #include "git/git.h"
 #include "messages/limits.h"
 #include "messages/validate.h"
@@ -34,10 +35,12 @@ struct Flags {
   int64_t jobs = 1, grace_ms = msg::kDefaultKillGraceMs;
   bool insecure = false;
   cli::Dispatcher dispatcher;  // from conn, checked
+  git::Auth auth;  // --ssh-key, --ssh-known-hosts, --git-credentials, --ca-file
 };
 
 void add_flags(app::Component& c, Flags& f) {
   CLI::App& app = c.flags();
+  git::add_auth_flags(app, f.auth);
   f.conn.add(app, "this runner");
   app.add_option("--name", f.name, "runner name (default HOSTNAME-PID)");
   c.add_ranged("--jobs", f.jobs, "jobs run at once, each in its own checkout", 1, msg::kMaxCapacity);
@@ -115,6 +118,7 @@ std::string check_folders(const Flags& f) {
 
 // The checks beyond ranges; all usage errors.
 app::Stop check(const app::Component& c, Flags& f) {
+  if (std::string err; !git::set_auth(f.auth, &err)) return c.fail(err, cli::kUsageError);
   if (auto stop = cli::check_test_command(c.program(), f.test_command)) return stop;
   if (auto stop = f.conn.resolve(c.program(), &f.dispatcher)) return stop;
   const std::string why = runner::refuse_plain_text(f.dispatcher.endpoint, f.dispatcher.curve(), f.insecure);

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "git/auth.h"
+
 namespace simpleci::runner {
 
 namespace fs = std::filesystem;
@@ -28,8 +30,10 @@ bool clone(const std::string& url, const std::string& dir, std::string* err) {
   git_clone_options opts = GIT_CLONE_OPTIONS_INIT;
   opts.remote_cb = create_origin;
   opts.fetch_opts.update_fetchhead = 0;
+  git::Session auth(url);  // the key, host keys and tokens of --ssh-key etc. (git/auth.h)
+  auth.apply(&opts.fetch_opts.callbacks);
   if (git_clone(&r, url.c_str(), dir.c_str(), &opts) != 0) {
-    *err = git::error("cannot clone " + url + " into " + dir);
+    *err = auth.failure().empty() ? git::error("cannot clone " + url + " into " + dir) : auth.failure();
     return false;
   }
   git_repository_free(r);
