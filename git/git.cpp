@@ -152,8 +152,10 @@ bool fetch_origin(git_repository* repo, std::string* err) {
   return cfg && fetch_refspecs(repo, cfg.get(), origin_refspecs(cfg.get()), err);
 }
 
-bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err) {
+bool ls_origin_all(git_repository* repo, Tips* tips, std::string* head, std::string* err) {
+  constexpr std::string_view kHeads = "refs/heads/";
   tips->clear();
+  head->clear();
   Config cfg = snapshot(repo, err);
   std::string url;
   Remote remote = cfg ? origin_remote(repo, cfg.get(), &url, err) : nullptr;
@@ -172,12 +174,23 @@ bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, T
   if (!ok) *err = error("cannot list origin's refs");
   for (size_t i = 0; ok && i < n; ++i) {
     const std::string_view name(heads[i]->name);
-    if (!name.starts_with("refs/heads/")) continue;
-    const std::string branch(name.substr(11));
-    if (std::find(branches.begin(), branches.end(), branch) != branches.end()) (*tips)[branch] = heads[i]->oid;
+    if (name.starts_with(kHeads)) (*tips)[std::string(name.substr(kHeads.size()))] = heads[i]->oid;
+    const std::string_view target(heads[i]->symref_target ? heads[i]->symref_target : "");
+    if (name == "HEAD" && target.starts_with(kHeads)) *head = target.substr(kHeads.size());
   }
   git_remote_disconnect(remote.get());
   return ok;
+}
+
+bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err) {
+  tips->clear();
+  Tips all;
+  std::string head;
+  if (!ls_origin_all(repo, &all, &head, err)) return false;
+  for (const std::string& b : branches) {
+    if (auto it = all.find(b); it != all.end()) (*tips)[b] = it->second;
+  }
+  return true;
 }
 
 std::string local_path(const std::string& url, const std::string& base_dir) {

@@ -66,6 +66,9 @@ using Tips = std::map<std::string, git_oid>;
 // What `git ls-remote origin` tells of branches: connects to origin, reads its advertised refs
 // and disconnects, without negotiating a pack. Branches origin lacks are left out of *tips.
 bool ls_origin(git_repository* repo, const std::vector<std::string>& branches, Tips* tips, std::string* err);
+// The same for every branch origin has, and the branch origin's HEAD names in *head ("" when
+// it names none).
+bool ls_origin_all(git_repository* repo, Tips* tips, std::string* head, std::string* err);
 
 // Packs a repository may hold before merge_small_packs() merges them (git's gc.autoPackLimit).
 inline constexpr size_t kPackLimit = 50;

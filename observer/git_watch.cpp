@@ -1,6 +1,5 @@
 #include "observer/git_watch.h"
 
-#include "git/auth.h"
 
 #include "git/git.h"
 
@@ -173,10 +172,6 @@ namespace {
 
 constexpr std::string_view kHeads = "refs/heads/";
 
-struct RemoteCloser {
-  void operator()(git_remote* r) const { git_remote_free(r); }
-};
-
 // Every branch of a repository on this machine, and the branch its HEAD names ("" if none).
 bool local_branches(git_repository* repo, git::Tips* tips, std::string* head, std::string* err) {
   const char* path = git_repository_path(repo);
@@ -208,47 +203,13 @@ bool local_branches(git_repository* repo, git::Tips* tips, std::string* head, st
   return true;
 }
 
-// The same from a remote origin, as `git ls-remote` tells it (one connection, no pack).
-bool remote_branches(git_repository* clone, git::Tips* tips, std::string* head, std::string* err) {
-  std::string url;
-  if (!git::origin_url(clone, &url, err)) return false;
-  git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
-  create.repository = clone;
-  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-  git_remote* r = nullptr;
-  if (git_remote_create_with_opts(&r, url.c_str(), &create) != 0) {
-    *err = git::error("bad origin URL " + url);
-    return false;
-  }
-  std::unique_ptr<git_remote, RemoteCloser> remote(r);
-  git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
-  git::Session auth(url);  // the key, host keys and tokens of --ssh-key etc. (git/auth.h)
-  auth.apply(&callbacks);
-  git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
-  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr) != 0) {
-    *err = auth.failure().empty() ? git::error("cannot reach origin") : auth.failure();
-    return false;
-  }
-  const git_remote_head** heads = nullptr;
-  size_t n = 0;
-  const bool ok = git_remote_ls(&heads, &n, remote.get()) == 0;
-  if (!ok) *err = git::error("cannot list origin's refs");
-  for (size_t i = 0; ok && i < n; ++i) {
-    const std::string_view name(heads[i]->name);
-    if (name.starts_with(kHeads)) (*tips)[std::string(name.substr(kHeads.size()))] = heads[i]->oid;
-    const std::string_view target(heads[i]->symref_target ? heads[i]->symref_target : "");
-    if (name == "HEAD" && target.starts_with(kHeads)) *head = target.substr(kHeads.size());
-  }
-  git_remote_disconnect(remote.get());
-  return ok;
-}
 
 }  // namespace
 
 bool GitWatch::all_origin_tips(git::Tips* tips, std::string* head, std::string* err) {
   tips->clear();
   head->clear();
-  return origin_ ? local_branches(origin_.get(), tips, head, err) : remote_branches(clone_.get(), tips, head, err);
+  return origin_ ? local_branches(origin_.get(), tips, head, err) : git::ls_origin_all(clone_.get(), tips, head, err);
 }
 
 bool GitWatch::update_matching(const std::vector<std::string>& patterns, std::string* err) {
